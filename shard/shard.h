@@ -166,7 +166,11 @@ struct shard_apply_result {
  * If won is not NULL it gets b->n flags: won[i] = 1 when row i was written
  * and is still the latest in this batch (so a mirror can apply exactly
  * those).  The whole batch is validated first (table, shard, row range,
- * row % shards, n); an invalid batch changes nothing.  Loop thread. */
+ * row % shards, n); an invalid batch changes nothing.  Loop thread.
+ * n == 0 with covers is valid (it only advances the vector).  Version 0
+ * and origin 0 are what never-written rows hold and are refused in rows
+ * and covers (FR_ERR_INVAL); indexes out of range are FR_ERR_RANGE;
+ * covers that would push the vector past SHARD_VV_MAX are FR_ERR_TOOBIG. */
 enum fr_err shard_store_apply(struct shard_store *st,
 			      const struct shard_batch *b,
 			      struct shard_apply_result *res, uint8_t *won);
@@ -261,7 +265,11 @@ uint64_t shard_store_shard_seq(const struct shard_store *st, uint32_t table,
  * others are restored and their rollback epoch set to `epoch`.  Restored
  * rows are reported through `restored_cb` so a table mirror can follow.
  * Returns FR_ERR_NOUNDO when any shard could not be restored, FR_OK when
- * all were, FR_ERR_INVAL when T >= R.
+ * all were, FR_ERR_INVAL when T >= R.  *rep (may be NULL) is overwritten;
+ * restored_cb runs once per restored shard, rows ascending, values
+ * contiguous, valid during the call.  A restored shard's vector may come
+ * down (entries in a revoked range to its start, and below versions this
+ * node may have skipped; see undo.c), so peers resend what it lacks.
  * ---------------------------------------------------------------------- */
 struct shard_ref {
 	uint32_t table;
@@ -310,10 +318,21 @@ struct shard_store *shard_store_load(const char *path,
  * durable LSN.  Segments are files `wal-<first lsn, 20 digits>.log` in dir.
  * On-disk record: u32 length of payload, u32 reserved 0, u64 lsn,
  * u64 XXH3-64 of (lsn bytes + payload), payload, zero padding to 8 bytes.
+ * (The checksum is XXH3_64bits, seed 0, over the 8 little-endian lsn
+ * bytes followed by the payload, as one stream.)  A segment is rolled
+ * before a record would push it past segment_bytes, so segments exceed it
+ * only by holding one record larger than that.
+ *
+ * Recovery order: load the snapshot (lsn S, or S = 0 without one),
+ * shard_wal_replay(dir, S, ...), then shard_wal_open(dir, max(S, last_lsn)
+ * + 1).  A snapshot must only cover LSNs that are already durable
+ * (shard_wal_wait first), or a crash can leave it ahead of the log.
  * ===================================================================== */
 struct shard_wal;
 
-/* Called on the WAL writer thread whenever the durable LSN rises. */
+/* Called on the WAL writer thread whenever the durable LSN rises (once
+ * per group, no WAL lock held).  It must not block or call back into the
+ * WAL: copy the number, post it to a mailbox, return. */
 typedef void (*shard_wal_durable_fn)(uint64_t durable_lsn, void *arg);
 
 struct shard_wal_opts {
@@ -330,14 +349,18 @@ struct shard_wal *shard_wal_open(const char *dir, uint64_t next_lsn,
 				 const struct shard_wal_opts *opts,
 				 enum fr_err *err);
 /* Queue a record (copied); *lsn gets its number.  FR_ERR_BUSY when the
- * queue is over its byte bound; FR_ERR_TOOBIG past max_record_bytes.
+ * queue is over its byte bound (bytes appended but not yet durable; an
+ * empty queue takes any record); FR_ERR_TOOBIG past max_record_bytes;
+ * FR_ERR_IO once a write or sync has failed (the WAL stays failed).
  * One appending thread. */
 enum fr_err shard_wal_append(struct shard_wal *w, const void *rec,
 			     size_t len, uint64_t *lsn);
-/* Block until lsn is durable (or the WAL failed: FR_ERR_IO). */
+/* Block until lsn is durable (or the WAL failed: FR_ERR_IO).
+ * FR_ERR_INVAL for an lsn not appended yet.  Any thread. */
 enum fr_err shard_wal_wait(struct shard_wal *w, uint64_t lsn);
 uint64_t shard_wal_durable_lsn(struct shard_wal *w);
-/* Delete segments whose records are all <= lsn (covered by a snapshot). */
+/* Delete segments whose records are all <= lsn (covered by a snapshot);
+ * the newest segment is never deleted.  Appending thread. */
 enum fr_err shard_wal_truncate_before(struct shard_wal *w, uint64_t lsn);
 /* Flush, sync, stop the writer thread, close.  NULL does nothing. */
 void shard_wal_close(struct shard_wal *w);
@@ -355,7 +378,11 @@ struct shard_wal_replay_stats {
 /* Read every segment in dir in order, verify each record, hand records
  * with lsn > after_lsn to fn.  A torn or corrupt tail of the last segment
  * is truncated away (counted in torn_bytes); corruption before the tail is
- * FR_ERR_CORRUPT.  A callback error stops the replay and is returned.
+ * FR_ERR_CORRUPT, as is an LSN gap or repeat, a segment whose first
+ * record does not match its name, or a log whose first record is past
+ * after_lsn + 1 (records the caller needs are gone).  A callback error
+ * stops the replay and is returned.  fn may be NULL (only count).
+ * Payloads are 8-byte aligned and live only during the callback.
  * A missing or empty dir is FR_OK with zero records. */
 enum fr_err shard_wal_replay(const char *dir, uint64_t after_lsn,
 			     shard_wal_record_fn fn, void *arg,
@@ -400,7 +427,9 @@ enum shard_frame_type {
 };
 
 /* Write a frame header + payload into w; FR_ERR_TOOBIG when the frame
- * would exceed max_frame (0: SHARD_FRAME_MAX_DEFAULT). */
+ * would exceed max_frame (0: SHARD_FRAME_MAX_DEFAULT).  payload is
+ * borrowed and must not point inside w: making room may move w's bytes
+ * before they are copied. */
 enum fr_err shard_frame_encode(struct fr_wbuf *w, uint16_t type,
 			       const void *payload, size_t len,
 			       uint32_t max_frame);
@@ -432,6 +461,45 @@ enum fr_err shard_batch_frame_encode(struct fr_wbuf *w,
 				     const struct shard_batch_hdr *h,
 				     const struct shard_batch *b,
 				     uint32_t max_frame);
+
+/* One piece of a frame to be gathered (struct iovec's shape, without
+ * <sys/uio.h> in this header). */
+struct shard_iov {
+	const void *base;
+	size_t len;
+};
+
+#define SHARD_BATCH_IOV_MAX 16
+/* Frame header + fixed batch header (32) + name padded to 8 (<= 64) +
+ * SHARD_VV_MAX covers of 16 bytes: 4,216 bytes. */
+#define SHARD_BATCH_IOV_SCRATCH \
+	(SHARD_FRAME_HDR_BYTES + 32 + (SHARD_NAME_MAX + 1) + SHARD_VV_MAX * 16)
+
+/* Scatter-gather form of shard_batch_frame_encode, for writev() and
+ * evbuffer_add_reference(): the same bytes on the wire, without copying
+ * the rows.  Everything small (frame header, the batch's fixed header,
+ * model name, covers) is written into scratch; iov[0 .. *niov) then lists
+ * the frame in order: scratch, the batch's own row, version, origin,
+ * significance and value arrays, and zero padding from a static buffer.
+ * The XXH3-64 checksum is computed over those pieces as they lie.
+ * Concatenated, the pieces are byte for byte what shard_batch_frame_encode
+ * would append.
+ *
+ * Ownership: the iov borrows scratch and b's rows, versions, origins,
+ * significance and values until the frame has been written out in full;
+ * none of them may change or be freed before that, or the peer gets bytes
+ * that fail the checksum.  h, b and b->covers are only read during the
+ * call (covers are copied into scratch, with their padding zeroed).
+ * Errors as shard_batch_frame_encode (FR_ERR_INVAL for a bad h or b,
+ * FR_ERR_TOOBIG past max_frame, 0: SHARD_FRAME_MAX_DEFAULT); on error
+ * *niov is 0.  At most SHARD_BATCH_IOV_MAX pieces (9 today), none empty.
+ * No shared state: any thread. */
+enum fr_err shard_batch_frame_encode_iov(
+	uint8_t scratch[SHARD_BATCH_IOV_SCRATCH],
+	const struct shard_batch_hdr *h, const struct shard_batch *b,
+	uint32_t max_frame, struct shard_iov iov[SHARD_BATCH_IOV_MAX],
+	unsigned *niov);
+
 /* Decode a batch payload without copying: b's arrays point into payload,
  * which must stay alive and 8-byte aligned.  Every count is checked
  * against the bytes present before use. */
