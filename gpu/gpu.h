@@ -97,5 +97,9 @@ enum fr_err gpu_checksum(struct gpu_table *t, uint64_t *out);
 size_t gpu_row_bytes(const struct gpu_table *t);
 uint64_t gpu_table_rows(const struct gpu_table *t);
 const struct gpu_backend *gpu_table_backend(const struct gpu_table *t);
+/* The table's bytes when they live in host memory (the cpu backend), else
+ * NULL.  Borrowed, valid until gpu_table_free.  For benchmarks that must
+ * compare against raw memory of the same table; not a way to update it. */
+void *gpu_table_host_bytes(struct gpu_table *t);
 
 #endif /* FRESHET_GPU_H */
