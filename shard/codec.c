@@ -7,6 +7,9 @@
  * header, the model name, the covers, and the per-row arrays, each section
  * starting 8-byte aligned from the payload start, so a receiver decodes in
  * place: the batch's pointers aim straight into the receive buffer.
+ * The sender has two encoders that put the same bytes on the wire: one
+ * copies the batch into a frame buffer, the other (scatter-gather) hashes
+ * the batch where it lies and lists the frame as pieces for writev().
  *
  * What this file is not: it does not touch sockets, does not know peers,
  * and never checks a batch against a model's schema (the store does that
@@ -328,7 +331,33 @@ enum fr_err shard_frame_decode(const uint8_t *buf, size_t len,
 
 /* ========================================================================
  * Batch encoding
+ *
+ * One function, batch_pieces(), knows the section order: it writes the
+ * small parts of a payload into a scratch buffer and lists the payload as
+ * pieces (shard_iov) in wire order, borrowing the caller's arrays.  The
+ * copying encoders copy (and hash) the pieces into a wbuf; the
+ * scatter-gather encoder hashes them and hands them out.  So both put the
+ * same bytes on the wire by construction.
  * ===================================================================== */
+
+/* The small head of a payload: fixed header, name padded to 8, covers. */
+#define BATCH_SMALL_MAX \
+	(BATCH_FIXED_BYTES + SHARD_NAME_MAX + 1 + \
+	 SHARD_VV_MAX * BATCH_COVER_BYTES)
+/* Pieces of a payload at most: small head, rows, versions, origins + pad,
+ * significance + pad, values + pad. */
+#define BATCH_PIECES_MAX 9
+
+_Static_assert((SHARD_NAME_MAX + 1) % 8 == 0,
+	       "a name padded to 8 fits in SHARD_NAME_MAX + 1 bytes");
+_Static_assert(SHARD_BATCH_IOV_SCRATCH ==
+		       SHARD_FRAME_HDR_BYTES + BATCH_SMALL_MAX,
+	       "shard.h's scratch bound matches the layout");
+_Static_assert(BATCH_PIECES_MAX <= SHARD_BATCH_IOV_MAX,
+	       "the frame header shares piece 0, so a frame has as many");
+
+/* Padding comes from here, never from the caller's memory. */
+static const uint8_t codec_zero[8];
 
 /* Check what the caller hands us; these are programmer or config errors,
  * reported rather than asserted because a model name comes from outside. */
@@ -373,11 +402,109 @@ static enum fr_err batch_check_enc(const struct shard_batch_hdr *h,
 	return FR_OK;
 }
 
-/* Writes a payload front to back and, when xs is not NULL, feeds the same
- * bytes to XXH3 chunk by chunk while they are in cache.  It hashes the
- * caller's source rather than the copy (see emit() for why); the bytes
- * are the same because the arrays are borrowed and must not change during
- * the call. */
+/* Validate and lay out a batch for encoding: the payload size, checked. */
+static enum fr_err batch_prepare(const struct shard_batch_hdr *h,
+				 const struct shard_batch *b,
+				 uint32_t *name_len, struct batch_layout *l)
+{
+	enum fr_err err;
+	size_t elem = 0;
+
+	err = batch_check_enc(h, b, name_len, &elem);
+	if (err)
+		return err;
+	if (!batch_layout(*name_len, b->n, b->ncovers, b->significance != NULL,
+			  (uint64_t)h->dim * elem, l) ||
+	    l->end > SIZE_MAX)
+		return fr_fail(FR_ERR_TOOBIG,
+			       "batch field 'n': %u rows of dim %u do not fit "
+			       "in memory",
+			       b->n, h->dim);
+	return FR_OK;
+}
+
+/* Append a piece, skipping empty ones (a writev of 0 bytes is a wasted
+ * slot, and n == 0 batches have empty arrays that may be NULL). */
+static void piece_add(struct shard_iov *iov, unsigned *n, uint64_t *off,
+		      const void *p, size_t len)
+{
+	if (!len)
+		return;
+	assert(*n < BATCH_PIECES_MAX);
+	iov[*n].base = p;
+	iov[*n].len = len;
+	(*n)++;
+	*off += len;
+}
+
+static void piece_pad(struct shard_iov *iov, unsigned *n, uint64_t *off)
+{
+	piece_add(iov, n, off, codec_zero, (size_t)pad8(*off));
+}
+
+/* Write the small head of b's payload into small (BATCH_SMALL_MAX bytes)
+ * and list the whole payload as pieces in wire order (docs/wire.md §2.2):
+ * piece 0 is the head, the rest borrow b's arrays and codec_zero.
+ * Returns the number of pieces; their lengths add up to l->end. */
+static unsigned batch_pieces(uint8_t *small, const struct shard_batch_hdr *h,
+			     const struct shard_batch *b, uint32_t name_len,
+			     const struct batch_layout *l,
+			     struct shard_iov iov[BATCH_PIECES_MAX])
+{
+	uint32_t flags = b->significance ? BATCH_FLAG_SIGNIFICANCE : 0;
+	size_t n = b->n, head;
+	unsigned k = 0;
+	uint64_t off = 0;
+
+	/* Field by field: the struct has no padding (asserted above), but
+	 * writing each field keeps the wire independent of the compiler.
+	 * Reserved fields and the name's padding are zeroed with it. */
+	head = BATCH_FIXED_BYTES + name_len + (size_t)pad8(name_len);
+	memset(small, 0, head);
+	small[offsetof(struct batch_fixed, name_len)] = (uint8_t)name_len;
+	small[offsetof(struct batch_fixed, dtype)] = (uint8_t)h->dtype;
+	memcpy(small + offsetof(struct batch_fixed, dim), &h->dim, 4);
+	memcpy(small + offsetof(struct batch_fixed, table), &b->table, 4);
+	memcpy(small + offsetof(struct batch_fixed, shard), &b->shard, 4);
+	memcpy(small + offsetof(struct batch_fixed, n), &b->n, 4);
+	memcpy(small + offsetof(struct batch_fixed, ncovers), &b->ncovers, 4);
+	memcpy(small + offsetof(struct batch_fixed, flags), &flags, 4);
+	memcpy(small + BATCH_FIXED_BYTES, h->model, name_len);
+
+	/* Covers one by one: the caller's structs have padding bytes whose
+	 * value is unspecified, and the wire wants zeros there. */
+	for (uint32_t i = 0; i < b->ncovers; i++) {
+		uint8_t *c = small + head;
+
+		memset(c, 0, BATCH_COVER_BYTES);
+		memcpy(c, &b->covers[i].origin, 4);
+		memcpy(c + 8, &b->covers[i].version, 8);
+		head += BATCH_COVER_BYTES;
+	}
+	assert(head <= BATCH_SMALL_MAX);
+	piece_add(iov, &k, &off, small, head);
+
+	/* The host is little-endian (common.h refuses anything else), so the
+	 * arrays are already in wire order and go across as they lie. */
+	piece_add(iov, &k, &off, b->rows, n * 8);
+	piece_add(iov, &k, &off, b->versions, n * 8);
+	piece_add(iov, &k, &off, b->origins, n * 4);
+	piece_pad(iov, &k, &off);
+	if (b->significance) {
+		piece_add(iov, &k, &off, b->significance, n * 4);
+		piece_pad(iov, &k, &off);
+	}
+	piece_add(iov, &k, &off, b->values, (size_t)l->values_bytes);
+	piece_pad(iov, &k, &off);
+	assert(off == l->end);
+	return k;
+}
+
+/* Copies a payload's pieces front to back and, when xs is not NULL,
+ * feeds the same bytes to XXH3 chunk by chunk while they are in cache.
+ * It hashes the caller's source rather than the copy (see emit() for
+ * why); the bytes are the same because the arrays are borrowed and must
+ * not change during the call. */
 struct emitter {
 	uint8_t *p;
 	size_t off;
@@ -405,92 +532,21 @@ static void emit(struct emitter *e, const void *src, size_t n)
 	}
 }
 
-static void emit_pad(struct emitter *e)
-{
-	static const uint8_t zero[8];
-	size_t n = (size_t)pad8(e->off);
-
-	if (n)
-		emit(e, zero, n);
-}
-
-static void batch_emit(struct emitter *e, const struct shard_batch_hdr *h,
+/* Encode b's payload at p (l->end bytes reserved), hashing into xs when
+ * it is not NULL. */
+static void batch_emit(uint8_t *p, XXH3_state_t *xs,
+		       const struct shard_batch_hdr *h,
 		       const struct shard_batch *b, uint32_t name_len,
 		       const struct batch_layout *l)
 {
-	uint8_t fixed[BATCH_FIXED_BYTES];
-	struct batch_fixed f = {
-		.name_len = (uint8_t)name_len,
-		.dtype = (uint8_t)h->dtype,
-		.dim = h->dim,
-		.table = b->table,
-		.shard = b->shard,
-		.n = b->n,
-		.ncovers = b->ncovers,
-		.flags = b->significance ? BATCH_FLAG_SIGNIFICANCE : 0,
-	};
-	size_t n = b->n;
+	uint8_t small[BATCH_SMALL_MAX];
+	struct shard_iov iov[BATCH_PIECES_MAX];
+	struct emitter e = { .p = p, .off = 0, .xs = xs };
+	unsigned k = batch_pieces(small, h, b, name_len, l, iov);
 
-	/* Field by field: the struct has no padding (asserted above), but
-	 * writing each field keeps the wire independent of the compiler. */
-	memset(fixed, 0, sizeof(fixed));
-	fixed[offsetof(struct batch_fixed, name_len)] = f.name_len;
-	fixed[offsetof(struct batch_fixed, dtype)] = f.dtype;
-	memcpy(fixed + offsetof(struct batch_fixed, dim), &f.dim, 4);
-	memcpy(fixed + offsetof(struct batch_fixed, table), &f.table, 4);
-	memcpy(fixed + offsetof(struct batch_fixed, shard), &f.shard, 4);
-	memcpy(fixed + offsetof(struct batch_fixed, n), &f.n, 4);
-	memcpy(fixed + offsetof(struct batch_fixed, ncovers), &f.ncovers, 4);
-	memcpy(fixed + offsetof(struct batch_fixed, flags), &f.flags, 4);
-	emit(e, fixed, sizeof(fixed));
-
-	emit(e, h->model, name_len);
-	emit_pad(e);
-
-	/* Covers one by one: the caller's structs have padding bytes whose
-	 * value is unspecified, and the wire wants zeros there. */
-	for (uint32_t i = 0; i < b->ncovers; i++) {
-		uint8_t c[BATCH_COVER_BYTES] = { 0 };
-
-		memcpy(c, &b->covers[i].origin, 4);
-		memcpy(c + 8, &b->covers[i].version, 8);
-		emit(e, c, sizeof(c));
-	}
-
-	/* The host is little-endian (common.h refuses anything else), so the
-	 * arrays are already in wire order and go across in bulk. */
-	emit(e, b->rows, n * 8);
-	emit(e, b->versions, n * 8);
-	emit(e, b->origins, n * 4);
-	emit_pad(e);
-	if (b->significance) {
-		emit(e, b->significance, n * 4);
-		emit_pad(e);
-	}
-	emit(e, b->values, (size_t)l->values_bytes);
-	emit_pad(e);
-	assert(e->off == l->end);
-}
-
-/* Validate and lay out a batch for encoding: the payload size, checked. */
-static enum fr_err batch_prepare(const struct shard_batch_hdr *h,
-				 const struct shard_batch *b,
-				 uint32_t *name_len, struct batch_layout *l)
-{
-	enum fr_err err;
-	size_t elem = 0;
-
-	err = batch_check_enc(h, b, name_len, &elem);
-	if (err)
-		return err;
-	if (!batch_layout(*name_len, b->n, b->ncovers, b->significance != NULL,
-			  (uint64_t)h->dim * elem, l) ||
-	    l->end > SIZE_MAX)
-		return fr_fail(FR_ERR_TOOBIG,
-			       "batch field 'n': %u rows of dim %u do not fit "
-			       "in memory",
-			       b->n, h->dim);
-	return FR_OK;
+	for (unsigned i = 0; i < k; i++)
+		emit(&e, iov[i].base, iov[i].len);
+	assert(e.off == l->end);
 }
 
 enum fr_err shard_batch_encode(struct fr_wbuf *w,
@@ -498,19 +554,17 @@ enum fr_err shard_batch_encode(struct fr_wbuf *w,
 			       const struct shard_batch *b)
 {
 	struct batch_layout l;
-	struct emitter e;
 	uint32_t name_len;
 	enum fr_err err;
+	uint8_t *p;
 
 	err = batch_prepare(h, b, &name_len, &l);
 	if (err)
 		return err;
-	e.p = fr_wbuf_append(w, (size_t)l.end);
-	if (!e.p)
+	p = fr_wbuf_append(w, (size_t)l.end);
+	if (!p)
 		return w->err;
-	e.off = 0;
-	e.xs = NULL;
-	batch_emit(&e, h, b, name_len, &l);
+	batch_emit(p, NULL, h, b, name_len, &l);
 	return FR_OK;
 }
 
@@ -526,7 +580,6 @@ enum fr_err shard_batch_frame_encode(struct fr_wbuf *w,
 	};
 	struct batch_layout l;
 	XXH3_state_t xs;
-	struct emitter e;
 	uint32_t name_len;
 	enum fr_err err;
 	uint8_t *p;
@@ -544,12 +597,52 @@ enum fr_err shard_batch_frame_encode(struct fr_wbuf *w,
 		return w->err;
 	XXH3_INITSTATE(&xs);
 	XXH3_64bits_reset(&xs);
-	e.p = p + SHARD_FRAME_HDR_BYTES;
-	e.off = 0;
-	e.xs = &xs;
-	batch_emit(&e, h, b, name_len, &l);
+	batch_emit(p + SHARD_FRAME_HDR_BYTES, &xs, h, b, name_len, &l);
 	fh.checksum = XXH3_64bits_digest(&xs);
 	frame_hdr_put(p, &fh);
+	return FR_OK;
+}
+
+enum fr_err shard_batch_frame_encode_iov(
+	uint8_t scratch[SHARD_BATCH_IOV_SCRATCH],
+	const struct shard_batch_hdr *h, const struct shard_batch *b,
+	uint32_t max_frame, struct shard_iov iov[SHARD_BATCH_IOV_MAX],
+	unsigned *niov)
+{
+	struct shard_frame_hdr fh = {
+		.magic = SHARD_FRAME_MAGIC,
+		.version = SHARD_FRAME_VERSION,
+		.type = SHARD_FRAME_BATCH,
+	};
+	struct batch_layout l;
+	XXH3_state_t xs;
+	uint32_t name_len;
+	enum fr_err err;
+	unsigned k;
+
+	*niov = 0;
+	err = batch_prepare(h, b, &name_len, &l);
+	if (err)
+		return err;
+	err = frame_length(l.end, max_frame, &fh.length);
+	if (err)
+		return err;
+	/* The payload's head goes right after the frame header in scratch,
+	 * so the two travel as one piece. */
+	k = batch_pieces(scratch + SHARD_FRAME_HDR_BYTES, h, b, name_len, &l,
+			 iov);
+	/* No copy to ride along, so no chunking: one update per piece lets
+	 * XXH3 stream each array at full speed. */
+	XXH3_INITSTATE(&xs);
+	XXH3_64bits_reset(&xs);
+	for (unsigned i = 0; i < k; i++)
+		XXH3_64bits_update(&xs, iov[i].base, iov[i].len);
+	fh.checksum = XXH3_64bits_digest(&xs);
+	frame_hdr_put(scratch, &fh);
+	assert(k >= 1 && iov[0].base == scratch + SHARD_FRAME_HDR_BYTES);
+	iov[0].base = scratch;
+	iov[0].len += SHARD_FRAME_HDR_BYTES;
+	*niov = k;
 	return FR_OK;
 }
 
