@@ -135,12 +135,31 @@ static inline bool printable(uint8_t c)
 	return c >= 0x20 && c <= 0x7e;
 }
 
-static inline uint64_t codec_hash(const void *p, size_t n)
+/* The checksum covers the header too: it is XXH3-64 of the payload with,
+ * as seed, XXH3-64 of the header's first 16 bytes (magic, version, type,
+ * length, reserved).  So a flipped bit in the type or the length is caught
+ * like one in the payload, and the payload is still hashed in one pass.
+ * (docs/wire.md §1.) */
+static uint64_t frame_seed(uint16_t type, uint32_t length)
+{
+	uint8_t b[16];
+	uint32_t magic = SHARD_FRAME_MAGIC, reserved = 0;
+	uint16_t version = SHARD_FRAME_VERSION;
+
+	memcpy(b + 0, &magic, 4);
+	memcpy(b + 4, &version, 2);
+	memcpy(b + 6, &type, 2);
+	memcpy(b + 8, &length, 4);
+	memcpy(b + 12, &reserved, 4);
+	return XXH3_64bits(b, sizeof(b));
+}
+
+static inline uint64_t codec_hash(uint64_t seed, const void *p, size_t n)
 {
 	static const uint8_t empty[1];
 
 	/* XXH3 reads nothing for n == 0, but NULL + 0 is still UB. */
-	return XXH3_64bits(n ? p : empty, n);
+	return XXH3_64bits_withSeed(n ? p : empty, n, seed);
 }
 
 /* The size of a batch payload, worked out before anything is written so
@@ -258,7 +277,8 @@ enum fr_err shard_frame_encode(struct fr_wbuf *w, uint16_t type,
 		return w->err;
 	if (len)
 		memcpy(p + SHARD_FRAME_HDR_BYTES, payload, len);
-	h.checksum = codec_hash(p + SHARD_FRAME_HDR_BYTES, len);
+	h.checksum = codec_hash(frame_seed(h.type, h.length),
+				p + SHARD_FRAME_HDR_BYTES, len);
 	frame_hdr_put(p, &h);
 	return FR_OK;
 }
@@ -315,11 +335,12 @@ enum fr_err shard_frame_decode(const uint8_t *buf, size_t len,
 			       "frame field 'length': %u bytes, %zu present",
 			       h->length, len);
 	n = h->length - SHARD_FRAME_HDR_BYTES;
-	sum = codec_hash(buf + SHARD_FRAME_HDR_BYTES, n);
+	sum = codec_hash(frame_seed(h->type, h->length),
+			 buf + SHARD_FRAME_HDR_BYTES, n);
 	if (sum != h->checksum)
 		return fr_fail(FR_ERR_CHECKSUM,
-			       "frame field 'checksum': got 0x%016llx, payload "
-			       "of %zu bytes hashes to 0x%016llx",
+			       "frame field 'checksum': got 0x%016llx, header "
+			       "and %zu-byte payload hash to 0x%016llx",
 			       (unsigned long long)h->checksum, n,
 			       (unsigned long long)sum);
 	if (payload)
@@ -596,7 +617,7 @@ enum fr_err shard_batch_frame_encode(struct fr_wbuf *w,
 	if (!p)
 		return w->err;
 	XXH3_INITSTATE(&xs);
-	XXH3_64bits_reset(&xs);
+	XXH3_64bits_reset_withSeed(&xs, frame_seed(fh.type, fh.length));
 	batch_emit(p + SHARD_FRAME_HDR_BYTES, &xs, h, b, name_len, &l);
 	fh.checksum = XXH3_64bits_digest(&xs);
 	frame_hdr_put(p, &fh);
@@ -634,7 +655,7 @@ enum fr_err shard_batch_frame_encode_iov(
 	/* No copy to ride along, so no chunking: one update per piece lets
 	 * XXH3 stream each array at full speed. */
 	XXH3_INITSTATE(&xs);
-	XXH3_64bits_reset(&xs);
+	XXH3_64bits_reset_withSeed(&xs, frame_seed(fh.type, fh.length));
 	for (unsigned i = 0; i < k; i++)
 		XXH3_64bits_update(&xs, iov[i].base, iov[i].len);
 	fh.checksum = XXH3_64bits_digest(&xs);
