@@ -283,6 +283,25 @@ enum fr_err shard_frame_encode(struct fr_wbuf *w, uint16_t type,
 	return FR_OK;
 }
 
+enum fr_err shard_frame_seal(uint8_t *frame, uint16_t type, size_t len,
+			     uint32_t max_frame)
+{
+	struct shard_frame_hdr h = {
+		.magic = SHARD_FRAME_MAGIC,
+		.version = SHARD_FRAME_VERSION,
+		.type = type,
+	};
+	enum fr_err err;
+
+	err = frame_length(len, max_frame, &h.length);
+	if (err)
+		return err;
+	h.checksum = codec_hash(frame_seed(h.type, h.length),
+				frame + SHARD_FRAME_HDR_BYTES, len);
+	frame_hdr_put(frame, &h);
+	return FR_OK;
+}
+
 enum fr_err shard_frame_peek(const uint8_t *buf, size_t len,
 			     uint32_t max_frame, struct shard_frame_hdr *h)
 {

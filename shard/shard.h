@@ -433,6 +433,13 @@ enum shard_frame_type {
 enum fr_err shard_frame_encode(struct fr_wbuf *w, uint16_t type,
 			       const void *payload, size_t len,
 			       uint32_t max_frame);
+/* Fill in the header of a frame whose payload is already in place, for
+ * encoders that build a payload in the output buffer: frame points at
+ * SHARD_FRAME_HDR_BYTES reserved bytes followed by len payload bytes.
+ * Writes magic, version, type, length and the checksum.  FR_ERR_TOOBIG
+ * past max_frame (0: SHARD_FRAME_MAX_DEFAULT), nothing written then. */
+enum fr_err shard_frame_seal(uint8_t *frame, uint16_t type, size_t len,
+			     uint32_t max_frame);
 /* Parse and check a header only (magic, version, length bounds against
  * max_frame).  FR_ERR_TRUNC when fewer than 24 bytes; the detail names the
  * bad field. */

@@ -190,6 +190,23 @@ static void test_frame_roundtrip(void)
 		CU_ASSERT_EQUAL(plen, sizes[k]);
 		CU_ASSERT_PTR_EQUAL(pl, w.data + SHARD_FRAME_HDR_BYTES);
 		CU_ASSERT(memcmp(pl, src, sizes[k]) == 0);
+		/* shard_frame_seal over a payload built in place gives the
+		 * same bytes. */
+		{
+			uint8_t *g = malloc(SHARD_FRAME_HDR_BYTES + sizes[k]);
+
+			CU_ASSERT_FATAL(g != NULL);
+			memset(g, 0xee, SHARD_FRAME_HDR_BYTES);
+			memcpy(g + SHARD_FRAME_HDR_BYTES, src, sizes[k]);
+			CU_ASSERT_EQUAL(shard_frame_seal(g, 0x123, sizes[k], 0),
+					FR_OK);
+			CU_ASSERT(memcmp(g, w.data, w.len) == 0);
+			CU_ASSERT_EQUAL(shard_frame_seal(g, 0x123, sizes[k],
+							 SHARD_FRAME_HDR_BYTES +
+							 (uint32_t)sizes[k] - 1),
+					FR_ERR_TOOBIG);
+			free(g);
+		}
 		/* A flipped bit in the type or the length is caught by the
 		 * checksum (a smaller length, still >= 24, otherwise looks
 		 * like a whole shorter frame). */
