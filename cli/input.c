@@ -1,0 +1,621 @@
+/*
+ * input.c — parsing for the `freshet` command (input.h): rows from the
+ * text and "FRIN" binary formats, the --ids list, HOST:PORT.
+ *
+ * Everything is read and checked before anything is sent, so that a bad
+ * line N publishes nothing; each error names the line (or field) and what
+ * was expected.  Numbers are parsed in the C locale (the command never
+ * calls setlocale), so "1.5" means the same everywhere.
+ *
+ * Not here: sockets, printing, option parsing (main.c).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/input.h"
+
+/* Longest token quoted back in a detail. */
+#define QUOTE 32
+
+/* Prefix this thread's detail with "line N: " (copied first: fr_fail
+ * formats into the buffer fr_errmsg() returns). */
+static enum fr_err at_line(enum fr_err err, size_t line)
+{
+	char detail[512];
+
+	snprintf(detail, sizeof(detail), "%s", fr_errmsg());
+	return fr_fail(err, "line %zu: %s", line, detail);
+}
+
+void cli_input_init(struct cli_input *in)
+{
+	memset(in, 0, sizeof(*in));
+}
+
+void cli_input_fini(struct cli_input *in)
+{
+	free(in->rows);
+	free(in->values);
+	memset(in, 0, sizeof(*in));
+}
+
+/* Drop any rows (after an error), keep nothing allocated. */
+static void input_clear(struct cli_input *in)
+{
+	size_t line = in->line;
+
+	cli_input_fini(in);
+	in->line = line;
+}
+
+/* Room for one more row of in->dim values. */
+static enum fr_err input_grow(struct cli_input *in)
+{
+	size_t ncap;
+	uint64_t *nr;
+	float *nv;
+
+	if (in->n < in->cap)
+		return FR_OK;
+	if (in->n == UINT32_MAX)
+		return fr_fail(FR_ERR_RANGE, "more than %u rows", UINT32_MAX);
+	ncap = in->cap ? in->cap * 2 : 1024;
+	if (ncap > UINT32_MAX)
+		ncap = UINT32_MAX;
+	nr = realloc(in->rows, ncap * sizeof(*nr));
+	if (!nr)
+		return fr_fail(FR_ERR_NOMEM, "no memory for %zu rows", ncap);
+	in->rows = nr;
+	nv = realloc(in->values, ncap * in->dim * sizeof(*nv));
+	if (!nv)
+		return fr_fail(FR_ERR_NOMEM, "no memory for %zu rows of dim %u",
+			       ncap, in->dim);
+	in->values = nv;
+	in->cap = ncap;
+	return FR_OK;
+}
+
+/* ========================================================================
+ * Numbers
+ * ===================================================================== */
+
+enum fr_err cli_parse_u64(const char *what, const char *s, uint64_t max,
+			  uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	/* strtoull alone would take "-1", " 1" and "0x10". */
+	if (!*s || strspn(s, "0123456789") != strlen(s))
+		return fr_fail(FR_ERR_INVAL,
+			       "%s '%.*s': not an unsigned decimal integer",
+			       what, QUOTE, s);
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno == ERANGE || v > max)
+		return fr_fail(FR_ERR_RANGE, "%s '%.*s': larger than %llu",
+			       what, QUOTE, s, (unsigned long long)max);
+	*out = v;
+	return FR_OK;
+}
+
+/* A float token of n bytes (not NUL-terminated) that strtof reads in
+ * full and that is finite. */
+static enum fr_err parse_value(const char *tok, size_t n, size_t line,
+			       uint32_t idx, float *out)
+{
+	char buf[128];
+	char *end;
+	float v;
+
+	if (n >= sizeof(buf))
+		return fr_fail(FR_ERR_INVAL,
+			       "line %zu: V%u '%.*s...': not a number (%zu "
+			       "characters)",
+			       line, idx, QUOTE, tok, n);
+	memcpy(buf, tok, n);
+	buf[n] = '\0';
+	errno = 0;
+	v = strtof(buf, &end);
+	if (end == buf || *end)
+		return fr_fail(FR_ERR_INVAL, "line %zu: V%u '%.*s': not a number",
+			       line, idx, QUOTE, buf);
+	if (!isfinite(v))
+		return fr_fail(FR_ERR_RANGE,
+			       "line %zu: V%u '%.*s': not a finite float32",
+			       line, idx, QUOTE, buf);
+	*out = v;
+	return FR_OK;
+}
+
+/* ========================================================================
+ * Text
+ * ===================================================================== */
+
+static bool blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Next token in [*p, e): sets *tok and *n, advances *p; false at end. */
+static bool next_token(const char **p, const char *e, const char **tok,
+		       size_t *n)
+{
+	const char *q = *p;
+
+	while (q < e && blank(*q))
+		q++;
+	if (q == e) {
+		*p = q;
+		return false;
+	}
+	*tok = q;
+	while (q < e && !blank(*q))
+		q++;
+	*n = (size_t)(q - *tok);
+	*p = q;
+	return true;
+}
+
+/* One data line [p, e) (not blank, not a comment). */
+static enum fr_err parse_line(struct cli_input *in, const char *p,
+			      const char *e, size_t line, float **scratch,
+			      size_t *scap)
+{
+	char idbuf[32];
+	const char *tok;
+	size_t n;
+	uint64_t id;
+	uint32_t k = 0;
+	float *dst;
+	enum fr_err err;
+
+	next_token(&p, e, &tok, &n);
+	if (n >= sizeof(idbuf))
+		return fr_fail(FR_ERR_INVAL,
+			       "line %zu: row id '%.*s...': not an unsigned "
+			       "decimal integer below 2^64",
+			       line, QUOTE, tok);
+	memcpy(idbuf, tok, n);
+	idbuf[n] = '\0';
+	err = cli_parse_u64("row id", idbuf, UINT64_MAX, &id);
+	if (err)
+		return at_line(err, line);
+
+	if (in->dim == 0) {
+		/* First data line: its values set dim.  Parse into a
+		 * scratch array that grows with them. */
+		while (next_token(&p, e, &tok, &n)) {
+			if (k == CLI_DIM_MAX)
+				return fr_fail(FR_ERR_RANGE,
+					       "line %zu: more than %u values "
+					       "(the largest dim)",
+					       line, CLI_DIM_MAX);
+			if (k == *scap) {
+				size_t nc = *scap ? *scap * 2 : 64;
+				float *ns = realloc(*scratch, nc * 4);
+
+				if (!ns)
+					return fr_fail(FR_ERR_NOMEM,
+						       "line %zu: no memory",
+						       line);
+				*scratch = ns;
+				*scap = nc;
+			}
+			err = parse_value(tok, n, line, k, &(*scratch)[k]);
+			if (err)
+				return err;
+			k++;
+		}
+		if (k == 0)
+			return fr_fail(FR_ERR_INVAL,
+				       "line %zu: row %llu has no values", line,
+				       (unsigned long long)id);
+		in->dim = k;
+		if ((err = input_grow(in)))
+			return at_line(err, line);
+		memcpy(in->values, *scratch, (size_t)k * 4);
+		in->rows[in->n++] = id;
+		return FR_OK;
+	}
+
+	if ((err = input_grow(in)))
+		return at_line(err, line);
+	dst = in->values + (size_t)in->n * in->dim;
+	while (next_token(&p, e, &tok, &n)) {
+		if (k < in->dim) {
+			err = parse_value(tok, n, line, k, &dst[k]);
+			if (err)
+				return err;
+		}
+		k++;
+	}
+	if (k != in->dim)
+		return fr_fail(FR_ERR_INVAL,
+			       "line %zu: expected %u values after the row id "
+			       "(dim %u), got %u",
+			       line, in->dim, in->dim, k);
+	in->rows[in->n++] = id;
+	return FR_OK;
+}
+
+enum fr_err cli_input_parse_text(struct cli_input *in, const char *buf,
+				 size_t len, uint32_t dim)
+{
+	const char *p = buf, *end = buf + len;
+	float *scratch = NULL;
+	size_t scap = 0, line = 0;
+	enum fr_err err = FR_OK;
+
+	cli_input_fini(in);
+	if (dim > CLI_DIM_MAX) {
+		err = fr_fail(FR_ERR_RANGE, "dim %u: expected 1..%u", dim,
+			      CLI_DIM_MAX);
+		goto out;
+	}
+	in->dim = dim;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl ? nl : end, *q;
+
+		line++;
+		if (memchr(p, '\0', (size_t)(e - p))) {
+			err = fr_fail(FR_ERR_INVAL,
+				      "line %zu: contains a NUL byte "
+				      "(binary data? use --binary)",
+				      line);
+			break;
+		}
+		if (e > p && e[-1] == '\r')
+			e--;
+		for (q = p; q < e && blank(*q); q++)
+			;
+		if (q < e && *q != '#') {
+			err = parse_line(in, q, e, line, &scratch, &scap);
+			if (err)
+				break;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	if (!err && in->n == 0) {
+		err = fr_fail(FR_ERR_INVAL,
+			      "input has no rows (%zu lines read)", line);
+		line = 0;
+	}
+out:
+	free(scratch);
+	if (err) {
+		in->line = line;
+		input_clear(in);
+	}
+	return err;
+}
+
+/* The whole of f in a malloc'd buffer. */
+static enum fr_err read_all(FILE *f, uint8_t **out, size_t *len)
+{
+	size_t cap = 1 << 16, n = 0, k;
+	uint8_t *buf = malloc(cap), *nb;
+
+	if (!buf)
+		return fr_fail(FR_ERR_NOMEM, "input: no memory");
+	for (;;) {
+		if (n == cap) {
+			nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				return fr_fail(FR_ERR_NOMEM,
+					       "input: no memory for %zu bytes",
+					       cap * 2);
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		k = fread(buf + n, 1, cap - n, f);
+		n += k;
+		if (k == 0)
+			break;
+	}
+	if (ferror(f)) {
+		free(buf);
+		return fr_fail(FR_ERR_IO, "input: read error after %zu bytes: %s",
+			       n, strerror(errno));
+	}
+	*out = buf;
+	*len = n;
+	return FR_OK;
+}
+
+enum fr_err cli_input_read_text(struct cli_input *in, FILE *f, uint32_t dim)
+{
+	uint8_t *buf;
+	size_t len;
+	enum fr_err err;
+
+	cli_input_fini(in);
+	err = read_all(f, &buf, &len);
+	if (err)
+		return err;
+	err = cli_input_parse_text(in, (const char *)buf, len, dim);
+	free(buf);
+	return err;
+}
+
+/* ========================================================================
+ * Binary
+ * ===================================================================== */
+
+enum fr_err cli_input_parse_binary(struct cli_input *in, const uint8_t *buf,
+				   size_t len, uint32_t dim)
+{
+	static const char what[] = "binary input";
+	struct fr_rbuf r;
+	uint32_t magic, hdim, n;
+	uint16_t version, reserved;
+	uint64_t need, vcount;
+	const float *v;
+	enum fr_err err = FR_OK;
+
+	cli_input_fini(in);
+	if (len < CLI_INPUT_HDR_BYTES)
+		return fr_fail(len ? FR_ERR_TRUNC : FR_ERR_INVAL,
+			       "%s: %zu bytes, the header needs %d%s", what,
+			       len, CLI_INPUT_HDR_BYTES,
+			       len ? "" : " (empty input)");
+	fr_rbuf_init(&r, buf, len);
+	magic = fr_rbuf_u32(&r);
+	version = fr_rbuf_u16(&r);
+	reserved = fr_rbuf_u16(&r);
+	hdim = fr_rbuf_u32(&r);
+	n = fr_rbuf_u32(&r);
+	if (magic != CLI_INPUT_MAGIC)
+		return fr_fail(FR_ERR_MAGIC,
+			       "%s field 'magic': got 0x%08x, expected "
+			       "0x%08x (\"FRIN\")",
+			       what, magic, CLI_INPUT_MAGIC);
+	if (version != CLI_INPUT_VERSION)
+		return fr_fail(FR_ERR_VERSION,
+			       "%s field 'version': got %u, expected %u", what,
+			       version, CLI_INPUT_VERSION);
+	if (reserved)
+		return fr_fail(FR_ERR_CORRUPT,
+			       "%s field 'reserved': got %u, expected 0", what,
+			       reserved);
+	if (hdim == 0 || hdim > CLI_DIM_MAX)
+		return fr_fail(FR_ERR_RANGE,
+			       "%s field 'dim': got %u, expected 1..%u", what,
+			       hdim, CLI_DIM_MAX);
+	if (dim && hdim != dim)
+		return fr_fail(FR_ERR_INVAL,
+			       "%s field 'dim': got %u, but --dim says %u", what,
+			       hdim, dim);
+	if (n == 0)
+		return fr_fail(FR_ERR_INVAL,
+			       "%s field 'n': got 0, expected >= 1 rows", what);
+	/* n < 2^32, dim <= 2^16: fits 64 bits. */
+	vcount = (uint64_t)n * hdim;
+	need = CLI_INPUT_HDR_BYTES + (uint64_t)n * 8 + vcount * 4;
+	if (len < need)
+		return fr_fail(FR_ERR_TRUNC,
+			       "%s: n %u and dim %u need %llu bytes, the input "
+			       "has %zu",
+			       what, n, hdim, (unsigned long long)need, len);
+	if (len > need)
+		return fr_fail(FR_ERR_CORRUPT,
+			       "%s: %zu bytes after the %llu that n %u and dim "
+			       "%u make",
+			       what, len - (size_t)need,
+			       (unsigned long long)need, n, hdim);
+	in->rows = malloc((size_t)n * 8);
+	in->values = malloc((size_t)vcount * 4);
+	if (!in->rows || !in->values) {
+		err = fr_fail(FR_ERR_NOMEM, "%s: no memory for %u rows", what,
+			      n);
+		goto out_clear;
+	}
+	memcpy(in->rows, buf + CLI_INPUT_HDR_BYTES, (size_t)n * 8);
+	memcpy(in->values, buf + CLI_INPUT_HDR_BYTES + (size_t)n * 8,
+	       (size_t)vcount * 4);
+	v = in->values;
+	for (uint64_t i = 0; i < vcount; i++)
+		if (!isfinite(v[i])) {
+			uint64_t row = i / hdim;
+
+			err = fr_fail(FR_ERR_RANGE,
+				      "%s: row %llu (id %llu) V%llu: not a "
+				      "finite float32",
+				      what, (unsigned long long)row,
+				      (unsigned long long)in->rows[row],
+				      (unsigned long long)(i % hdim));
+			goto out_clear;
+		}
+	in->n = n;
+	in->cap = n;
+	in->dim = hdim;
+	return FR_OK;
+
+out_clear:
+	input_clear(in);
+	return err;
+}
+
+enum fr_err cli_input_read_binary(struct cli_input *in, FILE *f, uint32_t dim)
+{
+	uint8_t *buf;
+	size_t len;
+	enum fr_err err;
+
+	cli_input_fini(in);
+	err = read_all(f, &buf, &len);
+	if (err)
+		return err;
+	err = cli_input_parse_binary(in, buf, len, dim);
+	free(buf);
+	return err;
+}
+
+/* ========================================================================
+ * Duplicates
+ * ===================================================================== */
+
+struct dup_ent {
+	uint64_t row;
+	uint32_t pos;
+};
+
+static int dup_cmp(const void *a, const void *b)
+{
+	const struct dup_ent *x = a, *y = b;
+
+	if (x->row != y->row)
+		return x->row < y->row ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+uint32_t cli_input_dedup(struct cli_input *in)
+{
+	struct dup_ent *e;
+	bool *drop;
+	uint32_t j = 0, dropped = 0;
+	size_t rb = (size_t)in->dim * sizeof(float);
+
+	if (in->n < 2)
+		return 0;
+	e = malloc((size_t)in->n * sizeof(*e));
+	drop = calloc(in->n, sizeof(*drop));
+	if (!e || !drop) {
+		/* Keeping duplicates is still correct: the node applies the
+		 * later one last.  Only the count is lost. */
+		free(e);
+		free(drop);
+		return 0;
+	}
+	for (uint32_t i = 0; i < in->n; i++) {
+		e[i].row = in->rows[i];
+		e[i].pos = i;
+	}
+	qsort(e, in->n, sizeof(*e), dup_cmp);
+	for (uint32_t i = 0; i + 1 < in->n; i++)
+		if (e[i].row == e[i + 1].row) {
+			drop[e[i].pos] = true;
+			dropped++;
+		}
+	for (uint32_t i = 0; i < in->n; i++) {
+		if (drop[i])
+			continue;
+		if (j != i) {
+			in->rows[j] = in->rows[i];
+			memcpy(in->values + (size_t)j * in->dim,
+			       in->values + (size_t)i * in->dim, rb);
+		}
+		j++;
+	}
+	in->n = j;
+	free(e);
+	free(drop);
+	return dropped;
+}
+
+/* ========================================================================
+ * Arguments
+ * ===================================================================== */
+
+enum fr_err cli_parse_ids(const char *s, uint64_t **ids, uint32_t *n)
+{
+	uint64_t *v = NULL;
+	size_t count = 1, k = 0;
+	const char *p = s;
+	enum fr_err err = FR_OK;
+
+	*ids = NULL;
+	*n = 0;
+	for (const char *q = s; *q; q++)
+		count += *q == ',';
+	if (count > UINT32_MAX)
+		return fr_fail(FR_ERR_RANGE, "--ids: more than %u ids",
+			       UINT32_MAX);
+	v = malloc(count * sizeof(*v));
+	if (!v)
+		return fr_fail(FR_ERR_NOMEM, "--ids: no memory");
+	for (;;) {
+		const char *c = strchr(p, ',');
+		size_t len = c ? (size_t)(c - p) : strlen(p);
+		char item[32], what[48];
+
+		snprintf(what, sizeof(what), "--ids item %zu", k + 1);
+		if (len == 0) {
+			err = fr_fail(FR_ERR_INVAL, "%s is empty", what);
+			goto out_free;
+		}
+		if (len >= sizeof(item)) {
+			err = fr_fail(FR_ERR_INVAL,
+				      "%s '%.*s...': not an unsigned decimal "
+				      "integer below 2^64",
+				      what, QUOTE, p);
+			goto out_free;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		err = cli_parse_u64(what, item, UINT64_MAX, &v[k]);
+		if (err)
+			goto out_free;
+		k++;
+		if (!c)
+			break;
+		p = c + 1;
+	}
+	*ids = v;
+	*n = (uint32_t)k;
+	return FR_OK;
+
+out_free:
+	free(v);
+	return err;
+}
+
+enum fr_err cli_parse_hostport(const char *s, char *host, size_t hostcap,
+			       uint16_t *port)
+{
+	const char *h = s, *he, *ps;
+	uint64_t p;
+	enum fr_err err;
+
+	if (s[0] == '[') {
+		h = s + 1;
+		he = strchr(h, ']');
+		if (!he || he[1] != ':')
+			return fr_fail(FR_ERR_INVAL,
+				       "--node '%s': expected [IPV6]:PORT", s);
+		ps = he + 2;
+	} else {
+		he = strrchr(s, ':');
+		if (!he)
+			return fr_fail(FR_ERR_INVAL,
+				       "--node '%s': expected HOST:PORT", s);
+		if (memchr(s, ':', (size_t)(he - s)))
+			return fr_fail(FR_ERR_INVAL,
+				       "--node '%s': an IPv6 address goes in "
+				       "brackets: [ADDR]:PORT",
+				       s);
+		ps = he + 1;
+	}
+	if (he == h)
+		return fr_fail(FR_ERR_INVAL, "--node '%s': empty host", s);
+	if ((size_t)(he - h) >= hostcap || he - h > 255)
+		return fr_fail(FR_ERR_INVAL, "--node '%.40s...': host too long",
+			       s);
+	err = cli_parse_u64("--node port", ps, 65535, &p);
+	if (err)
+		return err;
+	if (p == 0)
+		return fr_fail(FR_ERR_RANGE, "--node port '%s': expected "
+			       "1..65535",
+			       ps);
+	memcpy(host, h, (size_t)(he - h));
+	host[he - h] = '\0';
+	*port = (uint16_t)p;
+	return FR_OK;
+}

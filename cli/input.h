@@ -1,0 +1,91 @@
+/*
+ * input.h — the `freshet` command's input parsing, kept apart from main.c
+ * so the unit tests can drive it: the text and binary row formats of
+ * `freshet publish`, the --ids list of `freshet lookup`, HOST:PORT.
+ *
+ * Text format (one row per line):
+ *     ROW_ID V0 V1 ... V(dim-1)
+ * fields separated by spaces or tabs (a trailing CR is ignored); ROW_ID is
+ * an unsigned decimal integer (< 2^64), each V a finite decimal float
+ * (anything strtof reads in full, except nan and inf).  Blank lines and
+ * lines whose first non-blank character is '#' are skipped.  Every data
+ * line has exactly dim values; dim is given, or taken from the first data
+ * line.  The same row id may appear more than once: cli_input_dedup keeps
+ * the last.
+ *
+ * Binary format ("FRIN", for bulk; all little-endian, no padding):
+ *     offset 0   u32  magic 0x4e495246, the bytes "FRIN"
+ *            4   u16  version 1
+ *            6   u16  reserved 0
+ *            8   u32  dim   1..65536
+ *           12   u32  n     >= 1 rows
+ *           16   u64  rows[n]
+ *     16 + 8 n   f32  values[n * dim], row-major, finite
+ * and nothing after.  Every field is checked.
+ *
+ * Errors return FR_ERR_INVAL (or FR_ERR_RANGE, FR_ERR_TRUNC, FR_ERR_MAGIC,
+ * FR_ERR_VERSION, FR_ERR_CORRUPT for the binary header, FR_ERR_NOMEM,
+ * FR_ERR_IO) with a detail in fr_errmsg() that starts "line N: " for a
+ * text line and says what was wrong; in->line holds N (0 when the error
+ * is not about one line).  Nothing here prints.  One thread per object.
+ */
+#ifndef FRESHET_CLI_INPUT_H
+#define FRESHET_CLI_INPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/common.h"
+
+#define CLI_INPUT_MAGIC 0x4e495246u   /* "FRIN" little-endian */
+#define CLI_INPUT_VERSION 1
+#define CLI_INPUT_HDR_BYTES 16
+#define CLI_DIM_MAX 65536             /* SHARD_DIM_MAX */
+
+struct cli_input {
+	uint32_t n;           /* rows */
+	uint32_t dim;         /* values per row (0 until known) */
+	uint64_t *rows;       /* n, owned */
+	float *values;        /* n * dim, owned */
+	size_t cap;           /* rows allocated */
+	size_t line;          /* failing text line (1-based), 0 if none */
+};
+
+void cli_input_init(struct cli_input *in);
+void cli_input_fini(struct cli_input *in);
+
+/* Read the whole text input from f (borrowed; read to EOF).  dim 0: take
+ * it from the first data line.  An input without rows is an error
+ * ("no rows").  On error in holds no rows. */
+enum fr_err cli_input_read_text(struct cli_input *in, FILE *f, uint32_t dim);
+/* The same for text already in memory (len bytes, need not end in a
+ * newline). */
+enum fr_err cli_input_parse_text(struct cli_input *in, const char *buf,
+				 size_t len, uint32_t dim);
+
+/* The binary format, from f (read to EOF) or from memory.  dim 0: any;
+ * otherwise the header's dim must equal it. */
+enum fr_err cli_input_read_binary(struct cli_input *in, FILE *f,
+				  uint32_t dim);
+enum fr_err cli_input_parse_binary(struct cli_input *in, const uint8_t *buf,
+				   size_t len, uint32_t dim);
+
+/* Keep only the last occurrence of each row id (their order otherwise
+ * kept); returns how many earlier occurrences were dropped. */
+uint32_t cli_input_dedup(struct cli_input *in);
+
+/* "1,2,3": unsigned decimal ids, comma separated, none empty; *ids is
+ * malloc'd (caller frees).  FR_ERR_INVAL naming the item. */
+enum fr_err cli_parse_ids(const char *s, uint64_t **ids, uint32_t *n);
+
+/* An unsigned decimal integer that fills all of s, <= max. */
+enum fr_err cli_parse_u64(const char *what, const char *s, uint64_t max,
+			  uint64_t *out);
+
+/* "HOST:PORT" or "[IPV6]:PORT", port 1..65535, host 1..255 bytes copied
+ * into host[hostcap]. */
+enum fr_err cli_parse_hostport(const char *s, char *host, size_t hostcap,
+			       uint16_t *port);
+
+#endif /* FRESHET_CLI_INPUT_H */

@@ -1,0 +1,313 @@
+"""harness.py — start and stop real freshetd processes for integration tests.
+
+Every test builds a Cluster in a temp dir of its own, on free loopback ports,
+and tears it down on every exit path (context manager + atexit + a hard
+deadline per test).  Nodes are real `freshetd` processes speaking real TCP;
+the `freshet` CLI is the real client.  Nothing here fakes a node.
+
+Only the Python standard library is used.
+"""
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BUILD = os.environ.get("FRESHET_BUILD_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
+FRESHETD = os.path.join(BUILD, "node", "freshetd")
+FRESHET = os.path.join(BUILD, "cli", "freshet")
+
+_live = []
+
+
+def _cleanup_all():
+    for c in list(_live):
+        c.close()
+
+
+atexit.register(_cleanup_all)
+
+
+def deadline(seconds):
+    """Kill the whole test (and, through atexit, its processes) if it runs
+    longer than `seconds`."""
+    def on_alarm(signum, frame):
+        sys.stderr.write("TEST TIMED OUT after %d s\n" % seconds)
+        _cleanup_all()
+        os._exit(3)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1 (bound together, then freed)."""
+    socks, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+class Node:
+    def __init__(self, cluster, node_id, port, admin_port, data_dir, conf):
+        self.cluster = cluster
+        self.id = node_id
+        self.port = port
+        self.admin_port = admin_port
+        self.data_dir = data_dir
+        self.conf = conf
+        self.proc = None
+        self.log_path = os.path.join(cluster.dir, "node%d.log" % node_id)
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self, extra_args=()):
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [FRESHETD, "--config", self.conf] + list(extra_args),
+            stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+
+    def wait_ready(self, timeout=20):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("node %d exited with %d during start-up; log:\n%s"
+                                   % (self.id, self.proc.returncode, self.log()))
+            try:
+                if self.http("/healthz", timeout=1).strip() == "ok":
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("node %d not ready after %d s; log:\n%s"
+                           % (self.id, timeout, self.log()))
+
+    def http(self, path, timeout=5):
+        url = "http://127.0.0.1:%d%s" % (self.admin_port, path)
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.read().decode()
+
+    def status(self, shards=False):
+        return json.loads(self.http("/status" + ("?shards=1" if shards else "")))
+
+    def metrics(self):
+        """Prometheus text -> {(name, frozenset(labels)): value}."""
+        out = {}
+        for line in self.http("/metrics").splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name_labels, _, value = line.rpartition(" ")
+            if "{" in name_labels:
+                name, _, rest = name_labels.partition("{")
+                labels = frozenset(
+                    tuple(kv.split("=", 1)) for kv in
+                    rest.rstrip("}").replace('"', "").split(",") if kv)
+            else:
+                name, labels = name_labels, frozenset()
+            try:
+                out[(name, labels)] = float(value)
+            except ValueError:
+                pass
+        return out
+
+    def metric_sum(self, name, **match):
+        total = 0.0
+        for (n, labels), v in self.metrics().items():
+            if n != name:
+                continue
+            d = dict(labels)
+            if all(d.get(k) == str(val) for k, val in match.items()):
+                total += v
+        return total
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("node %d ignored SIGTERM for %d s" % (self.id, timeout))
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-6000:]
+        except OSError:
+            return "(no log)"
+
+
+MODEL_DEFAULT = {
+    "name": "ctr",
+    "shards": 16,
+    "priority": 1,
+    "tables": ["users:4096:16:f32", "items:2048:8:f16"],
+}
+
+
+class Cluster:
+    """n nodes of one DC, a static full peer list, one or more models."""
+
+    def __init__(self, n, models=(MODEL_DEFAULT,), extra=None, name="itest"):
+        tmp = os.environ.get("FRESHET_TEST_TMP")
+        if tmp:
+            os.makedirs(tmp, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix="freshet-%s-" % name, dir=tmp)
+        self.models = list(models)
+        ports = free_ports(2 * n)
+        self.nodes = []
+        for i in range(n):
+            nid = i + 1
+            data = os.path.join(self.dir, "data%d" % nid)
+            conf = os.path.join(self.dir, "node%d.conf" % nid)
+            self.nodes.append(Node(self, nid, ports[2 * i], ports[2 * i + 1], data, conf))
+        for node in self.nodes:
+            self._write_conf(node, extra or {})
+        _live.append(self)
+
+    def _write_conf(self, node, extra):
+        lines = ["[node]",
+                 "id = %d" % node.id,
+                 "dc = dc1",
+                 "listen = 127.0.0.1:%d" % node.port,
+                 "admin = 127.0.0.1:%d" % node.admin_port,
+                 "data_dir = %s" % node.data_dir,
+                 "log_level = info",
+                 "backend = cpu"]
+        sections = {"gossip": {"digest_interval_ms": 100,
+                               "pull_timeout_ms": 1000,
+                               "reconnect_min_ms": 50,
+                               "reconnect_max_ms": 500}}
+        for sec, kv in extra.items():
+            sections.setdefault(sec, {}).update(kv)
+        for sec, kv in sections.items():
+            lines.append("[%s]" % sec)
+            lines += ["%s = %s" % (k, v) for k, v in kv.items()]
+        lines.append("[peers]")
+        for other in self.nodes:
+            if other is not node:
+                lines.append("peer = %d@127.0.0.1:%d" % (other.id, other.port))
+        for m in self.models:
+            lines.append("[model %s]" % m["name"])
+            lines.append("shards = %d" % m["shards"])
+            lines.append("priority = %d" % m["priority"])
+            lines += ["table = %s" % t for t in m["tables"]]
+        with open(node.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start(self):
+        for node in self.nodes:
+            node.start()
+        for node in self.nodes:
+            node.wait_ready()
+        return self
+
+    def close(self):
+        for node in self.nodes:
+            node.kill9()
+        if self in _live:
+            _live.remove(self)
+        if os.environ.get("FRESHET_KEEP_TMP"):
+            sys.stderr.write("kept %s\n" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            for node in self.nodes:
+                sys.stderr.write("---- node %d log tail ----\n%s\n" % (node.id, node.log()))
+        self.close()
+        return False
+
+    def fingerprint(self, node):
+        """What must be equal on every converged node: per model its summary
+        and each table's checksum."""
+        st = node.status()
+        fp = {}
+        for m in st["models"]:
+            fp[m["name"]] = (m["summary"],
+                             tuple((t["name"], t["checksum"]) for t in m["tables"]))
+        return fp
+
+    def wait_converged(self, nodes=None, timeout=30):
+        nodes = nodes or self.nodes
+        end = time.time() + timeout
+        last = None
+        while time.time() < end:
+            try:
+                fps = [self.fingerprint(n) for n in nodes]
+            except OSError:
+                fps = None
+            if fps and all(fp == fps[0] for fp in fps):
+                return fps[0]
+            last = fps
+            time.sleep(0.1)
+        raise AssertionError("not converged after %d s: %r" % (timeout, last))
+
+
+def cli(*args, input_text=None, check=True, timeout=30):
+    """Run the freshet CLI; returns CompletedProcess (text)."""
+    p = subprocess.run([FRESHET] + [str(a) for a in args], input=input_text,
+                       capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError("freshet %s exited %d: %s%s"
+                             % (" ".join(map(str, args)), p.returncode, p.stdout, p.stderr))
+    return p
+
+
+def publish(node, model, table, rows, check=True, key=None):
+    """rows: list of (row_id, [values]).  Returns the assigned version."""
+    text = "".join("%d %s\n" % (r, " ".join(repr(float(v)) for v in vals))
+                   for r, vals in rows)
+    args = ["publish", "--node", node.addr, "--model", model, "--table", table]
+    if key:
+        args += ["--key", key]
+    p = cli(*args, input_text=text, check=check)
+    if not check:
+        return p
+    return int(p.stdout.split()[-1])
+
+
+class Checks:
+    """Counts assertions; prints a closing line CTest and humans can read."""
+
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+
+    def ok(self, cond, what):
+        if not cond:
+            raise AssertionError(what)
+        self.passed += 1
+        print("ok - %s" % what, flush=True)
+
+    def done(self):
+        print("%s: %d checks passed" % (self.name, self.passed), flush=True)
