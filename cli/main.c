@@ -54,7 +54,8 @@ static const char publish_help[] =
 	"                     text: one row per line, ROW_ID V0 V1 ... V(dim-1)\n"
 	"                     blank lines and lines starting with # are skipped\n"
 	"  --binary           the input is the binary FRIN format (docs/cli.md)\n"
-	"  --dim D            values per row (default: from the first line)\n"
+	"  --dim D            values per row (default: the table's, asked of\n"
+	"                     the node; binary input: the file header's)\n"
 	"  --batch-rows N     publish at most N rows per request (default: all\n"
 	"                     in one; inputs over the 64 MiB frame need it)\n"
 	"  --key K            idempotency key (1..64 printable characters); with\n"
@@ -283,8 +284,36 @@ static int cmd_publish(int argc, char **argv)
 				   key, PROTO_KEY_MAX);
 	o.timeout_ms = (int)timeout;
 
-	/* All of the input, checked, before anything else. */
 	cli_input_init(&in);
+	/* Without --dim, text input is checked against the table's own dim,
+	 * which the node tells us (a one-row lookup), so even line 1 is
+	 * checked against the schema and reported by number.  Nothing is
+	 * published until all of the input has been read and checked. */
+	if (dim == 0 && !binary) {
+		struct fr_client_rows probe = { 0 };
+		uint64_t row0 = 0;
+
+		c = connect_node(&o);
+		if (!c) {
+			rc = EXIT_RUNTIME;
+			goto out;
+		}
+		err = fr_client_lookup_rows(c, o.model, o.table, &row0, 1,
+					    &probe);
+		if (err) {
+			fprintf(stderr,
+				"freshet publish: node %s: model '%s' table "
+				"'%s': %s: %s; nothing published\n",
+				o.node, o.model, o.table, fr_strerror(err),
+				fr_client_errmsg(c));
+			rc = EXIT_RUNTIME;
+			goto out;
+		}
+		dim = probe.dim;
+		fr_client_rows_fini(&probe);
+	}
+
+	/* All of the input, checked, before anything is published. */
 	if (strcmp(input, "-") == 0) {
 		f = stdin;
 	} else {
@@ -292,7 +321,8 @@ static int cmd_publish(int argc, char **argv)
 		if (!f) {
 			fprintf(stderr, "freshet publish: --input '%s': %s\n",
 				input, strerror(errno));
-			return EXIT_USAGE;
+			rc = EXIT_USAGE;
+			goto out;
 		}
 	}
 	err = binary ? cli_input_read_binary(&in, f, (uint32_t)dim)
@@ -303,7 +333,8 @@ static int cmd_publish(int argc, char **argv)
 		fprintf(stderr, "freshet publish: %s: %s; nothing published\n",
 			strcmp(input, "-") ? input : "standard input",
 			fr_errmsg());
-		return EXIT_USAGE;
+		rc = EXIT_USAGE;
+		goto out;
 	}
 	dropped = cli_input_dedup(&in);
 	if (dropped)
@@ -338,7 +369,8 @@ static int cmd_publish(int argc, char **argv)
 		goto out;
 	}
 
-	c = connect_node(&o);
+	if (!c)
+		c = connect_node(&o);
 	if (!c) {
 		rc = EXIT_RUNTIME;
 		goto out;

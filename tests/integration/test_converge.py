@@ -61,7 +61,7 @@ with h.Cluster(6, name="converge") as c:
     for n in c.nodes:
         st = n.status(shards=True)
         m = [m for m in st["models"] if m["name"] == "ctr"][0]
-        vvs.append(m["shards_vv"])
+        vvs.append(m["shard_vv"])
     chk.ok(all(v == vvs[0] for v in vvs), "all 6 nodes have equal shard version vectors")
 
     # Values: every node returns exactly what was published for owned rows.

@@ -1,0 +1,365 @@
+/*
+ * metrics.c — latency histograms and the Prometheus text exposition of
+ * everything freshetd counts (served at /metrics by admin.c).
+ *
+ * Histograms keep per-bucket counts and are made cumulative only when
+ * rendered, so an observation is one comparison loop and an increment.
+ * Gauges that derive from node state (versions, freshness lag, queue
+ * depth, peer state) are computed at scrape time rather than kept up to
+ * date on every apply.  Format: text exposition 0.0.4 (HELP and TYPE
+ * before each family, label values escaped).
+ *
+ * Not here: serving HTTP (admin.c) or deciding what to count (the code
+ * that does the work increments node->metrics).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "node/node_int.h"
+
+static const double hist_bounds[METRICS_HIST_NB] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+	0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+};
+
+void metrics_hist_observe(struct metrics_hist *h, double seconds)
+{
+	int i = 0;
+
+	if (seconds < 0)
+		seconds = 0;
+	while (i < METRICS_HIST_NB && seconds > hist_bounds[i])
+		i++;
+	h->bucket[i]++;
+	h->count++;
+	h->sum += seconds;
+}
+
+/* Label values: backslash, double quote and newline escaped. */
+static const char *esc(const char *s, char *buf, size_t cap)
+{
+	size_t k = 0;
+
+	for (; *s && k + 3 < cap; s++) {
+		if (*s == '\\' || *s == '"') {
+			buf[k++] = '\\';
+			buf[k++] = *s;
+		} else if (*s == '\n') {
+			buf[k++] = '\\';
+			buf[k++] = 'n';
+		} else {
+			buf[k++] = *s;
+		}
+	}
+	buf[k] = '\0';
+	return buf;
+}
+
+static void family(struct evbuffer *b, const char *name, const char *type,
+		   const char *help)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+			    name, type);
+}
+
+static void hist_render(struct evbuffer *b, const char *name,
+			const char *help, const struct metrics_hist *h)
+{
+	uint64_t cum = 0;
+
+	family(b, name, "histogram", help);
+	for (int i = 0; i < METRICS_HIST_NB; i++) {
+		cum += h->bucket[i];
+		evbuffer_add_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name,
+				    hist_bounds[i], (unsigned long long)cum);
+	}
+	cum += h->bucket[METRICS_HIST_NB];
+	evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+			    (unsigned long long)cum);
+	evbuffer_add_printf(b, "%s_sum %.9g\n%s_count %llu\n", name, h->sum,
+			    name, (unsigned long long)h->count);
+}
+
+struct origin_max {
+	uint32_t origin;
+	uint64_t version;
+};
+
+/* Highest version per origin over every shard of a model. */
+static uint32_t model_origins(const struct node_model *m,
+			      struct origin_max *out, uint32_t cap)
+{
+	uint32_t n = 0;
+
+	for (uint32_t t = 0; t < m->def->ntables; t++) {
+		for (uint32_t s = 0; s < m->def->shards; s++) {
+			const struct shard_vv *vv = shard_store_vv(m->st, t, s);
+
+			for (uint32_t i = 0; vv && i < vv->n; i++) {
+				uint32_t k;
+
+				for (k = 0; k < n; k++)
+					if (out[k].origin == vv->e[i].origin)
+						break;
+				if (k == n) {
+					if (n == cap)
+						continue;
+					out[n].origin = vv->e[i].origin;
+					out[n++].version = 0;
+				}
+				if (vv->e[i].version > out[k].version)
+					out[k].version = vv->e[i].version;
+			}
+		}
+	}
+	return n;
+}
+
+static void render_models(struct node *n, struct evbuffer *b)
+{
+	struct origin_max om[SHARD_VV_MAX];
+	uint64_t wall = fr_wall_ms(NULL);
+	char e[2 * SHARD_NAME_MAX + 2];
+
+	family(b, "freshet_shard_version_max", "gauge",
+	       "Highest version held from each origin, over the model's shards (HLC: ms << 16 | logical).");
+	for (uint32_t i = 0; i < n->nmodels; i++) {
+		uint32_t k = model_origins(&n->models[i], om, SHARD_VV_MAX);
+
+		esc(n->models[i].def->name, e, sizeof(e));
+		for (uint32_t j = 0; j < k; j++)
+			evbuffer_add_printf(b, "freshet_shard_version_max{model=\"%s\",origin=\"%u\"} %llu\n",
+					    e, om[j].origin,
+					    (unsigned long long)om[j].version);
+	}
+	family(b, "freshet_freshness_lag_ms", "gauge",
+	       "Wall-clock now minus the physical time of the newest row version held, per model.");
+	for (uint32_t i = 0; i < n->nmodels; i++) {
+		uint64_t mv = n->models[i].max_version, lag = 0;
+
+		if (!mv)
+			continue;
+		if (wall > FR_HLC_PHYS(mv))
+			lag = wall - FR_HLC_PHYS(mv);
+		evbuffer_add_printf(b, "freshet_freshness_lag_ms{model=\"%s\"} %llu\n",
+				    esc(n->models[i].def->name, e, sizeof(e)),
+				    (unsigned long long)lag);
+	}
+}
+
+static void render_peers(struct node *n, struct evbuffer *b,
+			 const struct gossip_peer_stats *ps, uint32_t np)
+{
+	struct node_metrics *m = &n->metrics;
+
+	family(b, "freshet_bytes_total", "counter",
+	       "Frame bytes on the wire by peer (\"client\": all clients) and direction.");
+	for (uint32_t i = 0; i < n->npeers; i++) {
+		struct node_peer *p = &n->peers[i];
+
+		evbuffer_add_printf(b, "freshet_bytes_total{peer=\"%u\",direction=\"in\"} %llu\n"
+				    "freshet_bytes_total{peer=\"%u\",direction=\"out\"} %llu\n",
+				    p->id, (unsigned long long)p->bytes_in,
+				    p->id, (unsigned long long)p->bytes_out);
+	}
+	evbuffer_add_printf(b, "freshet_bytes_total{peer=\"client\",direction=\"in\"} %llu\n"
+			    "freshet_bytes_total{peer=\"client\",direction=\"out\"} %llu\n",
+			    (unsigned long long)m->client_bytes_in,
+			    (unsigned long long)m->client_bytes_out);
+	family(b, "freshet_frames_total", "counter",
+	       "Frames by peer (\"client\": all clients) and direction.");
+	for (uint32_t i = 0; i < n->npeers; i++) {
+		struct node_peer *p = &n->peers[i];
+
+		evbuffer_add_printf(b, "freshet_frames_total{peer=\"%u\",direction=\"in\"} %llu\n"
+				    "freshet_frames_total{peer=\"%u\",direction=\"out\"} %llu\n",
+				    p->id, (unsigned long long)p->frames_in,
+				    p->id, (unsigned long long)p->frames_out);
+	}
+	evbuffer_add_printf(b, "freshet_frames_total{peer=\"client\",direction=\"in\"} %llu\n"
+			    "freshet_frames_total{peer=\"client\",direction=\"out\"} %llu\n",
+			    (unsigned long long)m->client_frames_in,
+			    (unsigned long long)m->client_frames_out);
+	family(b, "freshet_pull_bytes_total", "counter",
+	       "Bytes of PULL_REPLY frames by peer and direction (rows moved by pulls).");
+	for (uint32_t i = 0; i < np; i++)
+		evbuffer_add_printf(b, "freshet_pull_bytes_total{peer=\"%u\",direction=\"in\"} %llu\n"
+				    "freshet_pull_bytes_total{peer=\"%u\",direction=\"out\"} %llu\n",
+				    ps[i].peer, (unsigned long long)ps[i].pull_bytes_in,
+				    ps[i].peer, (unsigned long long)ps[i].pull_bytes_out);
+	family(b, "freshet_bad_frames_total", "counter",
+	       "Frames dropped (bad checksum, header or fields, wrong type), by peer.");
+	for (uint32_t i = 0; i < n->npeers; i++)
+		evbuffer_add_printf(b, "freshet_bad_frames_total{peer=\"%u\"} %llu\n",
+				    n->peers[i].id,
+				    (unsigned long long)n->peers[i].bad_frames);
+	evbuffer_add_printf(b, "freshet_bad_frames_total{peer=\"client\"} %llu\n",
+			    (unsigned long long)m->client_bad_frames);
+	family(b, "freshet_bad_frames_by_error_total", "counter",
+	       "Frames dropped, by error code, all connections.");
+	for (int k = 0; k < FR_ERR__COUNT; k++)
+		if (m->bad_by_err[k])
+			evbuffer_add_printf(b, "freshet_bad_frames_by_error_total{error=\"%s\"} %llu\n",
+					    fr_strerror((enum fr_err)-k),
+					    (unsigned long long)m->bad_by_err[k]);
+	family(b, "freshet_peer_up", "gauge", "1 when the link to the peer is up.");
+	for (uint32_t i = 0; i < n->npeers; i++)
+		evbuffer_add_printf(b, "freshet_peer_up{peer=\"%u\"} %d\n",
+				    n->peers[i].id,
+				    n->peers[i].conn &&
+				    n->peers[i].conn->state == NODE_CONN_UP);
+	family(b, "freshet_peer_score", "gauge",
+	       "Gossip's score of the peer (drops on bad frames and timeouts).");
+	for (uint32_t i = 0; i < np; i++)
+		evbuffer_add_printf(b, "freshet_peer_score{peer=\"%u\"} %d\n",
+				    ps[i].peer, (int)ps[i].score);
+	family(b, "freshet_peer_connects_total", "counter",
+	       "Links to the peer that completed HELLO.");
+	for (uint32_t i = 0; i < n->npeers; i++)
+		evbuffer_add_printf(b, "freshet_peer_connects_total{peer=\"%u\"} %llu\n",
+				    n->peers[i].id,
+				    (unsigned long long)n->peers[i].connects);
+}
+
+void metrics_render(struct node *n, struct evbuffer *b)
+{
+	static const char *pub_names[METRICS_PUB__COUNT] = {
+		"ok", "duplicate", "busy", "invalid", "error",
+	};
+	struct node_metrics *m = &n->metrics;
+	struct gossip_peer_stats *ps = NULL;
+	struct gossip_stats gs = { 0 };
+	uint64_t pulls = 0;
+	uint32_t np = 0;
+	char e[2][160];
+
+	if (n->gossip) {
+		gossip_get_stats(n->gossip, &gs);
+		if (n->npeers)
+			ps = calloc(n->npeers, sizeof(*ps));
+		if (ps)
+			np = gossip_get_peer_stats(n->gossip, ps, n->npeers);
+		if (np > n->npeers)
+			np = n->npeers;
+		for (uint32_t i = 0; i < np; i++)
+			pulls += ps[i].pulls_sent;
+	}
+
+	family(b, "freshet_node_info", "gauge", "This node; the value is 1.");
+	evbuffer_add_printf(b, "freshet_node_info{node=\"%u\",dc=\"%s\",cluster=\"%s\",version=\"%s\"} 1\n",
+			    n->cfg->node_id, esc(n->cfg->dc, e[0], sizeof(e[0])),
+			    esc(n->cfg->cluster, e[1], sizeof(e[1])),
+			    NODE_VERSION_STRING);
+	family(b, "freshet_backend_info", "gauge",
+	       "The table backend in use; the value is 1.");
+	evbuffer_add_printf(b, "freshet_backend_info{backend=\"%s\"} 1\n",
+			    n->be ? n->be->name : "none");
+	family(b, "freshet_generation", "gauge",
+	       "Start count of this data dir.");
+	evbuffer_add_printf(b, "freshet_generation %llu\n",
+			    (unsigned long long)n->generation);
+	family(b, "freshet_uptime_seconds", "gauge", "Seconds since start.");
+	evbuffer_add_printf(b, "freshet_uptime_seconds %llu\n",
+			    (unsigned long long)((fr_mono_ms() -
+						  n->start_mono_ms) / 1000));
+
+	render_models(n, b);
+	render_peers(n, b, ps, np);
+
+	family(b, "freshet_pulls_total", "counter", "Pulls sent to peers.");
+	evbuffer_add_printf(b, "freshet_pulls_total %llu\n",
+			    (unsigned long long)pulls);
+	family(b, "freshet_pulls_done_total", "counter", "Pulls completed.");
+	evbuffer_add_printf(b, "freshet_pulls_done_total %llu\n",
+			    (unsigned long long)gs.pulls_done);
+	family(b, "freshet_pulls_failed_total", "counter",
+	       "Pulls that failed or timed out.");
+	evbuffer_add_printf(b, "freshet_pulls_failed_total %llu\n",
+			    (unsigned long long)gs.pulls_failed);
+	family(b, "freshet_pull_retries_total", "counter",
+	       "Pulls retried (from another peer where possible).");
+	evbuffer_add_printf(b, "freshet_pull_retries_total %llu\n",
+			    (unsigned long long)gs.retries);
+	family(b, "freshet_pulls_pending", "gauge", "Pulls queued.");
+	evbuffer_add_printf(b, "freshet_pulls_pending %llu\n",
+			    (unsigned long long)gs.pulls_pending);
+	family(b, "freshet_pulls_inflight", "gauge", "Pulls awaiting replies.");
+	evbuffer_add_printf(b, "freshet_pulls_inflight %llu\n",
+			    (unsigned long long)gs.pulls_inflight);
+
+	family(b, "freshet_publish_total", "counter",
+	       "PUBLISH requests by outcome.");
+	for (int i = 0; i < METRICS_PUB__COUNT; i++)
+		evbuffer_add_printf(b, "freshet_publish_total{status=\"%s\"} %llu\n",
+				    pub_names[i],
+				    (unsigned long long)m->publish[i]);
+	family(b, "freshet_publish_rows_total", "counter",
+	       "Rows in accepted publishes.");
+	evbuffer_add_printf(b, "freshet_publish_rows_total %llu\n",
+			    (unsigned long long)m->publish_rows);
+	family(b, "freshet_publish_queue_depth", "gauge",
+	       "Publishes waiting for the WAL.");
+	evbuffer_add_printf(b, "freshet_publish_queue_depth %u\n", n->npending);
+	family(b, "freshet_lookups_total", "counter", "LOOKUP requests.");
+	evbuffer_add_printf(b, "freshet_lookups_total %llu\n",
+			    (unsigned long long)m->lookups);
+	family(b, "freshet_lookup_rows_total", "counter", "Rows looked up.");
+	evbuffer_add_printf(b, "freshet_lookup_rows_total %llu\n",
+			    (unsigned long long)m->lookup_rows);
+	family(b, "freshet_rows_applied_total", "counter",
+	       "Rows written to the store, by source (local publish or peer).");
+	evbuffer_add_printf(b, "freshet_rows_applied_total{source=\"local\"} %llu\n"
+			    "freshet_rows_applied_total{source=\"peer\"} %llu\n",
+			    (unsigned long long)m->rows_applied_local,
+			    (unsigned long long)m->rows_applied_remote);
+	family(b, "freshet_rows_stale_total", "counter",
+	       "Rows from peers that were older than what is held.");
+	evbuffer_add_printf(b, "freshet_rows_stale_total %llu\n",
+			    (unsigned long long)m->rows_stale_remote);
+	family(b, "freshet_rows_refused_total", "counter",
+	       "Rows from peers refused as revoked by a rollback.");
+	evbuffer_add_printf(b, "freshet_rows_refused_total %llu\n",
+			    (unsigned long long)m->rows_refused_remote);
+	family(b, "freshet_connections", "gauge", "Open TCP connections.");
+	evbuffer_add_printf(b, "freshet_connections %u\n", n->nconns);
+	family(b, "freshet_hello_refused_total", "counter",
+	       "Connections refused at HELLO (version, cluster, unknown id).");
+	evbuffer_add_printf(b, "freshet_hello_refused_total %llu\n",
+			    (unsigned long long)m->hello_refused);
+	family(b, "freshet_wal_lsn", "gauge",
+	       "WAL positions: durable, applied to the stores, covered by the snapshots.");
+	evbuffer_add_printf(b, "freshet_wal_lsn{kind=\"durable\"} %llu\n"
+			    "freshet_wal_lsn{kind=\"applied\"} %llu\n"
+			    "freshet_wal_lsn{kind=\"snapshot\"} %llu\n",
+			    (unsigned long long)(n->wal ? shard_wal_durable_lsn(n->wal) : 0),
+			    (unsigned long long)n->applied_lsn,
+			    (unsigned long long)n->snap_lsn);
+	family(b, "freshet_wal_replicated_skipped_total", "counter",
+	       "Batches from peers applied but not logged (WAL queue full): re-pulled after a crash.");
+	evbuffer_add_printf(b, "freshet_wal_replicated_skipped_total %llu\n",
+			    (unsigned long long)m->wal_repl_skipped);
+	family(b, "freshet_snapshots_total", "counter",
+	       "Snapshots written, by result.");
+	evbuffer_add_printf(b, "freshet_snapshots_total{result=\"ok\"} %llu\n"
+			    "freshet_snapshots_total{result=\"failed\"} %llu\n",
+			    (unsigned long long)m->snapshots_ok,
+			    (unsigned long long)m->snapshots_failed);
+	family(b, "freshet_hlc_refused_total", "counter",
+	       "Peer versions too far ahead of the local clock to be observed.");
+	evbuffer_add_printf(b, "freshet_hlc_refused_total %llu\n",
+			    (unsigned long long)m->hlc_refused);
+
+	hist_render(b, "freshet_publish_latency_seconds",
+		    "PUBLISH received to acknowledged (durable and applied).",
+		    &m->publish_latency);
+	hist_render(b, "freshet_apply_latency_seconds",
+		    "Applying one batch from a peer to the store and backend.",
+		    &m->apply_latency);
+	hist_render(b, "freshet_replication_delay_seconds",
+		    "Wall-clock now minus the newest version's time, per batch applied from a peer.",
+		    &m->replication_delay);
+	free(ps);
+}

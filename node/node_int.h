@@ -1,0 +1,320 @@
+/*
+ * node_int.h — freshetd's private structures and the calls between its
+ * files.  Not a public header: only node/ sources and node tests include it.
+ *
+ * One struct node owns everything, and only the libevent loop thread
+ * touches it (docs/threads.md).  The WAL writer thread reaches the loop
+ * only through durable_cb -> fr_mailbox.  Files:
+ *
+ *   main.c     command line, config, exit codes
+ *   node.c     start-up and shutdown order, the gossip adapter (apply hook,
+ *              timer), mirroring store batches into the table backend
+ *   persist.c  data dir (lock, generation), snapshots (sync and forked),
+ *              the WAL publish record, replay, idempotency-key file
+ *   net.c      TCP listener, connections, framing, HELLO, peer dialing with
+ *              back-off, gossip output, per-link token buckets
+ *   publish.c  PUBLISH (validate, stamp, WAL, ack when durable), LOOKUP,
+ *              the idempotency map
+ *   admin.c    evhttp: /healthz, /status (JSON), /metrics
+ *   metrics.c  counters and histograms, Prometheus text
+ */
+#ifndef FRESHET_NODE_INT_H
+#define FRESHET_NODE_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/common.h"
+#include "gossip/gossip.h"
+#include "gpu/gpu.h"
+#include "node/config.h"
+#include "node/metrics.h"
+#include "proto/proto.h"
+#include "shard/shard.h"
+
+struct event_base;
+struct event;
+struct evbuffer;
+struct bufferevent;
+struct evconnlistener;
+struct evhttp;
+struct evdns_base;
+struct ev_token_bucket_cfg;
+
+#define NODE_VERSION_STRING "0.1.0"
+
+/* A client that sent this many bad frames (checksum, malformed fields) is
+ * disconnected; peers are judged by gossip_peer_should_drop(). */
+#define NODE_BAD_FRAMES_MAX 16
+
+/* ------------------------------------------------------------------------
+ * Models: the store (source of truth) and one backend table per table.
+ * ---------------------------------------------------------------------- */
+struct node_table {
+	struct gpu_table *gt;        /* mirror the lookups read */
+	uint64_t max_version;        /* newest row version held */
+};
+
+struct node_model {
+	struct shard_store *st;
+	const struct shard_model_def *def;   /* the store's copy */
+	struct node_table tables[SHARD_TABLES_MAX];
+	bool had_snapshot;           /* loaded from data_dir/<name>.snap */
+	uint64_t snap_lsn;           /* WAL records <= this are in the snapshot */
+	uint64_t max_version;        /* newest row version held, all tables */
+};
+
+/* ------------------------------------------------------------------------
+ * Peers and connections
+ * ---------------------------------------------------------------------- */
+enum node_conn_state {
+	NODE_CONN_CONNECTING,   /* outgoing, TCP not up yet */
+	NODE_CONN_HELLO,        /* waiting for HELLO (in) or HELLO_ACK (out) */
+	NODE_CONN_UP,           /* HELLO done: frames of the role flow */
+	NODE_CONN_CLOSING,      /* flushing a last frame, reads ignored */
+};
+
+struct node_peer {
+	struct node *node;
+	uint32_t id;
+	struct config_addr addr;
+	bool dialer;                 /* we connect out (our id is larger) */
+	struct node_conn *conn;      /* after HELLO, else NULL */
+	struct node_conn *dialing;   /* our outgoing attempt before HELLO_ACK */
+	struct event *retry_ev;
+	uint32_t backoff_ms;
+	uint64_t connects, disconnects;
+	uint64_t generation;         /* from its last HELLO */
+	char dc[PROTO_DC_MAX + 1];
+	/* Transport counters (gossip has its own per-message ones). */
+	uint64_t bytes_in, bytes_out, frames_in, frames_out;
+	uint64_t bad_frames;
+	uint64_t bad_by_err[FR_ERR__COUNT];
+};
+
+struct node_conn {
+	struct node *node;
+	struct bufferevent *bev;
+	struct node_conn *prev, *next;   /* node->conns */
+	enum node_conn_state state;
+	enum proto_role role;            /* 0 until HELLO */
+	bool outgoing;
+	struct node_peer *peer;          /* role node (or our dial target) */
+	char name[CONFIG_ADDR_MAX + 64]; /* for logs: "peer 3 (1.2.3.4:7003)" */
+	uint8_t *scratch;                /* 8-aligned copy of a frame */
+	size_t scratch_cap;
+	uint32_t bad_frames;
+	uint32_t pending;                /* publishes awaiting durability */
+	bool read_paused;                /* output over its bound */
+	struct event *close_ev;          /* deadline for a closing flush */
+};
+
+/* ------------------------------------------------------------------------
+ * Publishes waiting for the WAL
+ * ---------------------------------------------------------------------- */
+struct node_pending {
+	struct node_pending *next;
+	uint64_t lsn;
+	struct node_conn *conn;      /* NULL once the client went away */
+	uint64_t req_id;
+	uint64_t t0_ns;              /* received (monotonic) */
+	uint32_t model;              /* index into node->models */
+	uint64_t version;
+	bool ack_only;               /* a repeated key: ack when lsn is durable */
+	uint8_t *rec;                /* the WAL record (owned, NULL if ack_only) */
+	size_t rec_len;
+};
+
+struct node_idem;   /* publish.c */
+
+/* ------------------------------------------------------------------------
+ * The node
+ * ---------------------------------------------------------------------- */
+struct node {
+	const struct config *cfg;        /* borrowed from main */
+	struct event_base *base;
+	struct fr_hlc hlc;
+	uint64_t generation;
+	int lock_fd;
+	uint64_t start_mono_ms;
+	uint64_t start_wall_ms;
+	uint32_t max_frame;
+	const struct gpu_backend *be;
+
+	uint32_t nmodels;
+	struct node_model *models;
+
+	/* Durability.  applied_lsn: every WAL record <= it is in the stores
+	 * (so a snapshot may claim it): node_lsn_settle() keeps it at the
+	 * record before the oldest publish still waiting for the disk, or at
+	 * the last record appended when none waits.  Replicated batches are
+	 * applied at once and logged behind (persist.c). */
+	struct shard_wal *wal;
+	uint64_t applied_lsn;
+	uint64_t last_lsn;               /* last appended */
+	struct fr_mailbox *mb;
+	_Atomic uint64_t durable_seen;   /* written by the WAL writer */
+	struct node_pending *pend_head, *pend_tail;
+	uint32_t npending;
+	struct node_idem *idem;
+
+	/* Dissemination */
+	struct gossip *gossip;
+	struct event *gossip_ev;
+	uint64_t gossip_armed;           /* deadline the timer is set for */
+	uint32_t npeers;
+	struct node_peer *peers;
+	struct ev_token_bucket_cfg *rate_cfg;
+	struct evdns_base *dns;
+
+	/* Front doors */
+	struct evconnlistener *listener;
+	struct evhttp *http;
+	struct node_conn *conns;
+	uint32_t nconns;
+
+	/* Snapshots */
+	struct event *snap_ev;           /* periodic */
+	struct event *chld_ev;           /* SIGCHLD */
+	pid_t snap_child;                /* 0 when none */
+	uint64_t snap_child_lsn;
+	uint64_t snap_lsn;               /* newest snapshot on disk covers this */
+	uint64_t changes;                /* applies since start (dirty check) */
+	uint64_t snap_changes;           /* `changes` when the last one forked */
+
+	/* Shutdown */
+	struct event *sig_ev[2];
+	struct event *stop_ev;           /* polls clients' last writes */
+	uint64_t stop_deadline_ms;       /* then closes them anyway */
+	bool lingering;                  /* clients got FIN, waiting for theirs */
+	bool stopping;
+
+	/* Scratch for mirroring batches into the backend */
+	uint8_t *won;
+	uint64_t *mrows, *mvers;
+	uint8_t *mvals;
+	size_t mcap, mvals_cap;
+
+	struct node_metrics metrics;
+};
+
+/* node.c */
+struct node *node_new(const struct config *cfg, enum fr_err *err);
+/* Run the loop until SIGTERM/SIGINT, then shut down in order (acks,
+ * snapshot, WAL).  FR_OK on a clean exit. */
+enum fr_err node_run(struct node *n);
+void node_free(struct node *n);
+int node_model_find(const struct node *n, const char *name);
+/* Apply a batch to model m's store and mirror the rows that won into the
+ * backend; updates max versions and counters.  Loop thread. */
+/* applied_lsn from the pending publishes and the last appended LSN. */
+void node_lsn_settle(struct node *n);
+/* Log a batch received from a peer (already applied) so that a restart
+ * does not pull it again.  Best effort: a full WAL queue skips it (the
+ * rows are re-pulled after a crash, never lost for good). */
+void node_wal_log_replicated(struct node *n, struct node_model *m,
+			     const struct shard_batch *b);
+enum fr_err node_apply_batch(struct node *n, struct node_model *m,
+			     const struct shard_batch *b,
+			     struct shard_apply_result *res);
+/* Re-arm the gossip timer at gossip_next_deadline(). */
+void node_gossip_arm(struct node *n);
+
+/* persist.c */
+enum fr_err node_datadir_open(struct node *n);
+void node_datadir_close(struct node *n);
+/* Load snapshots (or make empty stores) and replay the WAL; fills
+ * n->models, n->applied_lsn and the idempotency map. */
+enum fr_err node_stores_load(struct node *n);
+/* Open the WAL after the replay. */
+enum fr_err node_wal_open(struct node *n);
+/* Snapshot every store at n->applied_lsn now (blocking), then truncate
+ * the WAL.  Used at shutdown. */
+enum fr_err node_snapshot_sync(struct node *n);
+/* Start a forked background snapshot if none is running and something
+ * changed; node_snapshot_reap() collects it (SIGCHLD). */
+void node_snapshot_bg(struct node *n);
+void node_snapshot_reap(struct node *n, bool block);
+
+struct node_walrec {
+	const char *model;           /* points into the record, not NUL-ended */
+	uint8_t model_len;
+	const char *key;
+	uint8_t key_len;
+	uint64_t version;
+	uint32_t origin;
+	uint32_t nbatches;
+	struct fr_rbuf batches;      /* the length-prefixed batch payloads */
+};
+/* Encode a publish record (docs/wire.md §6) into w. */
+enum fr_err node_walrec_encode(struct fr_wbuf *w, const char *model,
+			       const char *key, uint64_t version,
+			       uint32_t origin, const struct shard_batch_hdr *h,
+			       const struct shard_batch *b, uint32_t nb);
+/* Check the record header; batches are read with node_walrec_next. */
+enum fr_err node_walrec_decode(const uint8_t *p, size_t len,
+			       struct node_walrec *r);
+/* Next batch: FR_OK, FR_ERR_NOTFOUND after the last, or a decode error. */
+enum fr_err node_walrec_next(struct node_walrec *r, struct shard_batch_hdr *h,
+			     struct shard_batch *b);
+/* Check that every batch of a record decodes and fits model m's schema
+ * (our own records, but the config may have changed under them). */
+enum fr_err node_walrec_check(const struct node_model *m, const uint8_t *rec,
+			      size_t len);
+/* Apply every batch of a checked record to model m; live: tell gossip.
+ * Stops at the first store error and returns it. */
+enum fr_err node_walrec_apply(struct node *n, struct node_model *m,
+			      const uint8_t *rec, size_t len, bool live);
+
+/* publish.c */
+enum fr_err node_idem_new(struct node *n);
+void node_idem_free(struct node *n);
+/* Remember key -> (version, origin) (replay and live).  Existing keys
+ * are kept. */
+void node_idem_put(struct node *n, const char *key, size_t key_len,
+		   uint64_t version, uint32_t origin, uint64_t lsn);
+/* Visit every remembered key (for the idempotency file). */
+void node_idem_foreach(struct node *n,
+		       void (*fn)(const char *key, uint64_t version,
+				  uint32_t origin, void *arg),
+		       void *arg);
+uint32_t node_idem_count(const struct node *n);
+/* Returns false when the connection must be closed. */
+bool node_publish_handle(struct node_conn *c, const uint8_t *p, size_t len);
+bool node_lookup_handle(struct node_conn *c, const uint8_t *p, size_t len);
+/* Apply and ack every pending publish whose record is durable. */
+void node_durable_process(struct node *n);
+/* The connection is going away: forget it in pending publishes. */
+void node_pending_forget_conn(struct node *n, struct node_conn *c);
+
+/* net.c */
+enum fr_err node_net_start(struct node *n);
+/* Stop accepting connections (clients already connected stay). */
+void node_net_stop_accepting(struct node *n);
+/* Shutdown's last step for clients: FIN, then read and drop until they
+ * close. */
+void node_net_linger_clients(struct node *n);
+uint32_t node_net_clients(const struct node *n);
+/* Close every peer link (gossip marks them down). */
+void node_net_close_peers(struct node *n);
+/* Close everything now (peers go down in gossip). */
+void node_net_close_all(struct node *n);
+void node_net_fini(struct node *n);
+/* Drain gossip output into peer connections and re-arm the timer. */
+void node_gossip_flush(struct node *n);
+/* Queue a whole frame on c; takes w's buffer.  Counts it. */
+void node_conn_send(struct node_conn *c, struct fr_wbuf *w);
+/* Send an ERROR frame (req_id 0 unless given). */
+void node_conn_send_error(struct node_conn *c, uint64_t req_id,
+			  enum fr_err code, const char *msg);
+/* Clients with unwritten output (shutdown waits for them). */
+uint32_t node_net_clients_busy(const struct node *n);
+struct node_peer *node_peer_find(struct node *n, uint32_t id);
+
+/* admin.c */
+enum fr_err node_admin_start(struct node *n);
+void node_admin_stop(struct node *n);
+
+#endif /* FRESHET_NODE_INT_H */
