@@ -1,13 +1,14 @@
 # freshet's front door.  Everything real lives in CMake and scripts/.
 #   make test   install deps, build (default + CUDA-off + ASan/UBSan + fuzz),
 #               run every test suite
+#   make demo   install deps, build, run the local demo cluster (Ctrl-C stops)
 #   make build  install deps and build build/
 #   make bench  build and run the benchmarks
 #   make fuzz   run each fuzz target longer (FUZZ_SECONDS, default 300)
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build test bench fuzz clean
+.PHONY: all deps build test bench fuzz demo clean
 
 all: build
 
@@ -20,6 +21,9 @@ build: deps
 
 test: deps
 	scripts/test-all
+
+demo: build
+	scripts/demo
 
 bench: build
 	scripts/run-bench
