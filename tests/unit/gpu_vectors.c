@@ -18,6 +18,7 @@
 #include <CUnit/Basic.h>
 
 #include "gpu_vectors.h"
+#include "unit_main.h"
 
 static const struct gpu_backend *vec_be;
 
@@ -634,10 +635,7 @@ static void vec_test_invalid(void)
 CU_pSuite gpu_vectors_add_suite(const struct gpu_backend *be)
 {
 	static char name[64];
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
+	static const struct fr_unit_test tests[] = {
 		{ "new table is zero", vec_test_new_zeroed },
 		{ "apply and overwrite", vec_test_apply_overwrite },
 		{ "duplicates resolved by version", vec_test_duplicates },
@@ -649,20 +647,12 @@ CU_pSuite gpu_vectors_add_suite(const struct gpu_backend *be)
 		{ "budget refusal", vec_test_budget },
 		{ "invalid descriptors", vec_test_invalid },
 	};
-	CU_pSuite suite;
-	size_t i;
 
 	if (!be)
 		return NULL;
 	vec_be = be;
 	snprintf(name, sizeof(name), "vectors/%s", be->name);
-	suite = CU_add_suite(name, NULL, NULL);
-	if (!suite)
-		return NULL;
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			return NULL;
-	return suite;
+	return fr_unit_add_suite(name, NULL, NULL, tests, FR_UNIT_COUNT(tests));
 }
 
 int gpu_vectors_run(const struct gpu_backend *be)

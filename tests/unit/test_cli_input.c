@@ -16,15 +16,8 @@
 #include <CUnit/Basic.h>
 
 #include "cli/input.h"
-
-static bool errmsg_has(const char *needle)
-{
-	if (strstr(fr_errmsg(), needle))
-		return true;
-	fprintf(stderr, "\n  detail \"%s\" lacks \"%s\"\n", fr_errmsg(),
-		needle);
-	return false;
-}
+#include "testutil.h"
+#include "unit_main.h"
 
 static enum fr_err text(struct cli_input *in, const char *s, uint32_t dim)
 {
@@ -402,26 +395,17 @@ static void test_hostport(void)
 			FR_ERR_INVAL);
 }
 
+static const struct fr_unit_test tests[] = {
+	{ "text", test_text_ok },
+	{ "text errors", test_text_errors },
+	{ "binary", test_binary },
+	{ "duplicates", test_dedup },
+	{ "ids", test_ids },
+	{ "host:port", test_hostport },
+};
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("cli_input", NULL, NULL);
-	if (!s || !CU_add_test(s, "text", test_text_ok) ||
-	    !CU_add_test(s, "text errors", test_text_errors) ||
-	    !CU_add_test(s, "binary", test_binary) ||
-	    !CU_add_test(s, "duplicates", test_dedup) ||
-	    !CU_add_test(s, "ids", test_ids) ||
-	    !CU_add_test(s, "host:port", test_hostport)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return fr_unit_main("cli_input", NULL, NULL, tests,
+			    FR_UNIT_COUNT(tests));
 }

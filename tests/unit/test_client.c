@@ -23,6 +23,8 @@
 
 #include "client/client.h"
 #include "proto/proto.h"
+#include "testutil.h"
+#include "unit_main.h"
 
 #define NODE_ID 42
 #define DIM 3
@@ -262,14 +264,6 @@ static void fake_join(struct fake *f)
 	close(f->lfd);
 }
 
-static bool has(const char *s, const char *needle)
-{
-	if (strstr(s, needle))
-		return true;
-	fprintf(stderr, "\n  \"%s\" lacks \"%s\"\n", s, needle);
-	return false;
-}
-
 static struct fr_client *connect_ok(struct fake *f)
 {
 	enum fr_err err = FR_ERR_INVAL;
@@ -304,8 +298,8 @@ static void test_connect_refused(void)
 	CU_ASSERT_PTR_NULL(fr_client_connect("127.0.0.1", ntohs(a.sin_port),
 					     2000, &err));
 	CU_ASSERT_EQUAL(err, FR_ERR_IO);
-	CU_ASSERT(has(fr_errmsg(), "refused"));
-	CU_ASSERT(has(fr_errmsg(), "127.0.0.1:"));
+	CU_ASSERT(errmsg_has("refused"));
+	CU_ASSERT(errmsg_has("127.0.0.1:"));
 	CU_ASSERT(fr_mono_ms() - t0 < 1500);
 
 	CU_ASSERT_PTR_NULL(fr_client_connect("127.0.0.1", 0, 100, &err));
@@ -327,7 +321,7 @@ static void test_connect_timeout(void)
 	CU_ASSERT_PTR_NULL(fr_client_connect("127.0.0.1", f.port, 200, &err));
 	dt = fr_mono_ms() - t0;
 	CU_ASSERT_EQUAL(err, FR_ERR_TIMEOUT);
-	CU_ASSERT(has(fr_errmsg(), "did not answer HELLO within 200 ms"));
+	CU_ASSERT(errmsg_has("did not answer HELLO within 200 ms"));
 	CU_ASSERT(dt >= 190 && dt < 1500);
 	fake_join(&f);
 }
@@ -341,8 +335,8 @@ static void test_hello_version(void)
 	fake_run(&f);
 	CU_ASSERT_PTR_NULL(fr_client_connect("127.0.0.1", f.port, 2000, &err));
 	CU_ASSERT_EQUAL(err, FR_ERR_VERSION);
-	CU_ASSERT(has(fr_errmsg(), "speaks protocol version 2; this client "
-				   "speaks version 1"));
+	CU_ASSERT(errmsg_has("speaks protocol version 2; this client "
+			     "speaks version 1"));
 	fake_join(&f);
 
 	/* The node refuses us with its own words. */
@@ -401,7 +395,8 @@ static void test_publish_lookup(void)
 	CU_ASSERT_EQUAL(fr_client_lookup(c, "ctr", "emb", lrows, 3, out, 4,
 					 vers, NULL),
 			FR_ERR_RANGE);
-	CU_ASSERT(has(fr_client_errmsg(c), "has dim 3; the caller expected 4"));
+	CU_ASSERT(str_has(fr_client_errmsg(c),
+			  "has dim 3; the caller expected 4"));
 	CU_ASSERT_EQUAL(((uint8_t *)out)[0], 0x7f);
 	/* The dim unknown. */
 	CU_ASSERT_EQUAL(fr_client_lookup_rows(c, "ctr", "emb", lrows, 3, &rr),
@@ -418,7 +413,7 @@ static void test_publish_lookup(void)
 	CU_ASSERT_EQUAL(fr_client_publish(c, "ctr", "emb", rows, vals, 0, DIM,
 					  NULL, NULL, NULL),
 			FR_ERR_INVAL);
-	CU_ASSERT(has(fr_client_errmsg(c), "'n'"));
+	CU_ASSERT(str_has(fr_client_errmsg(c), "'n'"));
 	{
 		char longkey[80];
 
@@ -427,7 +422,7 @@ static void test_publish_lookup(void)
 		CU_ASSERT_EQUAL(fr_client_publish(c, "ctr", "emb", rows, vals,
 						  4, DIM, longkey, NULL, NULL),
 				FR_ERR_INVAL);
-		CU_ASSERT(has(fr_client_errmsg(c), "idempotency key"));
+		CU_ASSERT(str_has(fr_client_errmsg(c), "idempotency key"));
 	}
 	/* ... and the connection still works. */
 	CU_ASSERT_EQUAL(fr_client_publish(c, "ctr", "emb", rows, vals, 2, DIM,
@@ -479,14 +474,14 @@ static void test_busy_retry(void)
 					  NULL, &version, NULL),
 			FR_ERR_BUSY);
 	CU_ASSERT(fr_mono_ms() - t0 < 1000);
-	CU_ASSERT(has(fr_client_errmsg(c), "publish queue full"));
-	CU_ASSERT(has(fr_client_errmsg(c), "still busy after 30 ms"));
+	CU_ASSERT(str_has(fr_client_errmsg(c), "publish queue full"));
+	CU_ASSERT(str_has(fr_client_errmsg(c), "still busy after 30 ms"));
 	/* No retry at all. */
 	fr_client_set_busy_retry(c, 0);
 	CU_ASSERT_EQUAL(fr_client_publish(c, "m", "t", rows, vals, 1, DIM,
 					  NULL, &version, NULL),
 			FR_ERR_BUSY);
-	CU_ASSERT(has(fr_client_errmsg(c), "still busy after 0 ms"));
+	CU_ASSERT(str_has(fr_client_errmsg(c), "still busy after 0 ms"));
 	fr_client_close(c);
 	fake_join(&f);
 	/* 3 + (1 + 1 retry) + 1. */
@@ -542,7 +537,7 @@ static void test_late_and_stray(void)
 	CU_ASSERT_EQUAL(fr_client_lookup(c, "m", "emb", rows, 1, out, DIM, vers,
 					 NULL),
 			FR_ERR_TIMEOUT);
-	CU_ASSERT(has(fr_client_errmsg(c), "no reply"));
+	CU_ASSERT(str_has(fr_client_errmsg(c), "no reply"));
 	CU_ASSERT_EQUAL(fr_client_lookup(c, "m", "emb", rows + 1, 1, out, DIM,
 					 vers, NULL),
 			FR_OK);
@@ -559,37 +554,27 @@ static void test_late_and_stray(void)
 	CU_ASSERT_EQUAL(fr_client_publish(c, "m", "t", rows, vals, 2, DIM,
 					  NULL, NULL, NULL),
 			FR_ERR_PROTO);
-	CU_ASSERT(has(fr_client_errmsg(c), "sent HELLO_ACK"));
+	CU_ASSERT(str_has(fr_client_errmsg(c), "sent HELLO_ACK"));
 	CU_ASSERT_EQUAL(fr_client_lookup(c, "m", "emb", rows, 1, out, DIM, NULL,
 					 NULL),
 			FR_ERR_CLOSED);
-	CU_ASSERT(has(fr_errmsg(), "reconnect"));
+	CU_ASSERT(errmsg_has("reconnect"));
 	fr_client_close(c);
 	fake_join(&f);
 	fr_client_close(NULL);
 }
 
+static const struct fr_unit_test tests[] = {
+	{ "connect refused", test_connect_refused },
+	{ "connect timeout", test_connect_timeout },
+	{ "hello version", test_hello_version },
+	{ "publish and lookup", test_publish_lookup },
+	{ "busy retry", test_busy_retry },
+	{ "node errors", test_node_errors },
+	{ "late and stray replies", test_late_and_stray },
+};
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("client", NULL, NULL);
-	if (!s || !CU_add_test(s, "connect refused", test_connect_refused) ||
-	    !CU_add_test(s, "connect timeout", test_connect_timeout) ||
-	    !CU_add_test(s, "hello version", test_hello_version) ||
-	    !CU_add_test(s, "publish and lookup", test_publish_lookup) ||
-	    !CU_add_test(s, "busy retry", test_busy_retry) ||
-	    !CU_add_test(s, "node errors", test_node_errors) ||
-	    !CU_add_test(s, "late and stray replies", test_late_and_stray)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return fr_unit_main("client", NULL, NULL, tests, FR_UNIT_COUNT(tests));
 }

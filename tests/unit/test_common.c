@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include "common/common.h"
+#include "unit_main.h"
 
 /* ======================================================================
  * Errors
@@ -1013,12 +1014,7 @@ static void test_mailbox_cap_close_free(void)
  * Runner
  * ==================================================================== */
 
-struct test_entry {
-	const char *name;
-	CU_TestFunc fn;
-};
-
-static const struct test_entry tests[] = {
+static const struct fr_unit_test tests[] = {
 	{ "err_strings", test_err_strings },
 	{ "err_detail_per_thread", test_err_detail_per_thread },
 	{ "log_lazy_args", test_log_lazy_args },
@@ -1044,26 +1040,5 @@ static const struct test_entry tests[] = {
 
 int main(void)
 {
-	CU_pSuite suite;
-	unsigned failures;
-	size_t i;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	suite = CU_add_suite("common", NULL, NULL);
-	if (!suite)
-		goto out_cleanup;
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-			goto out_cleanup;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures != 0;
-
-out_cleanup:
-	CU_cleanup_registry();
-	return 1;
+	return fr_unit_main("common", NULL, NULL, tests, FR_UNIT_COUNT(tests));
 }

@@ -24,6 +24,7 @@
 #include <xxhash.h>
 
 #include "gossip/gossip.h"
+#include "unit_main.h"
 
 /* ======================================================================
  * Helpers
@@ -1580,33 +1581,22 @@ static void test_api(void)
 	shard_store_free(st);
 }
 
+static const struct fr_unit_test tests[] = {
+	{ "api edges", test_api },
+	{ "two nodes converge", test_two_nodes },
+	{ "8 nodes, faults, 3 publishers", test_mesh_faults },
+	{ "cut-short transfers", test_cut_short },
+	{ "coalescing", test_coalescing },
+	{ "idle heartbeat cost", test_idle_cost },
+	{ "full digest frames", test_full_digest_frames },
+	{ "peer down, timeout", test_peer_down_and_timeout },
+	{ "garbage", test_garbage },
+	{ "priority", test_priority },
+	{ "bounded pending pulls", test_bounded_pending },
+};
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned fails;
-
 	fr_log_set_level(FR_LOG_ERROR);
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("gossip", NULL, NULL);
-	if (!s || !CU_add_test(s, "api edges", test_api) ||
-	    !CU_add_test(s, "two nodes converge", test_two_nodes) ||
-	    !CU_add_test(s, "8 nodes, faults, 3 publishers",
-			 test_mesh_faults) ||
-	    !CU_add_test(s, "cut-short transfers", test_cut_short) ||
-	    !CU_add_test(s, "coalescing", test_coalescing) ||
-	    !CU_add_test(s, "idle heartbeat cost", test_idle_cost) ||
-	    !CU_add_test(s, "full digest frames", test_full_digest_frames) ||
-	    !CU_add_test(s, "peer down, timeout", test_peer_down_and_timeout) ||
-	    !CU_add_test(s, "garbage", test_garbage) ||
-	    !CU_add_test(s, "priority", test_priority) ||
-	    !CU_add_test(s, "bounded pending pulls", test_bounded_pending)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return fr_unit_main("gossip", NULL, NULL, tests, FR_UNIT_COUNT(tests));
 }

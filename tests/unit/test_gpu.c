@@ -18,6 +18,7 @@
 
 #include "gpu/gpu.h"
 #include "gpu_vectors.h"
+#include "unit_main.h"
 
 /* ------------------------------------------------------------------------
  * Backend choice
@@ -223,38 +224,33 @@ static void test_cpu_large_odd(void)
 	cpu_check_large(65);    /* 260-byte rows: memcpy path */
 }
 
+static const struct fr_unit_test select_tests[] = {
+	{ "cpu", test_select_cpu },
+	{ "cuda unsupported", test_select_cuda },
+	{ "bogus names", test_select_bogus },
+	{ "auto picks cpu, logs once", test_select_auto_logs_once },
+	{ "cuda device count", test_device_count },
+	{ "NULL arguments", test_wrappers_null },
+};
+
+static const struct fr_unit_test cpu_tests[] = {
+	{ "large table, line-sized rows", test_cpu_large_lines },
+	{ "large table, odd rows", test_cpu_large_odd },
+};
+
+/* Three CUnit suites in one registry: the shared vectors, then backend
+ * choice, then the CPU backend's own cases. */
 int main(void)
 {
-	CU_pSuite s;
-	int failures;
-
 	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	if (!gpu_vectors_add_suite(gpu_backend_cpu()))
-		goto out_cunit;
-	s = CU_add_suite("select", NULL, NULL);
-	if (!s ||
-	    !CU_add_test(s, "cpu", test_select_cpu) ||
-	    !CU_add_test(s, "cuda unsupported", test_select_cuda) ||
-	    !CU_add_test(s, "bogus names", test_select_bogus) ||
-	    !CU_add_test(s, "auto picks cpu, logs once",
-			 test_select_auto_logs_once) ||
-	    !CU_add_test(s, "cuda device count", test_device_count) ||
-	    !CU_add_test(s, "NULL arguments", test_wrappers_null))
-		goto out_cunit;
-	s = CU_add_suite("cpu", NULL, NULL);
-	if (!s ||
-	    !CU_add_test(s, "large table, line-sized rows",
-			 test_cpu_large_lines) ||
-	    !CU_add_test(s, "large table, odd rows", test_cpu_large_odd))
-		goto out_cunit;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = (int)CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures ? 1 : 0;
-
-out_cunit:
-	CU_cleanup_registry();
-	return 2;
+		return FR_UNIT_EXIT_SETUP;
+	if (!gpu_vectors_add_suite(gpu_backend_cpu()) ||
+	    !fr_unit_add_suite("select", NULL, NULL, select_tests,
+			       FR_UNIT_COUNT(select_tests)) ||
+	    !fr_unit_add_suite("cpu", NULL, NULL, cpu_tests,
+			       FR_UNIT_COUNT(cpu_tests))) {
+		CU_cleanup_registry();
+		return FR_UNIT_EXIT_SETUP;
+	}
+	return fr_unit_run_all();
 }

@@ -16,6 +16,8 @@
 #include <CUnit/Basic.h>
 
 #include "node/config.h"
+#include "testutil.h"
+#include "unit_main.h"
 
 #ifndef FRESHET_SOURCE_DIR
 #define FRESHET_SOURCE_DIR "."
@@ -23,15 +25,6 @@
 
 static char tmp_root[4096];
 static unsigned file_seq;
-
-static bool errmsg_has(const char *needle)
-{
-	if (strstr(fr_errmsg(), needle))
-		return true;
-	fprintf(stderr, "\n  detail \"%s\" lacks \"%s\"\n", fr_errmsg(),
-		needle);
-	return false;
-}
 
 /* Every needle (NULL-terminated list) is in the detail. */
 static bool errmsg_has_all(const char *const *needles)
@@ -818,40 +811,28 @@ static void test_docs_cover_keys(void)
 	free(c);
 }
 
+static const struct fr_unit_test tests[] = {
+	{ "defaults", test_defaults },
+	{ "full file round trip", test_full_roundtrip },
+	{ "number errors", test_number_errors },
+	{ "string errors", test_string_errors },
+	{ "unknown key/section", test_unknown_key_section },
+	{ "syntax errors", test_syntax_errors },
+	{ "address errors", test_address_errors },
+	{ "peer errors", test_peer_errors },
+	{ "table errors", test_table_errors },
+	{ "model errors", test_model_errors },
+	{ "required and cross-key", test_required_and_cross },
+	{ "missing file", test_missing_file },
+	{ "bad file changes nothing", test_bad_file_changes_nothing },
+	{ "overrides", test_overrides },
+	{ "mutations", test_mutations },
+	{ "example file", test_example_file },
+	{ "docs cover keys", test_docs_cover_keys },
+};
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("node_config", suite_init, suite_fini);
-	if (!s || !CU_add_test(s, "defaults", test_defaults) ||
-	    !CU_add_test(s, "full file round trip", test_full_roundtrip) ||
-	    !CU_add_test(s, "number errors", test_number_errors) ||
-	    !CU_add_test(s, "string errors", test_string_errors) ||
-	    !CU_add_test(s, "unknown key/section", test_unknown_key_section) ||
-	    !CU_add_test(s, "syntax errors", test_syntax_errors) ||
-	    !CU_add_test(s, "address errors", test_address_errors) ||
-	    !CU_add_test(s, "peer errors", test_peer_errors) ||
-	    !CU_add_test(s, "table errors", test_table_errors) ||
-	    !CU_add_test(s, "model errors", test_model_errors) ||
-	    !CU_add_test(s, "required and cross-key", test_required_and_cross) ||
-	    !CU_add_test(s, "missing file", test_missing_file) ||
-	    !CU_add_test(s, "bad file changes nothing",
-			 test_bad_file_changes_nothing) ||
-	    !CU_add_test(s, "overrides", test_overrides) ||
-	    !CU_add_test(s, "mutations", test_mutations) ||
-	    !CU_add_test(s, "example file", test_example_file) ||
-	    !CU_add_test(s, "docs cover keys", test_docs_cover_keys)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	if (CU_get_number_of_suites_failed())
-		fails++;
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return fr_unit_main("node_config", suite_init, suite_fini, tests,
+			    FR_UNIT_COUNT(tests));
 }

@@ -19,29 +19,12 @@
 #include <CUnit/Basic.h>
 
 #include "proto/proto.h"
+#include "testutil.h"
+#include "unit_main.h"
 
 /* ----------------------------------------------------------------------
  * Helpers
  * -------------------------------------------------------------------- */
-
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-static bool errmsg_has(const char *needle)
-{
-	if (strstr(fr_errmsg(), needle))
-		return true;
-	fprintf(stderr, "\n  detail \"%s\" lacks \"%s\"\n", fr_errmsg(),
-		needle);
-	return false;
-}
 
 /* The payload of the one frame in w, checked as a frame of `type`, copied
  * into a malloc'd buffer of exactly its length (8-aligned, and ASan sees a
@@ -1280,33 +1263,23 @@ static void test_type_names(void)
 	CU_ASSERT_STRING_EQUAL(proto_type_name(0x1ff), "?");
 }
 
+static const struct fr_unit_test tests[] = {
+	{ "hello", test_hello },
+	{ "error", test_error },
+	{ "publish golden", test_publish_golden },
+	{ "publish", test_publish },
+	{ "publish ack", test_publish_ack },
+	{ "lookup", test_lookup },
+	{ "lookup reply", test_lookup_reply },
+	{ "mutation loop", test_mutation_loop },
+	{ "reader pieces", test_reader_pieces },
+	{ "reader checksum", test_reader_checksum },
+	{ "reader bad header", test_reader_bad_header },
+	{ "reader bound", test_reader_bound },
+	{ "type names", test_type_names },
+};
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("proto", NULL, NULL);
-	if (!s || !CU_add_test(s, "hello", test_hello) ||
-	    !CU_add_test(s, "error", test_error) ||
-	    !CU_add_test(s, "publish golden", test_publish_golden) ||
-	    !CU_add_test(s, "publish", test_publish) ||
-	    !CU_add_test(s, "publish ack", test_publish_ack) ||
-	    !CU_add_test(s, "lookup", test_lookup) ||
-	    !CU_add_test(s, "lookup reply", test_lookup_reply) ||
-	    !CU_add_test(s, "mutation loop", test_mutation_loop) ||
-	    !CU_add_test(s, "reader pieces", test_reader_pieces) ||
-	    !CU_add_test(s, "reader checksum", test_reader_checksum) ||
-	    !CU_add_test(s, "reader bad header", test_reader_bad_header) ||
-	    !CU_add_test(s, "reader bound", test_reader_bound) ||
-	    !CU_add_test(s, "type names", test_type_names)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return fr_unit_main("proto", NULL, NULL, tests, FR_UNIT_COUNT(tests));
 }

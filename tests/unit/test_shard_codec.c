@@ -15,21 +15,12 @@
 #include <xxhash.h>
 
 #include "shard/shard.h"
+#include "testutil.h"
+#include "unit_main.h"
 
 /* ----------------------------------------------------------------------
  * Helpers
  * -------------------------------------------------------------------- */
-
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-	/* xorshift64*: deterministic across runs and platforms. */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1DULL;
-}
 
 /* 64-aligned copy of n bytes (plus `extra` zero bytes of room), so zero-copy
  * decoding sees a receive buffer as the network layer will hand it over. */
@@ -43,15 +34,6 @@ static uint8_t *acopy(const void *src, size_t n, size_t extra)
 	if (n)
 		memcpy(p, src, n);
 	return p;
-}
-
-static bool errmsg_has(const char *needle)
-{
-	if (strstr(fr_errmsg(), needle))
-		return true;
-	fprintf(stderr, "\n  detail \"%s\" lacks \"%s\"\n", fr_errmsg(),
-		needle);
-	return false;
 }
 
 /* A batch with its own storage. */
@@ -1009,33 +991,21 @@ static void test_mutation_loop(void)
 	tbatch_free(&t);
 }
 
+static const struct fr_unit_test tests[] = {
+	{ "frame round trip", test_frame_roundtrip },
+	{ "frame header errors", test_frame_header_errors },
+	{ "frame encode too big", test_frame_encode_toobig },
+	{ "batch round trip", test_batch_roundtrip },
+	{ "batch golden bytes", test_batch_golden },
+	{ "batch malformed", test_batch_malformed },
+	{ "batch encode invalid", test_batch_encode_invalid },
+	{ "batch scatter-gather encode", test_batch_iov },
+	{ "batch scatter-gather errors", test_batch_iov_errors },
+	{ "mutation loop", test_mutation_loop },
+};
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("shard_codec", NULL, NULL);
-	if (!s ||
-	    !CU_add_test(s, "frame round trip", test_frame_roundtrip) ||
-	    !CU_add_test(s, "frame header errors", test_frame_header_errors) ||
-	    !CU_add_test(s, "frame encode too big", test_frame_encode_toobig) ||
-	    !CU_add_test(s, "batch round trip", test_batch_roundtrip) ||
-	    !CU_add_test(s, "batch golden bytes", test_batch_golden) ||
-	    !CU_add_test(s, "batch malformed", test_batch_malformed) ||
-	    !CU_add_test(s, "batch encode invalid",
-			 test_batch_encode_invalid) ||
-	    !CU_add_test(s, "batch scatter-gather encode", test_batch_iov) ||
-	    !CU_add_test(s, "batch scatter-gather errors",
-			 test_batch_iov_errors) ||
-	    !CU_add_test(s, "mutation loop", test_mutation_loop)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return fr_unit_main("shard_codec", NULL, NULL, tests,
+			    FR_UNIT_COUNT(tests));
 }

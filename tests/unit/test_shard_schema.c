@@ -10,15 +10,8 @@
 #include <CUnit/Basic.h>
 
 #include "shard/shard.h"
-
-static bool errmsg_has(const char *needle)
-{
-	if (strstr(fr_errmsg(), needle))
-		return true;
-	fprintf(stderr, "\n  detail \"%s\" lacks \"%s\"\n", fr_errmsg(),
-		needle);
-	return false;
-}
+#include "testutil.h"
+#include "unit_main.h"
 
 static void good_def(struct shard_model_def *d)
 {
@@ -181,25 +174,16 @@ static void test_table_index(void)
 	CU_ASSERT_EQUAL(shard_model_table_index(&d, NULL), -1);
 }
 
+static const struct fr_unit_test tests[] = {
+	{ "dtype", test_dtype },
+	{ "good definitions", test_good_defs },
+	{ "name errors", test_name_errors },
+	{ "range errors", test_range_errors },
+	{ "table index", test_table_index },
+};
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("shard_schema", NULL, NULL);
-	if (!s || !CU_add_test(s, "dtype", test_dtype) ||
-	    !CU_add_test(s, "good definitions", test_good_defs) ||
-	    !CU_add_test(s, "name errors", test_name_errors) ||
-	    !CU_add_test(s, "range errors", test_range_errors) ||
-	    !CU_add_test(s, "table index", test_table_index)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return fr_unit_main("shard_schema", NULL, NULL, tests,
+			    FR_UNIT_COUNT(tests));
 }

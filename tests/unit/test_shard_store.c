@@ -19,73 +19,15 @@
 #include <xxhash.h>
 
 #include "shard/shard.h"
+#include "shard_testutil.h"
+#include "unit_main.h"
 
 /* ----------------------------------------------------------------------
  * Helpers
  * -------------------------------------------------------------------- */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rng(void)
-{
-	/* xorshift64*: deterministic across runs and platforms. */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-static uint64_t rnd(uint64_t n)
-{
-	return rng() % n;
-}
-
-static bool errmsg_has(const char *needle)
-{
-	if (strstr(fr_errmsg(), needle))
-		return true;
-	fprintf(stderr, "\n  detail \"%s\" lacks \"%s\"\n", fr_errmsg(),
-		needle);
-	return false;
-}
-
-static void make_def(struct shard_model_def *d, uint64_t rows, uint32_t dim,
-		     uint32_t shards)
-{
-	memset(d, 0, sizeof(*d));
-	snprintf(d->name, sizeof(d->name), "m");
-	d->shards = shards;
-	d->ntables = 1;
-	snprintf(d->tables[0].name, sizeof(d->tables[0].name), "t");
-	d->tables[0].rows = rows;
-	d->tables[0].dim = dim;
-	d->tables[0].dtype = SHARD_F32;
-}
-
-static struct shard_store *new_store(const struct shard_model_def *d,
-				     uint32_t index_cap, uint64_t undo)
-{
-	struct shard_store_opts o = {
-		.index_cap = index_cap, .undo_bytes_per_shard = undo,
-	};
-	enum fr_err err;
-	struct shard_store *st = shard_store_new(d, &o, &err);
-
-	CU_ASSERT_EQUAL_FATAL(err, FR_OK);
-	CU_ASSERT_FATAL(st != NULL);
-	return st;
-}
-
-/* The value a write (row, version, origin) carries: a function of the
- * write, so equal bytes mean the same write won. */
-static void fill_value(float *v, uint32_t dim, uint64_t row, uint64_t ver,
-		       uint32_t org)
-{
-	uint64_t h = XXH3_64bits_withSeed(&row, 8, ver * 1000003u + org);
-
-	for (uint32_t j = 0; j < dim; j++)
-		v[j] = (float)((h >> (j % 48)) & 0xffff) + (float)j * 0.25f;
-}
+/* The per-element step of this suite's row values (see fill_value). */
+#define VALUE_STEP 0.25f
 
 /* A batch with its own storage. */
 struct tb {
@@ -129,7 +71,8 @@ static void tb_row(struct tb *t, uint64_t row, uint64_t ver, uint32_t org)
 	t->vers[i] = ver;
 	t->orgs[i] = org;
 	t->sig[i] = 1.0f;
-	fill_value(t->vals + (size_t)i * t->dim, t->dim, row, ver, org);
+	fill_value(t->vals + (size_t)i * t->dim, t->dim, row, ver, org,
+		   VALUE_STEP);
 }
 
 static void tb_cover(struct tb *t, uint32_t org, uint64_t ver)
@@ -153,20 +96,9 @@ static void expect_row(const struct shard_store *st, uint64_t row,
 	if (ver == 0)
 		memset(want, 0, dim * sizeof(float));
 	else
-		fill_value(want, dim, row, ver, org);
+		fill_value(want, dim, row, ver, org, VALUE_STEP);
 	CU_ASSERT(memcmp(shard_store_row(st, 0, row), want,
 			 dim * sizeof(float)) == 0);
-}
-
-static int cmp_change(const void *a, const void *b)
-{
-	const struct shard_change *x = a, *y = b;
-
-	if (x->origin != y->origin)
-		return x->origin < y->origin ? -1 : 1;
-	if (x->version != y->version)
-		return x->version < y->version ? -1 : 1;
-	return x->row < y->row ? -1 : x->row > y->row;
 }
 
 /* The answer computed here from public reads only. */
@@ -210,26 +142,14 @@ static bool changes_equal(const struct shard_changes *a,
 	return true;
 }
 
+/* same_rows, and the same version vectors (entry by entry) and summary. */
 static bool stores_equal(const struct shard_store *a,
 			 const struct shard_store *b)
 {
 	const struct shard_model_def *d = shard_store_def(a);
-	size_t bytes = d->tables[0].rows * shard_row_bytes(&d->tables[0]);
 
-	if (shard_store_table_checksum(a, 0) != shard_store_table_checksum(b, 0))
+	if (!same_rows(a, b))
 		return false;
-	if (memcmp(shard_store_table_data(a, 0), shard_store_table_data(b, 0),
-		   bytes) != 0)
-		return false;
-	for (uint64_t r = 0; r < d->tables[0].rows; r++) {
-		uint64_t va, vb;
-		uint32_t oa, ob;
-
-		shard_store_row_version(a, 0, r, &va, &oa);
-		shard_store_row_version(b, 0, r, &vb, &ob);
-		if (va != vb || oa != ob)
-			return false;
-	}
 	for (uint32_t s = 0; s < d->shards; s++) {
 		const struct shard_vv *x = shard_store_vv(a, 0, s);
 		const struct shard_vv *y = shard_store_vv(b, 0, s);
@@ -466,7 +386,7 @@ static void test_invalid_batches(void)
 	t.rows[1] = 6;
 	expect_invalid(st, &t.b, FR_ERR_INVAL, "rows[1] = 6 belongs to shard 2");
 	t.rows[1] = 9;
-	fill_value(t.vals + 4, 4, 9, 20, 2);
+	fill_value(t.vals + 4, 4, 9, 20, 2, VALUE_STEP);
 	t.vers[1] = 0;
 	expect_invalid(st, &t.b, FR_ERR_INVAL, "versions[1] is 0");
 	t.vers[1] = 20;
@@ -1055,31 +975,21 @@ static void test_snapshot(void)
 	shard_store_free(b);
 }
 
+static const struct fr_unit_test tests[] = {
+	{ "version vectors", test_vv },
+	{ "last writer wins", test_lww },
+	{ "duplicates and won", test_duplicates_and_won },
+	{ "invalid batches", test_invalid_batches },
+	{ "property: order independence", test_property_order },
+	{ "DESIGN 2: two origins", test_design_two_origins },
+	{ "changes: index vs scan", test_changes_index_vs_scan },
+	{ "digests and summary", test_digest },
+	{ "snapshots", test_snapshot },
+};
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("shard_store", NULL, NULL);
-	if (!s || !CU_add_test(s, "version vectors", test_vv) ||
-	    !CU_add_test(s, "last writer wins", test_lww) ||
-	    !CU_add_test(s, "duplicates and won", test_duplicates_and_won) ||
-	    !CU_add_test(s, "invalid batches", test_invalid_batches) ||
-	    !CU_add_test(s, "property: order independence",
-			 test_property_order) ||
-	    !CU_add_test(s, "DESIGN 2: two origins", test_design_two_origins) ||
-	    !CU_add_test(s, "changes: index vs scan",
-			 test_changes_index_vs_scan) ||
-	    !CU_add_test(s, "digests and summary", test_digest) ||
-	    !CU_add_test(s, "snapshots", test_snapshot)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	rng_state = 0x9e3779b97f4a7c15ull; /* this suite's random stream */
+	return fr_unit_main("shard_store", NULL, NULL, tests,
+			    FR_UNIT_COUNT(tests));
 }

@@ -15,70 +15,15 @@
 #include <xxhash.h>
 
 #include "shard/shard.h"
+#include "shard_testutil.h"
+#include "unit_main.h"
 
 /* ----------------------------------------------------------------------
  * Helpers
  * -------------------------------------------------------------------- */
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-static uint64_t rnd(uint64_t n)
-{
-	return rng() % n;
-}
-
-static bool errmsg_has(const char *needle)
-{
-	if (strstr(fr_errmsg(), needle))
-		return true;
-	fprintf(stderr, "\n  detail \"%s\" lacks \"%s\"\n", fr_errmsg(),
-		needle);
-	return false;
-}
-
-static void make_def(struct shard_model_def *d, uint64_t rows, uint32_t dim,
-		     uint32_t shards)
-{
-	memset(d, 0, sizeof(*d));
-	snprintf(d->name, sizeof(d->name), "m");
-	d->shards = shards;
-	d->ntables = 1;
-	snprintf(d->tables[0].name, sizeof(d->tables[0].name), "t");
-	d->tables[0].rows = rows;
-	d->tables[0].dim = dim;
-	d->tables[0].dtype = SHARD_F32;
-}
-
-static struct shard_store *new_store(const struct shard_model_def *d,
-				     uint32_t index_cap, uint64_t undo)
-{
-	struct shard_store_opts o = {
-		.index_cap = index_cap, .undo_bytes_per_shard = undo,
-	};
-	enum fr_err err;
-	struct shard_store *st = shard_store_new(d, &o, &err);
-
-	CU_ASSERT_EQUAL_FATAL(err, FR_OK);
-	CU_ASSERT_FATAL(st != NULL);
-	return st;
-}
-
-static void fill_value(float *v, uint32_t dim, uint64_t row, uint64_t ver,
-		       uint32_t org)
-{
-	uint64_t h = XXH3_64bits_withSeed(&row, 8, ver * 1000003u + org);
-
-	for (uint32_t j = 0; j < dim; j++)
-		v[j] = (float)((h >> (j % 48)) & 0xffff) + (float)j * 0.5f;
-}
+/* The per-element step of this suite's row values (see fill_value). */
+#define VALUE_STEP 0.5f
 
 /* One write: a row at a version from an origin (its value follows). */
 struct wr {
@@ -105,7 +50,7 @@ static enum fr_err apply_writes(struct shard_store *st, const struct wr *w,
 		vers[i] = w[i].ver;
 		orgs[i] = w[i].org;
 		fill_value(vals + (size_t)i * dim, dim, w[i].row, w[i].ver,
-			   w[i].org);
+			   w[i].org, VALUE_STEP);
 	}
 	b.shard = n ? shard_of_row(w[0].row, d->shards) : 0;
 	b.n = n;
@@ -128,38 +73,6 @@ static void apply1(struct shard_store *st, uint64_t row, uint64_t ver,
 
 	CU_ASSERT_EQUAL(apply_writes(st, &w, 1, &c, cover_org ? 1 : 0, NULL),
 			FR_OK);
-}
-
-static bool same_rows(const struct shard_store *a, const struct shard_store *b)
-{
-	const struct shard_model_def *d = shard_store_def(a);
-	size_t bytes = d->tables[0].rows * shard_row_bytes(&d->tables[0]);
-
-	if (memcmp(shard_store_table_data(a, 0), shard_store_table_data(b, 0),
-		   bytes) != 0)
-		return false;
-	for (uint64_t r = 0; r < d->tables[0].rows; r++) {
-		uint64_t va, vb;
-		uint32_t oa, ob;
-
-		shard_store_row_version(a, 0, r, &va, &oa);
-		shard_store_row_version(b, 0, r, &vb, &ob);
-		if (va != vb || oa != ob)
-			return false;
-	}
-	return shard_store_table_checksum(a, 0) ==
-	       shard_store_table_checksum(b, 0);
-}
-
-static int cmp_change(const void *a, const void *b)
-{
-	const struct shard_change *x = a, *y = b;
-
-	if (x->origin != y->origin)
-		return x->origin < y->origin ? -1 : 1;
-	if (x->version != y->version)
-		return x->version < y->version ? -1 : 1;
-	return x->row < y->row ? -1 : x->row > y->row;
 }
 
 /* changes_since equals a brute force from public reads, for a few
@@ -671,28 +584,17 @@ static void test_vv_after_rollback(void)
 	shard_store_free(y);
 }
 
+static const struct fr_unit_test tests[] = {
+	{ "rollback matches reference", test_rollback_matches_reference },
+	{ "rollback sequence", test_rollback_sequence },
+	{ "refused after rollback", test_refused_after_rollback },
+	{ "noundo", test_noundo },
+	{ "vector after rollback", test_vv_after_rollback },
+};
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("shard_undo", NULL, NULL);
-	if (!s ||
-	    !CU_add_test(s, "rollback matches reference",
-			 test_rollback_matches_reference) ||
-	    !CU_add_test(s, "rollback sequence", test_rollback_sequence) ||
-	    !CU_add_test(s, "refused after rollback",
-			 test_refused_after_rollback) ||
-	    !CU_add_test(s, "noundo", test_noundo) ||
-	    !CU_add_test(s, "vector after rollback", test_vv_after_rollback)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	rng_state = 0x2545f4914f6cdd1dull; /* this suite's random stream */
+	return fr_unit_main("shard_undo", NULL, NULL, tests,
+			    FR_UNIT_COUNT(tests));
 }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "shard/shard.h"
+#include "unit_main.h"
 
 #define HDR 24u
 #define PAD8(n) (((n) + 7u) & ~(size_t)7)
@@ -1274,33 +1275,22 @@ static void test_store_recovery(void)
  * Runner
  * ===================================================================== */
 
+static const struct fr_unit_test tests[] = {
+	{ "codec round trip", test_codec_roundtrip },
+	{ "codec errors", test_codec_errors },
+	{ "append, wait, replay", test_append_wait_replay },
+	{ "group commit", test_group_commit },
+	{ "segments and truncate", test_segments_truncate },
+	{ "torn tail", test_torn_tail },
+	{ "corruption before the tail", test_corrupt_middle },
+	{ "busy and toobig", test_busy_toobig },
+	{ "io failure", test_io_failure },
+	{ "sigkill recovery", test_sigkill },
+	{ "store + snapshot + wal recovery", test_store_recovery },
+};
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("shard_wal", NULL, NULL);
-	if (!s ||
-	    !CU_add_test(s, "codec round trip", test_codec_roundtrip) ||
-	    !CU_add_test(s, "codec errors", test_codec_errors) ||
-	    !CU_add_test(s, "append, wait, replay", test_append_wait_replay) ||
-	    !CU_add_test(s, "group commit", test_group_commit) ||
-	    !CU_add_test(s, "segments and truncate", test_segments_truncate) ||
-	    !CU_add_test(s, "torn tail", test_torn_tail) ||
-	    !CU_add_test(s, "corruption before the tail", test_corrupt_middle) ||
-	    !CU_add_test(s, "busy and toobig", test_busy_toobig) ||
-	    !CU_add_test(s, "io failure", test_io_failure) ||
-	    !CU_add_test(s, "sigkill recovery", test_sigkill) ||
-	    !CU_add_test(s, "store + snapshot + wal recovery",
-			 test_store_recovery)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return fr_unit_main("shard_wal", NULL, NULL, tests,
+			    FR_UNIT_COUNT(tests));
 }
