@@ -54,6 +54,10 @@
 #define NET_WRITE_LOWAT (256u << 10)
 #define NET_CLIENT_OUT_MAX (16u << 20)
 #define NET_RATE_TICK_MS 100
+/* Before HELLO only HELLO, HELLO_ACK or ERROR may arrive, each well under
+ * this; without the bound an unknown connection could make us buffer a
+ * max_frame-sized frame. */
+#define NET_HELLO_FRAME_MAX 4096u
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
@@ -595,6 +599,14 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 			fr_log(FR_LOG_WARN, "net", "%s: %s", c->name, msg);
 			node_conn_send_error(c, 0, rc, msg);
 			conn_close(c);
+			goto out_flush;
+		}
+		if (c->state == NODE_CONN_HELLO &&
+		    h.length > NET_HELLO_FRAME_MAX) {
+			conn_count_bad(c, FR_ERR_TOOBIG);
+			conn_refuse(c, FR_ERR_TOOBIG, "frame type 0x%04x of %u "
+				    "bytes before HELLO, expected <= %u",
+				    h.type, h.length, NET_HELLO_FRAME_MAX);
 			goto out_flush;
 		}
 		if (evbuffer_get_length(in) < h.length)

@@ -150,7 +150,8 @@ struct node {
 	 * (so a snapshot may claim it): node_lsn_settle() keeps it at the
 	 * record before the oldest publish still waiting for the disk, or at
 	 * the last record appended when none waits.  Replicated batches are
-	 * applied at once and logged behind (persist.c). */
+	 * applied at once and logged behind (persist.c), so applied_lsn may
+	 * be ahead of the disk: a snapshot claims min(applied, durable). */
 	struct shard_wal *wal;
 	uint64_t applied_lsn;
 	uint64_t last_lsn;               /* last appended */
@@ -158,7 +159,16 @@ struct node {
 	_Atomic uint64_t durable_seen;   /* written by the WAL writer */
 	struct node_pending *pend_head, *pend_tail;
 	uint32_t npending;
+	uint32_t npending_dups;          /* ack_only entries (not in npending) */
 	struct node_idem *idem;
+	/* Replicated batches the WAL refused (BUSY) are in the store but not
+	 * in the log.  A later logged batch's covers may promise their rows,
+	 * so after a crash the replay would advance a vector over rows it
+	 * never got, and nobody would send them again.  While a skip is not
+	 * yet inside a finished snapshot (repl_skips != repl_skips_snapped),
+	 * replicated batches are logged without covers (persist.c). */
+	uint64_t repl_skips;
+	uint64_t repl_skips_snapped;
 
 	/* Dissemination */
 	struct gossip *gossip;
@@ -180,6 +190,7 @@ struct node {
 	struct event *chld_ev;           /* SIGCHLD */
 	pid_t snap_child;                /* 0 when none */
 	uint64_t snap_child_lsn;
+	uint64_t snap_child_skips;       /* repl_skips when it forked */
 	uint64_t snap_lsn;               /* newest snapshot on disk covers this */
 	uint64_t changes;                /* applies since start (dirty check) */
 	uint64_t snap_changes;           /* `changes` when the last one forked */

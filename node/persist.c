@@ -476,12 +476,25 @@ void node_wal_log_replicated(struct node *n, struct node_model *m,
 {
 	const struct shard_table_def *t = &m->def->tables[b->table];
 	struct shard_batch_hdr h = { .dtype = t->dtype, .dim = t->dim };
+	struct shard_batch rows_only;
 	struct fr_wbuf w;
 	uint64_t lsn;
 	enum fr_err rc;
 
 	if (!n->wal || (b->n == 0 && b->ncovers == 0))
 		return;
+	if (n->repl_skips != n->repl_skips_snapped) {
+		/* An earlier batch is missing from the log (node_int.h,
+		 * repl_skips): these covers may lean on its rows, so log the
+		 * rows alone.  A replay then leaves the vector short and the
+		 * rows are pulled again, as for a lost reply in gossip. */
+		if (b->n == 0)
+			return;
+		rows_only = *b;
+		rows_only.ncovers = 0;
+		rows_only.covers = NULL;
+		b = &rows_only;
+	}
 	snprintf(h.model, sizeof(h.model), "%s", m->def->name);
 	fr_wbuf_init(&w, 128 + (size_t)b->n * (t->dim * 4 + 32), 0);
 	/* version 0, origin 0: a replicated record (docs/wire.md §6). */
@@ -491,6 +504,8 @@ void node_wal_log_replicated(struct node *n, struct node_model *m,
 	fr_wbuf_fini(&w);
 	if (rc) {
 		n->metrics.wal_repl_skipped++;
+		if (b->n)
+			n->repl_skips++;   /* rows only in the store now */
 		fr_log(FR_LOG_DEBUG, "node", "model '%s': replicated batch not "
 		       "logged: %s", m->def->name, fr_errmsg());
 		return;
@@ -858,9 +873,29 @@ static void snapshot_done(struct node *n, uint64_t lsn)
 		       (unsigned long long)lsn, fr_errmsg());
 }
 
+/* The LSN a snapshot taken now may claim: every record up to it is in the
+ * stores (applied_lsn) *and on disk*.  Replicated batches are applied and
+ * logged behind, so applied_lsn can run ahead of the durable end of the
+ * log.  A snapshot past that end, followed by a crash, leaves the log
+ * ending before the snapshot and the next segment opened after it: a gap
+ * that every later replay refuses as corrupt (shard.h: a snapshot must only
+ * cover durable LSNs).  Claiming less is safe: the records after it are
+ * replayed over the snapshot, and re-applying is idempotent. */
+static uint64_t snapshot_lsn_now(struct node *n)
+{
+	uint64_t lsn = n->applied_lsn, durable;
+
+	if (n->wal) {
+		durable = shard_wal_durable_lsn(n->wal);
+		if (durable < lsn)
+			lsn = durable;
+	}
+	return lsn;
+}
+
 enum fr_err node_snapshot_sync(struct node *n)
 {
-	uint64_t lsn = n->applied_lsn, t0 = fr_mono_ms();
+	uint64_t lsn, t0 = fr_mono_ms();
 	enum fr_err rc;
 
 	if (n->snap_child) {
@@ -868,11 +903,20 @@ enum fr_err node_snapshot_sync(struct node *n)
 		kill(n->snap_child, SIGKILL);
 		node_snapshot_reap(n, true);
 	}
+	/* Shutdown: the loop has stopped, so waiting for the last records
+	 * (replicated batches logged behind their apply) costs nothing, and
+	 * lets the snapshot claim everything applied. */
+	if (n->wal && n->last_lsn > shard_wal_durable_lsn(n->wal) &&
+	    shard_wal_wait(n->wal, n->last_lsn) != FR_OK)
+		fr_log(FR_LOG_WARN, "node", "shutdown: wal wait: %s",
+		       fr_errmsg());
+	lsn = snapshot_lsn_now(n);
 	rc = snapshot_write_all(n, lsn);
 	if (rc) {
 		n->metrics.snapshots_failed++;
 		return rc;
 	}
+	n->repl_skips_snapped = n->repl_skips;
 	if (n->wal)
 		snapshot_done(n, lsn);
 	fr_log(FR_LOG_INFO, "node", "snapshot of %u model(s) at lsn %llu "
@@ -881,12 +925,54 @@ enum fr_err node_snapshot_sync(struct node *n)
 	return FR_OK;
 }
 
+/* Close descriptors lo..hi (close_range, or one by one where the kernel
+ * lacks it). */
+static void close_fds(unsigned int lo, unsigned int hi)
+{
+	long max;
+
+	if (lo > hi || close_range(lo, hi, 0) == 0)
+		return;
+	max = sysconf(_SC_OPEN_MAX);
+	if (max < 0 || max > 65536)
+		max = 65536;
+	for (long fd = lo; fd < max && fd <= (long)hi; fd++)
+		close((int)fd);
+}
+
+/* In the snapshot child, let go of what belongs to the parent.  The child
+ * inherited every descriptor: client and peer sockets, both listeners,
+ * libevent's signal socketpair.  While it holds them, a socket the parent
+ * closes sends no FIN (the other side waits until the child exits), and
+ * after a kill -9 of the parent the child still holds the listening ports,
+ * so a restarted daemon cannot bind them.  Kept: 0-2 (logging) and the
+ * data-dir lock, which must stay held until the child has renamed its last
+ * file, or a restarted daemon could snapshot and truncate the WAL before
+ * this older snapshot lands over its own.  Signals first: libevent's
+ * handlers write to the socketpair, whose descriptor number a snapshot
+ * file could reuse once it is closed. */
+static void snapshot_child_detach(const struct node *n)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGCHLD };
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(*sigs); i++)
+		signal(sigs[i], SIG_DFL);
+	if (n->lock_fd >= 3) {
+		close_fds(3, (unsigned int)n->lock_fd - 1);
+		close_fds((unsigned int)n->lock_fd + 1, ~0u);
+	} else {
+		close_fds(3, ~0u);
+	}
+}
+
 void node_snapshot_bg(struct node *n)
 {
+	uint64_t lsn;
 	pid_t pid;
 
 	if (n->snap_child || n->stopping || n->changes == n->snap_changes)
 		return;
+	lsn = snapshot_lsn_now(n);
 	pid = fork();
 	if (pid < 0) {
 		fr_log(FR_LOG_WARN, "node", "background snapshot: fork: %s",
@@ -897,13 +983,15 @@ void node_snapshot_bg(struct node *n)
 		/* Child: a copy-on-write image of the stores at this moment.
 		 * Write and leave without running any exit handler of the
 		 * parent's (libevent, the WAL thread that is not here). */
-		_exit(snapshot_write_all(n, n->applied_lsn) ? 1 : 0);
+		snapshot_child_detach(n);
+		_exit(snapshot_write_all(n, lsn) ? 1 : 0);
 	}
 	n->snap_child = pid;
-	n->snap_child_lsn = n->applied_lsn;
+	n->snap_child_lsn = lsn;
+	n->snap_child_skips = n->repl_skips;
 	n->snap_changes = n->changes;
 	fr_log(FR_LOG_DEBUG, "node", "background snapshot at lsn %llu: "
-	       "child %ld", (unsigned long long)n->applied_lsn, (long)pid);
+	       "child %ld", (unsigned long long)lsn, (long)pid);
 }
 
 void node_snapshot_reap(struct node *n, bool block)
@@ -922,6 +1010,9 @@ void node_snapshot_reap(struct node *n, bool block)
 	if (r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		fr_log(FR_LOG_INFO, "node", "background snapshot at lsn %llu "
 		       "done", (unsigned long long)n->snap_child_lsn);
+		/* Batches skipped before the fork are in the snapshot. */
+		if (n->snap_child_skips > n->repl_skips_snapped)
+			n->repl_skips_snapped = n->snap_child_skips;
 		snapshot_done(n, n->snap_child_lsn);
 	} else {
 		n->metrics.snapshots_failed++;

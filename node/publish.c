@@ -428,6 +428,7 @@ static bool publish_wait_original(struct node_conn *c, uint64_t req_id,
 	if (n->pend_tail == p)
 		n->pend_tail = q;
 	c->pending++;
+	n->npending_dups++;
 	return true;
 }
 
@@ -465,6 +466,16 @@ bool node_publish_handle(struct node_conn *c, const uint8_t *p, size_t len)
 			send_ack(c, m.req_id, FR_OK, 0, ie->version, NULL);
 			return true;
 		}
+		if (ie && n->npending_dups >= n->cfg->publish_queue_max) {
+			/* Retries of publishes still waiting for the disk
+			 * are bounded like the publishes themselves. */
+			snprintf(msg, sizeof(msg), "%u repeated publishes "
+				 "waiting for their originals; retry after "
+				 "%u ms", n->npending_dups,
+				 n->cfg->retry_after_ms);
+			refuse(c, m.req_id, FR_ERR_BUSY, METRICS_PUB_BUSY, msg);
+			return true;
+		}
 		if (ie && publish_wait_original(c, m.req_id, ie)) {
 			n->metrics.publish[METRICS_PUB_DUPLICATE]++;
 			return true;
@@ -479,6 +490,16 @@ bool node_publish_handle(struct node_conn *c, const uint8_t *p, size_t len)
 		return true;
 	}
 
+	/* Allocate before appending: a record in the WAL without its
+	 * pending entry would never be applied here, and once a later
+	 * record moved applied_lsn past it, a snapshot would claim it and
+	 * the truncated log would drop it. */
+	pd = calloc(1, sizeof(*pd));
+	if (!pd) {
+		refuse(c, m.req_id, FR_ERR_NOMEM, METRICS_PUB_ERROR,
+		       "out of memory");
+		return true;
+	}
 	v = fr_hlc_now(&n->hlc);
 	fr_wbuf_init(&w, 256 + (size_t)m.n * (m.dim * 4 + 32), 0);
 	rc = publish_build(n, &m, mi, ti, v, &w);
@@ -494,16 +515,7 @@ bool node_publish_handle(struct node_conn *c, const uint8_t *p, size_t len)
 			fr_log(FR_LOG_ERROR, "publish", "model '%s': %s",
 			       m.model, msg);
 		fr_wbuf_fini(&w);
-		return true;
-	}
-	pd = calloc(1, sizeof(*pd));
-	if (!pd) {
-		/* The record is in the WAL and will be applied after a
-		 * restart; the client sees an error and may retry (with a
-		 * key, harmlessly). */
-		fr_wbuf_fini(&w);
-		refuse(c, m.req_id, FR_ERR_NOMEM, METRICS_PUB_ERROR,
-		       "out of memory");
+		free(pd);
 		return true;
 	}
 	pd->lsn = lsn;
@@ -557,6 +569,8 @@ void node_durable_process(struct node *n)
 			}
 			n->npending--;
 			any = true;
+		} else {
+			n->npending_dups--;
 		}
 		if (p->conn) {
 			if (rc) {
