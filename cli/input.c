@@ -173,7 +173,8 @@ static enum fr_err parse_line(struct cli_input *in, const char *p,
 	float *dst;
 	enum fr_err err;
 
-	next_token(&p, e, &tok, &n);
+	if (!next_token(&p, e, &tok, &n))   /* callers pass non-blank lines */
+		return fr_fail(FR_ERR_INVAL, "line %zu: no row id", line);
 	if (n >= sizeof(idbuf))
 		return fr_fail(FR_ERR_INVAL,
 			       "line %zu: row id '%.*s...': not an unsigned "

@@ -648,6 +648,16 @@ enum fr_err gossip_on_frame(struct gossip *g, uint32_t peer, uint16_t type,
 	return err;
 }
 
+void gossip_note_local_change(struct gossip *g, struct shard_store *st,
+			      uint32_t table, uint32_t shard)
+{
+	uint32_t idx;
+	struct gmodel *m = model_by_store(g, st, &idx);
+
+	if (m)
+		gossip_log_note(g, m, table, shard);
+}
+
 void gossip_on_local_change(struct gossip *g, struct shard_store *st,
 			    uint32_t table, uint32_t shard, uint64_t now_ms)
 {

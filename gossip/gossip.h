@@ -119,6 +119,12 @@ enum fr_err gossip_on_frame(struct gossip *g, uint32_t peer, uint16_t type,
 			    uint64_t now_ms);
 bool gossip_peer_should_drop(const struct gossip *g, uint32_t peer);
 
+/* Note a local change without telling peers yet.  A later
+ * gossip_on_local_change() sends every shard noted since in one delta
+ * DIGEST per peer, so a publish that touches many shards costs one frame
+ * per peer, not one per shard. */
+void gossip_note_local_change(struct gossip *g, struct shard_store *st,
+			      uint32_t table, uint32_t shard);
 /* The store changed locally (a publish was applied): tell peers now.
  * Call it after every change made outside the apply hook (publish,
  * rollback), once per changed (table, shard): the core lists in its

@@ -451,15 +451,26 @@ enum fr_err node_walrec_apply(struct node *n, struct node_model *m,
 	rc = node_walrec_decode(rec, len, &r);
 	if (rc)
 		return rc;
+	uint32_t last_table = 0, last_shard = 0;
+	bool any = false;
+
 	while (node_walrec_next(&r, &h, &b) == FR_OK) {
 		rc = node_apply_batch(n, m, &b, &res);
 		if (rc)
 			return rc;
 		n->metrics.rows_applied_local += res.applied;
+		/* Note every shard, tell peers once: one delta DIGEST per
+		 * peer for the whole publish, however many shards it hit. */
 		if (live && n->gossip)
-			gossip_on_local_change(n->gossip, m->st, b.table,
-					       b.shard, now);
+			gossip_note_local_change(n->gossip, m->st, b.table,
+						 b.shard);
+		last_table = b.table;
+		last_shard = b.shard;
+		any = true;
 	}
+	if (live && n->gossip && any)
+		gossip_on_local_change(n->gossip, m->st, last_table,
+				       last_shard, now);
 	return FR_OK;
 }
 

@@ -325,7 +325,7 @@ enum fr_err proto_hello_encode(struct fr_wbuf *w, uint16_t type,
 			       const struct proto_hello *m)
 {
 	const char *msg = type == PROTO_HELLO_ACK ? "HELLO_ACK" : "HELLO";
-	size_t dlen, clen;
+	size_t dlen = 0, clen = 0;   /* set by text_len; 0 quiets -O3 */
 	struct frame_out fo;
 	enum fr_err err;
 
@@ -506,7 +506,7 @@ enum fr_err proto_publish_encode(struct fr_wbuf *w,
 				 uint32_t max_frame)
 {
 	static const char msg[] = "PUBLISH";
-	size_t mlen, tlen, klen;
+	size_t mlen = 0, tlen = 0, klen = 0;
 	uint64_t vbytes, plen;
 	struct frame_out fo;
 	enum fr_err err;
@@ -711,7 +711,7 @@ enum fr_err proto_lookup_encode(struct fr_wbuf *w,
 				uint32_t max_frame)
 {
 	static const char msg[] = "LOOKUP";
-	size_t mlen, tlen;
+	size_t mlen = 0, tlen = 0;
 	struct frame_out fo;
 	enum fr_err err;
 
