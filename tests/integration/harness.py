@@ -171,14 +171,20 @@ MODEL_DEFAULT = {
 
 
 class Cluster:
-    """n nodes of one DC, a static full peer list, one or more models."""
+    """n nodes of one DC, a static full peer list, one or more models.
 
-    def __init__(self, n, models=(MODEL_DEFAULT,), extra=None, name="itest"):
+    peers, if given, is {node id: [peer ids]}: the ids each node lists in
+    its [peers] section instead of every other node (another topology for
+    the same nodes, e.g. a star).  A node missing from it lists none."""
+
+    def __init__(self, n, models=(MODEL_DEFAULT,), extra=None, name="itest",
+                 peers=None):
         tmp = os.environ.get("FRESHET_TEST_TMP")
         if tmp:
             os.makedirs(tmp, exist_ok=True)
         self.dir = tempfile.mkdtemp(prefix="freshet-%s-" % name, dir=tmp)
         self.models = list(models)
+        self.peer_map = peers
         ports = free_ports(2 * n)
         self.nodes = []
         for i in range(n):
@@ -210,7 +216,9 @@ class Cluster:
             lines += ["%s = %s" % (k, v) for k, v in kv.items()]
         lines.append("[peers]")
         for other in self.nodes:
-            if other is not node:
+            if other is node:
+                continue
+            if self.peer_map is None or other.id in self.peer_map.get(node.id, ()):
                 lines.append("peer = %d@127.0.0.1:%d" % (other.id, other.port))
         for m in self.models:
             lines.append("[model %s]" % m["name"])
