@@ -43,6 +43,7 @@
 #define GOSSIP_QRES_MIN 8            /* fewer samples: every pull urgent */
 #define GOSSIP_LOG_MAX 65536u        /* change-log entries per model */
 #define GOSSIP_MIN_PULL (64u << 10)  /* smallest budget a pull asks for */
+#define GOSSIP_PULL_SHARE 16         /* pulls per peer the window is sized for */
 
 /* Fixed wire sizes (docs/gossip.md §2). */
 #define GOSSIP_DIGEST_HDR 8

@@ -435,6 +435,15 @@ static uint64_t pull_size(const struct gossip *g, const struct gpeer *p,
 		size = g->cfg.max_pull_bytes;
 	floor = g->cfg.max_pull_bytes < GOSSIP_MIN_PULL ? g->cfg.max_pull_bytes
 							: GOSSIP_MIN_PULL;
+	/* A pull does not know how much it will bring: reserving the whole
+	 * max_pull_bytes for each would let only a few run at once, and a
+	 * publish that touched many shards would move a few shards per round
+	 * trip.  Reserve a share of the window instead, so that about
+	 * GOSSIP_PULL_SHARE pulls per peer run together; a shard with more
+	 * to send is cut short and resumed from its cursor. */
+	if (size > g->cfg.max_inflight_bytes / GOSSIP_PULL_SHARE &&
+	    g->cfg.max_inflight_bytes / GOSSIP_PULL_SHARE >= floor)
+		size = g->cfg.max_inflight_bytes / GOSSIP_PULL_SHARE;
 	if (in > 0 && size < floor)
 		return 0;
 	return size;
