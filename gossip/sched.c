@@ -486,13 +486,30 @@ static int cmp_prio_desc(const void *a, const void *b)
 	return x->shard < y->shard ? -1 : x->shard > y->shard;
 }
 
+/* Can any usable peer take one more pull?  While none can, ranking the
+ * pending pulls is wasted work: most events (frames, replies) arrive while
+ * every window is full, and ranking thousands of candidates for each of
+ * them made scheduling quadratic in a publish that touched many shards.
+ * sched_dirty stays set, and a pull that ends sets it again. */
+static bool any_room(const struct gossip *g)
+{
+	for (uint32_t i = 0; i < g->npeers; i++) {
+		const struct gpeer *p = g->peers[i];
+
+		if (p->up && !p->fatal && p->strikes < GOSSIP_STRIKES_DROP &&
+		    pull_size(g, p, true))
+			return true;
+	}
+	return false;
+}
+
 void gossip_sched_run(struct gossip *g, uint64_t now)
 {
 	struct gcand **order;
 	uint32_t n;
 	double thr;
 
-	if (!g->sched_dirty || !g->npending)
+	if (!g->sched_dirty || !g->npending || !any_room(g))
 		return;
 	g->sched_dirty = false;
 	n = g->npending;
@@ -510,6 +527,11 @@ void gossip_sched_run(struct gossip *g, uint64_t now)
 		uint64_t best_size = 0;
 		bool urgent = c->prio >= thr;
 
+		if (!any_room(g)) {
+			/* The rest wait for a window; rank them again then. */
+			g->sched_dirty = true;
+			break;
+		}
 		if (!haves_refresh(g, c)) {
 			cand_free(g, c);
 			continue;
