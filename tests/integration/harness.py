@@ -79,9 +79,12 @@ class Node:
 
     def start(self, extra_args=()):
         logf = open(self.log_path, "ab")
+        # A session of its own: a Ctrl-C at the terminal reaches the test
+        # or the demo, which then stops its nodes in order, not the nodes
+        # behind its back.
         self.proc = subprocess.Popen(
             [FRESHETD, "--config", self.conf] + list(extra_args),
-            stdout=logf, stderr=subprocess.STDOUT)
+            stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
         logf.close()
 
     def wait_ready(self, timeout=20):
