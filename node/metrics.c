@@ -150,46 +150,47 @@ static void render_models(struct node *n, struct evbuffer *b)
 	}
 }
 
+/* One in/out pair of a per-peer counter; peer is a node id or "client". */
+static void inout(struct evbuffer *b, const char *name, const char *peer,
+		  uint64_t in, uint64_t out)
+{
+	evbuffer_add_printf(b, "%s{peer=\"%s\",direction=\"in\"} %llu\n"
+			    "%s{peer=\"%s\",direction=\"out\"} %llu\n",
+			    name, peer, (unsigned long long)in,
+			    name, peer, (unsigned long long)out);
+}
+
 static void render_peers(struct node *n, struct evbuffer *b,
 			 const struct gossip_peer_stats *ps, uint32_t np)
 {
 	struct node_metrics *m = &n->metrics;
+	char id[16];
 
 	family(b, "freshet_bytes_total", "counter",
 	       "Frame bytes on the wire by peer (\"client\": all clients) and direction.");
 	for (uint32_t i = 0; i < n->npeers; i++) {
-		struct node_peer *p = &n->peers[i];
-
-		evbuffer_add_printf(b, "freshet_bytes_total{peer=\"%u\",direction=\"in\"} %llu\n"
-				    "freshet_bytes_total{peer=\"%u\",direction=\"out\"} %llu\n",
-				    p->id, (unsigned long long)p->bytes_in,
-				    p->id, (unsigned long long)p->bytes_out);
+		snprintf(id, sizeof(id), "%u", n->peers[i].id);
+		inout(b, "freshet_bytes_total", id, n->peers[i].bytes_in,
+		      n->peers[i].bytes_out);
 	}
-	evbuffer_add_printf(b, "freshet_bytes_total{peer=\"client\",direction=\"in\"} %llu\n"
-			    "freshet_bytes_total{peer=\"client\",direction=\"out\"} %llu\n",
-			    (unsigned long long)m->client_bytes_in,
-			    (unsigned long long)m->client_bytes_out);
+	inout(b, "freshet_bytes_total", "client", m->client_bytes_in,
+	      m->client_bytes_out);
 	family(b, "freshet_frames_total", "counter",
 	       "Frames by peer (\"client\": all clients) and direction.");
 	for (uint32_t i = 0; i < n->npeers; i++) {
-		struct node_peer *p = &n->peers[i];
-
-		evbuffer_add_printf(b, "freshet_frames_total{peer=\"%u\",direction=\"in\"} %llu\n"
-				    "freshet_frames_total{peer=\"%u\",direction=\"out\"} %llu\n",
-				    p->id, (unsigned long long)p->frames_in,
-				    p->id, (unsigned long long)p->frames_out);
+		snprintf(id, sizeof(id), "%u", n->peers[i].id);
+		inout(b, "freshet_frames_total", id, n->peers[i].frames_in,
+		      n->peers[i].frames_out);
 	}
-	evbuffer_add_printf(b, "freshet_frames_total{peer=\"client\",direction=\"in\"} %llu\n"
-			    "freshet_frames_total{peer=\"client\",direction=\"out\"} %llu\n",
-			    (unsigned long long)m->client_frames_in,
-			    (unsigned long long)m->client_frames_out);
+	inout(b, "freshet_frames_total", "client", m->client_frames_in,
+	      m->client_frames_out);
 	family(b, "freshet_pull_bytes_total", "counter",
 	       "Bytes of PULL_REPLY frames by peer and direction (rows moved by pulls).");
-	for (uint32_t i = 0; i < np; i++)
-		evbuffer_add_printf(b, "freshet_pull_bytes_total{peer=\"%u\",direction=\"in\"} %llu\n"
-				    "freshet_pull_bytes_total{peer=\"%u\",direction=\"out\"} %llu\n",
-				    ps[i].peer, (unsigned long long)ps[i].pull_bytes_in,
-				    ps[i].peer, (unsigned long long)ps[i].pull_bytes_out);
+	for (uint32_t i = 0; i < np; i++) {
+		snprintf(id, sizeof(id), "%u", ps[i].peer);
+		inout(b, "freshet_pull_bytes_total", id, ps[i].pull_bytes_in,
+		      ps[i].pull_bytes_out);
+	}
 	family(b, "freshet_bad_frames_total", "counter",
 	       "Frames dropped (bad checksum, header or fields, wrong type), by peer.");
 	for (uint32_t i = 0; i < n->npeers; i++)
