@@ -1,0 +1,755 @@
+/*
+ * admin.c — the synchronous ZooKeeper client of the `freshet` command
+ * (topology.h, "Synchronous admin client"): connect and wait for the
+ * session, create and read model definitions, list the members and
+ * leaders of every DC.
+ *
+ * One thread uses a struct topo_admin and every call blocks.  The only
+ * callback is the session watcher, which runs on zookeeper_mt's completion
+ * thread: it records the session state under a mutex and signals a
+ * condition variable; nothing else happens there (DISTRIBUTED.md rule 5).
+ *
+ * Everything read from ZooKeeper is untrusted: each znode is parsed with
+ * the codec (codec.c) and checked against its path (a member under
+ * nodes/dc1/3 must say dc "dc1" and id 3); one that does not fit is logged
+ * with its path, counted and left out.  A znode that vanishes between the
+ * listing and the read is a normal race, not an error.  ZooKeeper's codes
+ * are translated here to enum fr_err with zerror()'s text and the path in
+ * the detail.  A read or a create that meets CONNECTIONLOSS waits for the
+ * session to come back (within the connect timeout) and tries again; a
+ * create retried that way finds its own znode and counts it as done
+ * (rule 1: the outcome of the lost call is unknown).
+ *
+ * Not here: watches, the election, anything the node does (topo.c).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The synchronous calls (zoo_get, ...) exist only in zookeeper_mt and
+ * its header shows them only under THREADED. */
+#ifndef THREADED
+#define THREADED
+#endif
+#include <zookeeper/zookeeper.h>
+
+#include "topology/topo_int.h"
+
+#define MOD "topology"
+
+/* Session timeout asked of ZooKeeper; the command's session lives only
+ * as long as the command and owns no ephemerals. */
+#define ADMIN_SESSION_MS 10000
+/* A znode's data is read into a buffer grown to its size, up to this
+ * (ZooKeeper's own default jute.maxbuffer). */
+#define ADMIN_DATA_MAX (1024 * 1024)
+/* Tries of one call across CONNECTIONLOSS. */
+#define ADMIN_TRIES 3
+
+struct topo_admin {
+	zhandle_t *zh;
+	char hosts[TOPO_HOSTS_MAX + 1];
+	char root[TOPO_NAME_MAX + 16];  /* "/freshet/<cluster>" */
+	uint32_t timeout_ms;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;              /* signalled on every state change */
+	int state;                      /* last session state (under mu) */
+};
+
+/* A path into buf[TOPO_PATH_MAX]; false when it would not fit (only a
+ * child name read from ZooKeeper can make it that long). */
+static bool path_fmt(char *buf, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static bool path_fmt(char *buf, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, TOPO_PATH_MAX, fmt, ap);
+	va_end(ap);
+	return n >= 0 && n < TOPO_PATH_MAX;
+}
+
+/* ------------------------------------------------------------------------
+ * Session
+ * ---------------------------------------------------------------------- */
+
+/* zookeeper_mt's completion thread: record the state, wake the caller. */
+static void admin_watcher(zhandle_t *zh, int type, int state,
+			  const char *path, void *ctx)
+{
+	struct topo_admin *a = ctx;
+
+	if (type != ZOO_SESSION_EVENT || !a)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->state = state;
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* The client library's log lines, into ours at debug level: the command
+ * reports failures itself, and a refused connect is logged by the library
+ * on every retry. */
+static void admin_zk_log(const char *message)
+{
+	fr_log(FR_LOG_DEBUG, "zookeeper", "%s", message);
+}
+
+static void deadline_after(struct timespec *ts, uint32_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Wait until the session is connected, for at most ms.  FR_ERR_TIMEOUT,
+ * or FR_ERR_ZK once the session is expired or refused for good. */
+static enum fr_err admin_wait_connected(struct topo_admin *a, uint32_t ms)
+{
+	struct timespec dl;
+	enum fr_err err = FR_OK;
+	int rc = 0;
+
+	deadline_after(&dl, ms);
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		if (a->state == ZOO_CONNECTED_STATE)
+			break;
+		if (a->state == ZOO_EXPIRED_SESSION_STATE) {
+			err = fr_fail(FR_ERR_ZK, "ZooKeeper %s: the session "
+				      "expired", a->hosts);
+			break;
+		}
+		if (a->state == ZOO_AUTH_FAILED_STATE) {
+			err = fr_fail(FR_ERR_ZK, "ZooKeeper %s: authentication "
+				      "failed", a->hosts);
+			break;
+		}
+		if (rc == ETIMEDOUT) {
+			err = fr_fail(FR_ERR_TIMEOUT,
+				      "ZooKeeper %s: no session within %u ms "
+				      "(is it running and reachable?)",
+				      a->hosts, ms);
+			break;
+		}
+		rc = pthread_cond_timedwait(&a->cv, &a->mu, &dl);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return err;
+}
+
+/* The hosts string is handed to the C client, which reads it as
+ * "host:port,host:port[/chroot]"; refuse what it could only misread. */
+static enum fr_err check_hosts(const char *hosts)
+{
+	size_t n;
+
+	if (!hosts || !*hosts)
+		return fr_fail(FR_ERR_INVAL, "ZooKeeper hosts are empty, "
+			       "expected HOST:PORT[,HOST:PORT...][/CHROOT]");
+	n = strnlen(hosts, TOPO_HOSTS_MAX + 1);
+	if (n > TOPO_HOSTS_MAX)
+		return fr_fail(FR_ERR_INVAL, "ZooKeeper hosts are longer than "
+			       "%d bytes", TOPO_HOSTS_MAX);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)hosts[i] <= 0x20 ||
+		    (unsigned char)hosts[i] > 0x7e)
+			return fr_fail(FR_ERR_INVAL,
+				       "ZooKeeper hosts '%.64s': byte 0x%02x "
+				       "at %zu, expected HOST:PORT[,HOST:"
+				       "PORT...][/CHROOT] without spaces",
+				       hosts, (unsigned char)hosts[i], i);
+	if (hosts[0] == '/' || hosts[0] == ',')
+		return fr_fail(FR_ERR_INVAL, "ZooKeeper hosts '%.64s': no "
+			       "host before '%c'", hosts, hosts[0]);
+	return FR_OK;
+}
+
+struct topo_admin *topo_admin_connect(const char *hosts, const char *cluster,
+				      uint32_t timeout_ms, enum fr_err *err)
+{
+	pthread_condattr_t ca;
+	struct topo_admin *a;
+	enum fr_err e;
+
+	e = check_hosts(hosts);
+	if (!e)
+		e = topo_check_name(cluster, TOPO_NAME_MAX, "cluster name");
+	if (e)
+		goto out_err;
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		e = fr_fail(FR_ERR_NOMEM, "no memory for a ZooKeeper client");
+		goto out_err;
+	}
+	snprintf(a->hosts, sizeof(a->hosts), "%s", hosts);
+	snprintf(a->root, sizeof(a->root), "/freshet/%s", cluster);
+	a->timeout_ms = timeout_ms;
+	a->state = 0;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
+	a->zh = zookeeper_init2(hosts, admin_watcher, ADMIN_SESSION_MS, NULL,
+				a, 0, admin_zk_log);
+	if (!a->zh) {
+		/* Its errno says little (ENOENT for a name that does not
+		 * resolve), so say what it means. */
+		e = fr_fail(FR_ERR_INVAL, "ZooKeeper hosts '%s': the client "
+			    "cannot use them (not HOST:PORT[,HOST:PORT...]"
+			    "[/CHROOT], or a name that does not resolve)",
+			    hosts);
+		goto out_free;
+	}
+	e = admin_wait_connected(a, timeout_ms);
+	if (e)
+		goto out_free;
+	fr_log(FR_LOG_DEBUG, MOD, "connected to %s (root %s)", a->hosts,
+	       a->root);
+	return a;
+
+out_free:
+	topo_admin_close(a);
+out_err:
+	if (err)
+		*err = e;
+	return NULL;
+}
+
+void topo_admin_close(struct topo_admin *a)
+{
+	if (!a)
+		return;
+	/* Joins the library's threads, so no watcher runs after this. */
+	if (a->zh)
+		zookeeper_close(a->zh);
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+/* ------------------------------------------------------------------------
+ * ZooKeeper calls, with their codes translated
+ * ---------------------------------------------------------------------- */
+
+static enum fr_err zk_fail(int rc, const char *op, const char *path)
+{
+	enum fr_err err;
+
+	switch (rc) {
+	case ZNONODE: err = FR_ERR_NOTFOUND; break;
+	case ZNODEEXISTS: err = FR_ERR_EXISTS; break;
+	case ZOPERATIONTIMEOUT: err = FR_ERR_TIMEOUT; break;
+	case ZBADARGUMENTS: err = FR_ERR_INVAL; break;
+	case ZNOAUTH: err = FR_ERR_REFUSED; break;
+	default: err = FR_ERR_ZK; break;
+	}
+	return fr_fail(err, "%s: %s: %s", path, op, zerror(rc));
+}
+
+/* After CONNECTIONLOSS (or a timeout) the session may still be alive:
+ * true when it is connected again and the call may be tried again. */
+static bool retry_after(struct topo_admin *a, int rc, int try)
+{
+	if (rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT)
+		return false;
+	if (try + 1 >= ADMIN_TRIES)
+		return false;
+	fr_log(FR_LOG_DEBUG, MOD, "%s: %s; waiting for the session",
+	       a->hosts, zerror(rc));
+	return admin_wait_connected(a, a->timeout_ms) == FR_OK;
+}
+
+/* The data of path into a malloc'd buffer (*data, *len; NUL-terminated
+ * for convenience).  FR_ERR_NOTFOUND when absent. */
+static enum fr_err zk_get(struct topo_admin *a, const char *path,
+			  char **data, size_t *len)
+{
+	int cap = 4096, n, rc = ZOK;
+	struct Stat st;
+	char *buf = NULL, *nb;
+
+	for (int try = 0; try < ADMIN_TRIES + 3; try++) {
+		nb = realloc(buf, (size_t)cap + 1);
+		if (!nb) {
+			free(buf);
+			return fr_fail(FR_ERR_NOMEM, "%s: no memory for %d "
+				       "bytes", path, cap);
+		}
+		buf = nb;
+		n = cap;
+		memset(&st, 0, sizeof(st));
+		rc = zoo_get(a->zh, path, 0, buf, &n, &st);
+		if (rc == ZOK && st.dataLength > cap) {
+			/* Grew (or was bigger than our first guess). */
+			if (st.dataLength > ADMIN_DATA_MAX) {
+				free(buf);
+				return fr_fail(FR_ERR_TOOBIG, "%s: %d bytes of "
+					       "data, more than %d", path,
+					       st.dataLength, ADMIN_DATA_MAX);
+			}
+			cap = st.dataLength;
+			continue;
+		}
+		if (rc == ZOK) {
+			if (n < 0)      /* a znode with null data */
+				n = 0;
+			buf[n] = '\0';
+			*data = buf;
+			*len = (size_t)n;
+			return FR_OK;
+		}
+		if (!retry_after(a, rc, try))
+			break;
+	}
+	free(buf);
+	if (rc == ZOK)
+		return fr_fail(FR_ERR_ZK, "%s: get: the data kept changing "
+			       "size", path);
+	return zk_fail(rc, "get", path);
+}
+
+/* Children of path (the caller deallocate_String_vector()s them on
+ * FR_OK).  A missing path is FR_ERR_NOTFOUND. */
+static enum fr_err zk_children(struct topo_admin *a, const char *path,
+			       struct String_vector *out)
+{
+	int rc = ZOK;
+
+	for (int try = 0; try < ADMIN_TRIES; try++) {
+		memset(out, 0, sizeof(*out));
+		rc = zoo_get_children(a->zh, path, 0, out);
+		if (rc == ZOK)
+			return FR_OK;
+		if (!retry_after(a, rc, try))
+			break;
+	}
+	return zk_fail(rc, "get children", path);
+}
+
+/* Create path (persistent) unless it is there. */
+static enum fr_err zk_ensure(struct topo_admin *a, const char *path)
+{
+	int rc = ZOK;
+
+	for (int try = 0; try < ADMIN_TRIES; try++) {
+		rc = zoo_create(a->zh, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE,
+				ZOO_PERSISTENT, NULL, 0);
+		if (rc == ZOK || rc == ZNODEEXISTS)
+			return FR_OK;
+		if (!retry_after(a, rc, try))
+			break;
+	}
+	if (rc == ZNONODE && strcmp(path, "/freshet") == 0)
+		return fr_fail(FR_ERR_NOTFOUND, "%s: create: %s (does the "
+			       "chroot in '%s' exist?)", path, zerror(rc),
+			       a->hosts);
+	return zk_fail(rc, "create", path);
+}
+
+/* Create every ancestor of ROOT/<sub> and ROOT/<sub> itself. */
+static enum fr_err zk_ensure_root(struct topo_admin *a, const char *sub)
+{
+	char path[TOPO_PATH_MAX];
+	enum fr_err err;
+
+	err = zk_ensure(a, "/freshet");
+	if (!err)
+		err = zk_ensure(a, a->root);
+	if (!err) {
+		path_fmt(path, "%s/%s", a->root, sub);
+		err = zk_ensure(a, path);
+	}
+	return err;
+}
+
+/* ------------------------------------------------------------------------
+ * Models
+ * ---------------------------------------------------------------------- */
+
+/* A model's znode name: the rule of every name here, and not "." or ".."
+ * (which ZooKeeper refuses as path elements). */
+static enum fr_err check_model_name(const char *name)
+{
+	enum fr_err err;
+
+	err = topo_check_name(name, SHARD_NAME_MAX, "model name");
+	if (err)
+		return err;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return fr_fail(FR_ERR_INVAL, "model name '%s' is not allowed "
+			       "(a path element)", name);
+	return FR_OK;
+}
+
+enum fr_err topo_admin_model_create(struct topo_admin *a,
+				    const struct shard_model_def *def)
+{
+	char path[TOPO_PATH_MAX];
+	char *json, *have = NULL;
+	size_t hlen = 0;
+	enum fr_err err;
+	int rc = ZOK;
+
+	err = shard_model_validate(def);
+	if (!err)
+		err = check_model_name(def->name);
+	if (err)
+		return err;
+	json = topo_model_encode(def, &err);
+	if (!json)
+		return err;
+	err = zk_ensure_root(a, "models");
+	if (err)
+		goto out_free_json;
+	path_fmt(path, "%s/models/%s", a->root, def->name);
+	for (int try = 0; try < ADMIN_TRIES; try++) {
+		rc = zoo_create(a->zh, path, json, (int)strlen(json),
+				&ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0);
+		if (rc == ZNODEEXISTS && try > 0) {
+			/* A create lost to CONNECTIONLOSS may have been
+			 * ours: the same bytes mean it was. */
+			if (zk_get(a, path, &have, &hlen) == FR_OK &&
+			    hlen == strlen(json) &&
+			    memcmp(have, json, hlen) == 0)
+				rc = ZOK;
+			free(have);
+			have = NULL;
+		}
+		if (rc == ZOK || !retry_after(a, rc, try))
+			break;
+	}
+	if (rc == ZNODEEXISTS)
+		err = fr_fail(FR_ERR_EXISTS, "model '%s' already exists at %s "
+			      "(definitions are immutable)", def->name, path);
+	else if (rc != ZOK)
+		err = zk_fail(rc, "create", path);
+	else
+		fr_log(FR_LOG_INFO, MOD, "created %s", path);
+out_free_json:
+	free(json);
+	return err;
+}
+
+enum fr_err topo_admin_model_get(struct topo_admin *a, const char *name,
+				 struct shard_model_def *out)
+{
+	char path[TOPO_PATH_MAX], detail[512];
+	char *data;
+	size_t len;
+	enum fr_err err;
+
+	err = check_model_name(name);
+	if (err)
+		return err;
+	path_fmt(path, "%s/models/%s", a->root, name);
+	err = zk_get(a, path, &data, &len);
+	if (err == FR_ERR_NOTFOUND)
+		return fr_fail(err, "model '%s' not found (no znode %s)", name,
+			       path);
+	if (err)
+		return err;
+	err = topo_model_decode(name, data, len, out);
+	free(data);
+	if (err) {
+		/* Copied first: fr_fail formats into fr_errmsg's buffer. */
+		snprintf(detail, sizeof(detail), "%s", fr_errmsg());
+		return fr_fail(FR_ERR_CORRUPT, "%s: malformed model "
+			       "definition: %s", path, detail);
+	}
+	return FR_OK;
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+enum fr_err topo_admin_model_list(struct topo_admin *a, char ***names,
+				  uint32_t *n)
+{
+	char path[TOPO_PATH_MAX];
+	struct String_vector sv;
+	size_t bytes;
+	char **arr, *p;
+	enum fr_err err;
+
+	*names = NULL;
+	*n = 0;
+	path_fmt(path, "%s/models", a->root);
+	err = zk_children(a, path, &sv);
+	if (err == FR_ERR_NOTFOUND)
+		return FR_OK;
+	if (err)
+		return err;
+	if (sv.count <= 0) {
+		deallocate_String_vector(&sv);
+		return FR_OK;
+	}
+	bytes = (size_t)sv.count * sizeof(char *);
+	for (int32_t i = 0; i < sv.count; i++)
+		bytes += strlen(sv.data[i]) + 1;
+	arr = malloc(bytes);
+	if (!arr) {
+		deallocate_String_vector(&sv);
+		return fr_fail(FR_ERR_NOMEM, "%s: no memory for %d names",
+			       path, sv.count);
+	}
+	p = (char *)(arr + sv.count);
+	for (int32_t i = 0; i < sv.count; i++) {
+		size_t l = strlen(sv.data[i]) + 1;
+
+		memcpy(p, sv.data[i], l);
+		arr[i] = p;
+		p += l;
+	}
+	qsort(arr, (size_t)sv.count, sizeof(*arr), cmp_str);
+	*names = arr;
+	*n = (uint32_t)sv.count;
+	deallocate_String_vector(&sv);
+	return FR_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Members and leaders
+ * ---------------------------------------------------------------------- */
+
+static void bad_znode(const char *path, const char *why, uint32_t *bad)
+{
+	fr_log(FR_LOG_WARN, MOD, "%s: %s; ignored", path, why);
+	if (bad)
+		(*bad)++;
+}
+
+/* A node-id child name: decimal, no sign or leading zero, a valid id. */
+static bool parse_id(const char *s, uint32_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!*s || strspn(s, "0123456789") != strlen(s) ||
+	    (s[0] == '0' && s[1]) || strlen(s) > 10)
+		return false;
+	v = strtoull(s, &end, 10);
+	if (v == 0 || v > TOPO_NODE_ID_MAX)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+static int cmp_member(const void *x, const void *y)
+{
+	const struct topo_member *a = x, *b = y;
+	int c = strcmp(a->dc, b->dc);
+
+	if (c)
+		return c;
+	return a->node_id < b->node_id ? -1 : a->node_id > b->node_id;
+}
+
+static int cmp_leader(const void *x, const void *y)
+{
+	const struct topo_leader *a = x, *b = y;
+
+	return strcmp(a->dc, b->dc);
+}
+
+/* Room for one more than n elements of sz bytes in arr (of *cap):
+ * returns the array, moved perhaps, or NULL (arr untouched). */
+static void *grow(void *arr, uint32_t *cap, uint32_t n, size_t sz)
+{
+	uint32_t ncap;
+	void *na;
+
+	if (n < *cap)
+		return arr;
+	ncap = *cap ? *cap * 2 : 16;
+	na = realloc(arr, (size_t)ncap * sz);
+	if (!na) {
+		fr_fail(FR_ERR_NOMEM, "no memory for %u entries", ncap);
+		return NULL;
+	}
+	*cap = ncap;
+	return na;
+}
+
+/* Members of one DC (path ROOT/nodes/<dc>) appended to *out. */
+static enum fr_err members_of_dc(struct topo_admin *a, const char *dc,
+				 struct topo_member **out, uint32_t *n,
+				 uint32_t *cap, uint32_t *bad)
+{
+	char dpath[TOPO_PATH_MAX], path[TOPO_PATH_MAX], why[640];
+	struct String_vector sv;
+	struct topo_member m, *grown;
+	enum fr_err err;
+	uint32_t id;
+	size_t len;
+	char *data;
+
+	path_fmt(dpath, "%s/nodes/%s", a->root, dc);   /* dc checked */
+	err = zk_children(a, dpath, &sv);
+	if (err == FR_ERR_NOTFOUND)     /* went away since the listing */
+		return FR_OK;
+	if (err)
+		return err;
+	for (int32_t i = 0; i < sv.count; i++) {
+		if (!path_fmt(path, "%s/%s", dpath, sv.data[i]) ||
+		    !parse_id(sv.data[i], &id)) {
+			bad_znode(path, "the name is not a node id", bad);
+			continue;
+		}
+		err = zk_get(a, path, &data, &len);
+		if (err == FR_ERR_NOTFOUND) {   /* the node just left */
+			err = FR_OK;
+			continue;
+		}
+		if (err)
+			break;
+		err = topo_member_decode(data, len, &m);
+		free(data);
+		if (err) {
+			snprintf(why, sizeof(why), "malformed member: %s",
+				 fr_errmsg());
+			bad_znode(path, why, bad);
+			err = FR_OK;
+			continue;
+		}
+		if (strcmp(m.dc, dc) != 0 || m.node_id != id) {
+			snprintf(why, sizeof(why), "says node %u of dc '%s', "
+				 "not what its path says", m.node_id, m.dc);
+			bad_znode(path, why, bad);
+			continue;
+		}
+		grown = grow(*out, cap, *n, sizeof(**out));
+		if (!grown) {
+			err = FR_ERR_NOMEM;
+			break;
+		}
+		*out = grown;
+		(*out)[(*n)++] = m;
+	}
+	deallocate_String_vector(&sv);
+	return err;
+}
+
+enum fr_err topo_admin_members(struct topo_admin *a, struct topo_member **out,
+			       uint32_t *n, uint32_t *bad)
+{
+	char path[TOPO_PATH_MAX], bpath[TOPO_PATH_MAX];
+	struct String_vector dcs;
+	struct topo_member *arr = NULL;
+	uint32_t cnt = 0, cap = 0;
+	enum fr_err err;
+
+	*out = NULL;
+	*n = 0;
+	if (bad)
+		*bad = 0;
+	path_fmt(path, "%s/nodes", a->root);
+	err = zk_children(a, path, &dcs);
+	if (err == FR_ERR_NOTFOUND)
+		return FR_OK;
+	if (err)
+		return err;
+	for (int32_t i = 0; i < dcs.count && !err; i++) {
+		if (topo_check_name(dcs.data[i], TOPO_NAME_MAX, "dc")) {
+			path_fmt(bpath, "%s/%s", path, dcs.data[i]);
+			bad_znode(bpath, "the name is not a dc name", bad);
+			continue;
+		}
+		err = members_of_dc(a, dcs.data[i], &arr, &cnt, &cap, bad);
+	}
+	deallocate_String_vector(&dcs);
+	if (err) {
+		free(arr);
+		return err;
+	}
+	if (cnt)
+		qsort(arr, cnt, sizeof(*arr), cmp_member);
+	*out = arr;
+	*n = cnt;
+	return FR_OK;
+}
+
+enum fr_err topo_admin_leaders(struct topo_admin *a, struct topo_leader **out,
+			       uint32_t *n, uint32_t *bad)
+{
+	char dir[TOPO_PATH_MAX], path[TOPO_PATH_MAX], why[640];
+	struct String_vector sv;
+	struct topo_leader *arr = NULL, *grown, l;
+	uint32_t cnt = 0, cap = 0;
+	enum fr_err err;
+	size_t len;
+	char *data;
+
+	*out = NULL;
+	*n = 0;
+	if (bad)
+		*bad = 0;
+	path_fmt(dir, "%s/leaders", a->root);
+	err = zk_children(a, dir, &sv);
+	if (err == FR_ERR_NOTFOUND)
+		return FR_OK;
+	if (err)
+		return err;
+	for (int32_t i = 0; i < sv.count; i++) {
+		if (!path_fmt(path, "%s/%s", dir, sv.data[i]) ||
+		    topo_check_name(sv.data[i], TOPO_NAME_MAX, "dc")) {
+			bad_znode(path, "the name is not a dc name", bad);
+			continue;
+		}
+		err = zk_get(a, path, &data, &len);
+		if (err == FR_ERR_NOTFOUND) {   /* the leader just left */
+			err = FR_OK;
+			continue;
+		}
+		if (err)
+			break;
+		err = topo_leader_decode(data, len, &l);
+		free(data);
+		if (err) {
+			snprintf(why, sizeof(why), "malformed leader: %s",
+				 fr_errmsg());
+			bad_znode(path, why, bad);
+			err = FR_OK;
+			continue;
+		}
+		if (strcmp(l.dc, sv.data[i]) != 0) {
+			snprintf(why, sizeof(why), "says dc '%s', not what "
+				 "its path says", l.dc);
+			bad_znode(path, why, bad);
+			continue;
+		}
+		grown = grow(arr, &cap, cnt, sizeof(*arr));
+		if (!grown) {
+			err = FR_ERR_NOMEM;
+			break;
+		}
+		arr = grown;
+		arr[cnt++] = l;
+	}
+	deallocate_String_vector(&sv);
+	if (err) {
+		free(arr);
+		return err;
+	}
+	if (cnt)
+		qsort(arr, cnt, sizeof(*arr), cmp_leader);
+	*out = arr;
+	*n = cnt;
+	return FR_OK;
+}

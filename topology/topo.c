@@ -1,0 +1,1598 @@
+/*
+ * topo.c — the node's ZooKeeper side (DESIGN §4, DISTRIBUTED.md rules 1-7):
+ * one session, our member znode, the DC's leader election, leaders/<dc>
+ * while we lead, and a watched, validated picture of nodes/, leaders/ and
+ * models/ handed to the loop thread as a whole view.
+ *
+ * Threads (docs/threads.md):
+ *
+ *   ZooKeeper's completion thread   runs watch_cb only: it ORs "what to
+ *                                   redo" bits into t->kick under t->lock,
+ *                                   signals t->cond and returns.
+ *   topology thread (topo_thread)   owns the zhandle_t and everything
+ *                                   named th_*: makes the synchronous
+ *                                   zoo_* calls, builds views, posts them.
+ *   loop thread                     topo_new/topo_free/topo_get_stats, the
+ *                                   mailbox callback and the demotion
+ *                                   timer; owns everything named lp_*.
+ *
+ * The topology thread's session state machine (step()):
+ *
+ *        zookeeper_init2                  CONNECTED: connects++,
+ *   (none) ----------> CONNECTING -----------------> CONNECTED
+ *      ^                  ^  |                          |  every pass: redo
+ *      |                  |  | loss: disconnects++,     |  the dirty work
+ *      |                  |  | keep the view and our    |  (register, elect,
+ *      |                  |  | claims, post connected=0 |  lead, read) and
+ *      |                  +--+--------------------------+  post the view
+ *      |   EXPIRED: zookeeper_close, expirations++, drop every
+ *      +-- claim, post leader=0, all work dirty again (rule 1)
+ *
+ * Work is a set of dirty bits (D_*): a watch firing sets the bits of what
+ * it guards; every (re)connect sets them all, which re-checks that our
+ * ephemerals are still ours and re-arms every watch (rules 1, 4).  A call
+ * failing with CONNECTIONLOSS leaves its bit set; the pass stops and is
+ * retried when the session is back.
+ *
+ * Leadership is claimed by the thread only while it is rank 0 in
+ * election/<dc> and leaders/<dc> is ours.  The loop thread may take it
+ * away: when a view says "disconnected" while we lead, it arms a timer
+ * for 2/3 of the negotiated session timeout and, if no connected view
+ * comes first, delivers the last view with leader=false (rule 2).  A
+ * connected view is only posted after the pass that re-checked the
+ * election, so it may restore leadership.  The epoch is the election
+ * sequence + 1, so a leader's epoch is never 0 and rises with every
+ * candidacy.
+ *
+ * Not here: the admin client (admin.c), JSON (codec.c).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+/* The synchronous zoo_* calls are declared only for the threaded client. */
+#ifndef THREADED
+#define THREADED
+#endif
+#include <zookeeper/zookeeper.h>
+
+#include "topology/topo_int.h"
+
+#define MOD "topology"
+
+/* Work bits. */
+#define D_SESSION  (1u << 0)   /* look at the session state */
+#define D_PARENTS  (1u << 1)   /* create the persistent parents */
+#define D_MEMBER   (1u << 2)   /* nodes/<dc>/<id> is ours */
+#define D_ELECTION (1u << 3)   /* stand / re-rank in election/<dc> */
+#define D_LEADER   (1u << 4)   /* leaders/<dc> matches our claim */
+#define D_NODES    (1u << 5)   /* re-read nodes/ */
+#define D_LEADERS  (1u << 6)   /* re-read leaders/ */
+#define D_MODELS   (1u << 7)   /* re-read models/ */
+#define D_ALL      (D_PARENTS | D_MEMBER | D_ELECTION | D_LEADER | D_NODES | \
+		    D_LEADERS | D_MODELS)
+
+/* What a step returns when the znodes kept changing under it for all its
+ * tries: not a lost connection, so the step is retried after RETRY_MS. */
+#define ZK_RETRY ZRUNTIMEINCONSISTENCY
+
+#define DATA_MAX (64u << 10)      /* larger znodes are refused */
+#define RETRY_MS 1000             /* retry failed work, poll the state */
+#define POST_RETRY_MS 20          /* mailbox full: try again soon */
+#define MAILBOX_CAP 8
+#define BAD_SEEN_MAX 256
+#define LEAVE_WAIT_MS 700         /* topo_free: wait for our deletes */
+
+/* A watcher's context: the bits to set when it fires. */
+struct topo_watch {
+	struct topo *t;
+	unsigned bits;
+};
+
+/* A view on its way to the loop: one allocation, arrays after the head. */
+struct topo_msg {
+	struct topo_view v;
+	uint64_t down_since_ms;  /* fr_mono_ms() when the session went down */
+};
+
+struct bad_seen {
+	uint64_t path_hash;
+	int64_t mzxid;
+};
+
+struct topo {
+	/* Fixed by topo_new. */
+	struct event_base *base;
+	struct topo_config cfg;
+	topo_view_fn fn;
+	void *arg;
+	struct fr_mailbox *mb;
+	pthread_t thread;
+	char root[TOPO_PATH_MAX];
+	char p_nodes[TOPO_PATH_MAX], p_nodes_dc[TOPO_PATH_MAX];
+	char p_me[TOPO_PATH_MAX];
+	char p_election[TOPO_PATH_MAX], p_election_dc[TOPO_PATH_MAX];
+	char p_leaders[TOPO_PATH_MAX], p_leader_me[TOPO_PATH_MAX];
+	char p_models[TOPO_PATH_MAX];
+	char prefix[48];                  /* "n_<id>_<generation>_" */
+	struct topo_watch w_session, w_member, w_nodes, w_leaders, w_models;
+	struct topo_watch w_election;
+
+	/* Shared with the ZooKeeper callbacks. */
+	pthread_mutex_t lock;             /* leaf: kick, stop, leave_left */
+	pthread_cond_t cond;
+	unsigned kick;
+	int leave_left;                   /* async deletes outstanding */
+	atomic_bool stop;
+
+	/* Counters written by the topology thread, read by the loop. */
+	atomic_uint_fast64_t connects, disconnects, expirations;
+	atomic_uint_fast64_t elections_won, bad_znodes;
+
+	/* Topology thread only. */
+	zhandle_t *th_zh;
+	int64_t th_session;
+	unsigned th_dirty;
+	bool th_connected, th_expired_once;
+	uint32_t th_timeout_ms;
+	uint64_t th_down_since;
+	char th_election[64];             /* our child's name, "" when none */
+	bool th_member_ok;                /* nodes/<dc>/<id> is ours */
+	bool th_elected, th_leader_owned;
+	uint64_t th_epoch;
+	bool th_member_warned, th_leader_warned;
+	int th_init_errno;
+	struct topo_member *th_members;
+	uint32_t th_nmembers;
+	struct topo_leader *th_leaders;
+	uint32_t th_nleaders;
+	struct shard_model_def *th_models;
+	uint32_t th_nmodels;
+	bool th_view_dirty;
+	struct topo_msg *th_pending;      /* built, not yet accepted */
+	char *th_buf;                     /* DATA_MAX bytes for zoo_get */
+	struct bad_seen th_bad[BAD_SEEN_MAX];
+	uint32_t th_nbad, th_bad_next;
+
+	/* Loop thread only. */
+	struct event *lp_timer;
+	struct topo_msg *lp_last;
+	bool lp_demoted, lp_leader;
+	uint64_t lp_demotions, lp_views;
+};
+
+/* ------------------------------------------------------------------------
+ * ZooKeeper callbacks (completion thread): queue and return
+ * ---------------------------------------------------------------------- */
+
+static void kick(struct topo *t, unsigned bits)
+{
+	pthread_mutex_lock(&t->lock);
+	t->kick |= bits;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void watch_cb(zhandle_t *zh, int type, int state, const char *path,
+		     void *ctx)
+{
+	struct topo_watch *w = ctx;
+
+	(void)zh;
+	(void)state;
+	(void)path;
+	/* A session event reaching a path watcher is not a change (rule 4):
+	 * only the state is worth a look. */
+	if (type == ZOO_SESSION_EVENT || type == ZOO_NOTWATCHING_EVENT)
+		kick(w->t, D_SESSION);
+	else
+		kick(w->t, w->bits | D_SESSION);
+}
+
+static void leave_done_cb(int rc, const void *data)
+{
+	struct topo *t = (struct topo *)data;
+
+	(void)rc;
+	pthread_mutex_lock(&t->lock);
+	t->leave_left--;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* ZooKeeper's log lines ("...:ZOO_ERROR@func@line: text") into fr_log.
+ * Its errors are mostly about connections it will retry: warn level. */
+static atomic_uint_fast64_t zk_log_last_ms;
+
+static void zk_log_cb(const char *message)
+{
+	const char *p = strstr(message, ":ZOO_");
+	enum fr_log_level lv = FR_LOG_DEBUG;
+	uint64_t now, last;
+
+	if (p) {
+		p += 5;
+		if (strncmp(p, "ERROR", 5) == 0)
+			lv = FR_LOG_WARN;
+		else if (strncmp(p, "WARN", 4) == 0)
+			lv = FR_LOG_INFO;
+		p = strchr(p, '@');
+		p = p ? p + 1 : message;
+	} else {
+		p = message;
+	}
+	/* While a server is down the client retries (and logs) every few
+	 * tens of ms: at most one line a second above debug. */
+	if (lv > FR_LOG_DEBUG) {
+		now = fr_mono_ms();
+		last = atomic_load(&zk_log_last_ms);
+		if (now - last < 1000 ||
+		    !atomic_compare_exchange_strong(&zk_log_last_ms, &last, now))
+			lv = FR_LOG_DEBUG;
+	}
+	fr_log(lv, "zookeeper", "%s", p);
+}
+
+static pthread_once_t zk_log_once = PTHREAD_ONCE_INIT;
+
+static void zk_log_init(void)
+{
+	/* Process-wide in the C client; our callback filters again. */
+	zoo_set_debug_level(fr_log_threshold <= FR_LOG_DEBUG ?
+			    ZOO_LOG_LEVEL_INFO : ZOO_LOG_LEVEL_WARN);
+}
+
+/* ------------------------------------------------------------------------
+ * Topology thread: helpers
+ * ---------------------------------------------------------------------- */
+
+static bool conn_lost(int rc)
+{
+	return rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT ||
+	       rc == ZSESSIONEXPIRED || rc == ZSESSIONMOVED ||
+	       rc == ZCLOSING || rc == ZINVALIDSTATE;
+}
+
+/* snprintf for a path: false (and logged) when it does not fit.  Our own
+ * paths always fit (names are <= 63 bytes); children's names may not. */
+static bool __attribute__((format(printf, 3, 4)))
+pathf(char *dst, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(dst, cap, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < cap)
+		return true;
+	fr_log(FR_LOG_WARN, MOD, "path longer than %zu bytes: %.60s...",
+	       cap - 1, dst);
+	return false;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* Log and count a znode we leave out, once per (path, version). */
+static void bad_znode(struct topo *t, const char *path, int64_t mzxid,
+		      const char *why)
+{
+	uint64_t h = fnv1a(path);
+
+	for (uint32_t i = 0; i < t->th_nbad; i++)
+		if (t->th_bad[i].path_hash == h && t->th_bad[i].mzxid == mzxid)
+			return;
+	t->th_bad[t->th_bad_next] = (struct bad_seen){ h, mzxid };
+	t->th_bad_next = (t->th_bad_next + 1) % BAD_SEEN_MAX;
+	if (t->th_nbad < BAD_SEEN_MAX)
+		t->th_nbad++;
+	atomic_fetch_add(&t->bad_znodes, 1);
+	t->th_view_dirty = true;
+	fr_log(FR_LOG_WARN, MOD, "ignoring znode %s: %s", path, why);
+}
+
+static void zk_fail(const char *what, const char *path, int rc)
+{
+	fr_log(conn_lost(rc) ? FR_LOG_INFO : FR_LOG_WARN, MOD, "%s %s: %s",
+	       what, path, zerror(rc));
+}
+
+/* Data of path into th_buf (NUL-terminated), watching it with w.
+ * ZOK with *len, or the ZooKeeper code; ZBADARGUMENTS when it is too
+ * big (logged as a bad znode). */
+static int get_data(struct topo *t, const char *path, struct topo_watch *w,
+		    int *len, struct Stat *st)
+{
+	int n = DATA_MAX;
+	int rc = zoo_wget(t->th_zh, path, watch_cb, w, t->th_buf, &n, st);
+
+	if (rc != ZOK)
+		return rc;
+	if (st->dataLength > (int32_t)DATA_MAX) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "%d bytes, more than %u",
+			 st->dataLength, DATA_MAX);
+		bad_znode(t, path, st->mzxid, why);
+		return ZBADARGUMENTS;
+	}
+	if (n < 0)
+		n = 0;
+	t->th_buf[n] = '\0';
+	*len = n;
+	return ZOK;
+}
+
+/* Create a persistent node; ZNODEEXISTS is fine. */
+static int ensure_node(struct topo *t, const char *path)
+{
+	int rc = zoo_create(t->th_zh, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE, 0,
+			    NULL, 0);
+
+	if (rc == ZOK || rc == ZNODEEXISTS)
+		return ZOK;
+	if (rc == ZNONODE)
+		fr_log(FR_LOG_ERROR, MOD,
+		       "create %s: %s (does the chroot in '%s' exist?)", path,
+		       zerror(rc), t->cfg.hosts);
+	else
+		zk_fail("create", path, rc);
+	return rc;
+}
+
+static int do_parents(struct topo *t)
+{
+	const char *paths[] = { "/freshet", t->root, t->p_nodes,
+				t->p_nodes_dc, t->p_election,
+				t->p_election_dc, t->p_leaders, t->p_models };
+	int rc = ZOK;
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]) && !rc; i++)
+		rc = ensure_node(t, paths[i]);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Topology thread: our member znode (rules 1, 6)
+ * ---------------------------------------------------------------------- */
+
+/* Still ours?  Arms the watch on our member znode.  An ephemeral of a
+ * live session vanishes only when someone deletes it — most likely a
+ * newer generation of this node taking over (rule 6) — so rather than
+ * race it to re-create, step out and try again after RETRY_MS. */
+static int recheck_member(struct topo *t)
+{
+	struct Stat st;
+	int rc = zoo_wexists(t->th_zh, t->p_me, watch_cb, &t->w_member, &st);
+
+	if (rc == ZOK && st.ephemeralOwner == t->th_session)
+		return ZOK;
+	if (rc != ZOK && rc != ZNONODE)
+		return rc;
+	fr_log(FR_LOG_WARN, MOD,
+	       "%s was %s by another session; standing down, registering again later",
+	       t->p_me, rc == ZNONODE ? "removed" : "replaced");
+	t->th_member_ok = false;
+	t->th_dirty |= D_ELECTION;
+	return ZK_RETRY;
+}
+
+static int do_member(struct topo *t)
+{
+	enum fr_err err;
+	char *json;
+	int rc = ZK_RETRY;
+	bool ok = false;
+
+	if (t->th_member_ok)
+		return recheck_member(t);
+	json = topo_member_encode(&t->cfg.self, &err);
+	if (!json)
+		return ZSYSTEMERROR;   /* checked in topo_new: cannot happen */
+	for (int tries = 0; tries < 3 && !ok; tries++, rc = ZK_RETRY) {
+		struct topo_member other;
+		struct Stat st;
+		int len;
+
+		rc = zoo_create(t->th_zh, t->p_me, json, (int)strlen(json),
+				&ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0);
+		if (rc == ZOK) {
+			fr_log(FR_LOG_INFO, MOD, "registered %s (generation %" PRIu64 ")",
+			       t->p_me, t->cfg.self.generation);
+			ok = true;
+			break;
+		}
+		if (rc != ZNODEEXISTS)
+			break;
+		len = DATA_MAX;
+		rc = zoo_get(t->th_zh, t->p_me, 0, t->th_buf, &len, &st);
+		if (rc == ZNONODE)
+			continue;
+		if (rc != ZOK)
+			break;
+		if (st.ephemeralOwner == t->th_session) {
+			/* Ours: a create lost to CONNECTIONLOSS. */
+			if (len != (int)strlen(json) ||
+			    memcmp(t->th_buf, json, (size_t)len) != 0)
+				rc = zoo_set(t->th_zh, t->p_me, json,
+					     (int)strlen(json), st.version);
+			ok = rc == ZOK;
+			break;
+		}
+		if (topo_member_decode(t->th_buf, len < 0 ? 0 : (size_t)len,
+				       &other) == FR_OK &&
+		    other.generation >= t->cfg.self.generation) {
+			if (!t->th_member_warned)
+				fr_log(FR_LOG_ERROR, MOD,
+				       "node id %" PRIu32 " is registered by another process (generation %" PRIu64 ", ours %" PRIu64 ") at %s; retrying when it goes",
+				       t->cfg.self.node_id, other.generation,
+				       t->cfg.self.generation, t->p_me);
+			t->th_member_warned = true;
+			/* Watch it: we try again when it goes. */
+			rc = zoo_wexists(t->th_zh, t->p_me, watch_cb,
+					 &t->w_member, &st);
+			if (rc == ZNONODE)
+				continue;
+			rc = rc == ZOK ? ZNODEEXISTS : rc;
+			break;
+		}
+		/* Our own ghost from an earlier life (rule 6), or a znode
+		 * nobody can read: replace it. */
+		fr_log(FR_LOG_WARN, MOD,
+		       "replacing %s left by session 0x%" PRIx64 " (an older generation of this node)",
+		       t->p_me, (uint64_t)st.ephemeralOwner);
+		rc = zoo_delete(t->th_zh, t->p_me, st.version);
+		if (rc != ZOK && rc != ZNONODE && rc != ZBADVERSION)
+			break;
+	}
+	free(json);
+	if (ok) {
+		t->th_member_warned = false;
+		t->th_member_ok = true;
+		/* Now stand for election (see do_election). */
+		t->th_dirty |= D_ELECTION;
+		return recheck_member(t);
+	}
+	if (rc != ZNODEEXISTS)
+		zk_fail("register", t->p_me, rc);
+	/* Waiting for another holder: its watch brings us back. */
+	return rc == ZNODEEXISTS ? ZOK : rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Topology thread: election and leaders/<dc> (rules 2, 3)
+ * ---------------------------------------------------------------------- */
+
+static void set_elected(struct topo *t, bool elected, uint64_t seq)
+{
+	if (elected && !t->th_elected) {
+		t->th_epoch = seq + 1;
+		atomic_fetch_add(&t->elections_won, 1);
+		fr_log(FR_LOG_INFO, MOD, "elected leader of dc %s (epoch %" PRIu64 ")",
+		       t->cfg.self.dc, t->th_epoch);
+	} else if (!elected && t->th_elected) {
+		fr_log(FR_LOG_WARN, MOD, "no longer leader of dc %s",
+		       t->cfg.self.dc);
+	}
+	if (elected != t->th_elected)
+		t->th_view_dirty = true;
+	t->th_elected = elected;
+	t->th_dirty |= D_LEADER;
+}
+
+/* Look for our own candidate among children (after CONNECTIONLOSS on
+ * create); remove candidates of our node id from older generations —
+ * ghosts of a previous life that could otherwise win (rule 6). */
+static int adopt_or_clean(struct topo *t, const struct String_vector *sv)
+{
+	for (int32_t i = 0; i < sv->count; i++) {
+		const char *c = sv->data[i];
+		char path[TOPO_PATH_MAX];
+		uint64_t gen, seq;
+		struct Stat st;
+		uint32_t id;
+		int rc;
+
+		if (topo_election_parse(c, &id, &gen, &seq) != FR_OK ||
+		    id != t->cfg.self.node_id ||
+		    gen > t->cfg.self.generation)
+			continue;
+		if (!pathf(path, sizeof(path), "%s/%s", t->p_election_dc, c))
+			continue;
+		rc = zoo_exists(t->th_zh, path, 0, &st);
+		if (rc == ZNONODE)
+			continue;
+		if (rc != ZOK)
+			return rc;
+		if (st.ephemeralOwner == t->th_session) {
+			if (!t->th_election[0] && gen == t->cfg.self.generation)
+				snprintf(t->th_election, sizeof(t->th_election),
+					 "%s", c);
+			continue;
+		}
+		if (gen < t->cfg.self.generation) {
+			fr_log(FR_LOG_WARN, MOD,
+			       "removing %s: a candidate of an older generation of this node",
+			       path);
+			rc = zoo_delete(t->th_zh, path, -1);
+			if (rc != ZOK && rc != ZNONODE)
+				return rc;
+		}
+	}
+	return ZOK;
+}
+
+static int do_election(struct topo *t)
+{
+	enum fr_err err;
+	char *json = NULL;
+	int rc = ZOK;
+
+	if (!t->cfg.candidate)
+		return ZOK;
+	if (!t->th_member_ok) {
+		/* Withdraw (see do_member). */
+		if (t->th_election[0]) {
+			char path[TOPO_PATH_MAX];
+
+			pathf(path, sizeof(path), "%s/%s", t->p_election_dc,
+			      t->th_election);
+			rc = zoo_delete(t->th_zh, path, -1);
+			if (rc != ZOK && rc != ZNONODE)
+				return rc;
+			fr_log(FR_LOG_WARN, MOD, "withdrew candidate %s: not registered",
+			       path);
+			t->th_election[0] = '\0';
+		}
+		set_elected(t, false, 0);
+		return ZOK;
+	}
+	for (int tries = 0; tries < 4; tries++, rc = ZK_RETRY) {
+		char pred[TOPO_NAME_MAX + 32], path[TOPO_PATH_MAX];
+		char made[TOPO_PATH_MAX];
+		struct String_vector sv = { 0, NULL };
+		uint64_t gen, seq;
+		uint32_t rank, id;
+		struct Stat st;
+		enum fr_err e;
+
+		rc = zoo_get_children(t->th_zh, t->p_election_dc, 0, &sv);
+		if (rc == ZNONODE)
+			t->th_dirty |= D_PARENTS;
+		if (rc != ZOK)
+			break;
+		rc = adopt_or_clean(t, &sv);
+		if (rc != ZOK) {
+			deallocate_String_vector(&sv);
+			break;
+		}
+		if (!t->th_election[0]) {
+			deallocate_String_vector(&sv);
+			if (!json)
+				json = topo_member_encode(&t->cfg.self, &err);
+			if (!json) {
+				rc = ZSYSTEMERROR;
+				break;
+			}
+			pathf(path, sizeof(path), "%s/%s", t->p_election_dc,
+			      t->prefix);
+			rc = zoo_create(t->th_zh, path, json, (int)strlen(json),
+					&ZOO_OPEN_ACL_UNSAFE,
+					ZOO_EPHEMERAL | ZOO_SEQUENCE, made,
+					sizeof(made));
+			if (rc != ZOK)
+				break;
+			if (!pathf(t->th_election, sizeof(t->th_election),
+				   "%s", strrchr(made, '/') ?
+				   strrchr(made, '/') + 1 : made)) {
+				t->th_election[0] = '\0';
+				rc = ZSYSTEMERROR;
+				break;
+			}
+			fr_log(FR_LOG_INFO, MOD, "candidate %s/%s",
+			       t->p_election_dc, t->th_election);
+			continue;   /* list again, now with us in it */
+		}
+		e = topo_election_rank((const char *const *)sv.data,
+				       (uint32_t)sv.count, t->th_election,
+				       &rank, pred, sizeof(pred));
+		deallocate_String_vector(&sv);
+		if (e == FR_ERR_NOTFOUND) {
+			/* Gone while the session lived (someone deleted
+			 * it): stand again. */
+			fr_log(FR_LOG_WARN, MOD, "our candidate %s vanished; standing again",
+			       t->th_election);
+			t->th_election[0] = '\0';
+			set_elected(t, false, 0);
+			continue;
+		}
+		if (e != FR_OK) {
+			rc = ZSYSTEMERROR;
+			break;
+		}
+		topo_election_parse(t->th_election, &id, &gen, &seq);
+		if (rank == 0) {
+			set_elected(t, true, seq);
+			break;
+		}
+		set_elected(t, false, 0);
+		/* Watch only our predecessor (no herd); if it is already
+		 * gone, re-list (rule 3). */
+		pathf(path, sizeof(path), "%s/%s", t->p_election_dc, pred);
+		rc = zoo_wexists(t->th_zh, path, watch_cb, &t->w_election, &st);
+		if (rc == ZOK)
+			break;
+		if (rc != ZNONODE)
+			break;
+	}
+	free(json);
+	if (rc != ZOK && !conn_lost(rc)) {
+		zk_fail("election in", t->p_election_dc, rc);
+		set_elected(t, false, 0);
+	}
+	return rc;
+}
+
+static int do_leader(struct topo *t)
+{
+	struct topo_leader me;
+	enum fr_err err;
+	char *json;
+	int rc = ZOK;
+
+	if (!t->th_elected) {
+		struct Stat st;
+
+		if (!t->th_leader_owned)
+			return ZOK;
+		/* Resign: remove leaders/<dc> if it is still ours. */
+		rc = zoo_exists(t->th_zh, t->p_leader_me, 0, &st);
+		if (rc == ZOK && st.ephemeralOwner == t->th_session)
+			rc = zoo_delete(t->th_zh, t->p_leader_me, st.version);
+		if (rc == ZOK || rc == ZNONODE || rc == ZBADVERSION) {
+			t->th_leader_owned = false;
+			t->th_view_dirty = true;
+			rc = ZOK;
+		}
+		return rc;
+	}
+	memset(&me, 0, sizeof(me));
+	memcpy(me.dc, t->cfg.self.dc, sizeof(me.dc));
+	me.node_id = t->cfg.self.node_id;
+	memcpy(me.addr, t->cfg.self.addr, sizeof(me.addr));
+	me.epoch = t->th_epoch;
+	me.generation = t->cfg.self.generation;
+	json = topo_leader_encode(&me, &err);
+	if (!json)
+		return ZSYSTEMERROR;
+	for (int tries = 0; tries < 3; tries++, rc = ZK_RETRY) {
+		struct topo_leader other;
+		struct Stat st;
+		int len;
+
+		rc = zoo_create(t->th_zh, t->p_leader_me, json,
+				(int)strlen(json), &ZOO_OPEN_ACL_UNSAFE,
+				ZOO_EPHEMERAL, NULL, 0);
+		if (rc != ZNODEEXISTS)
+			break;
+		rc = get_data(t, t->p_leader_me, &t->w_leaders, &len, &st);
+		if (rc == ZNONODE)
+			continue;
+		if (rc != ZOK)
+			break;
+		if (st.ephemeralOwner == t->th_session) {
+			if (strcmp(t->th_buf, json) != 0)
+				rc = zoo_set(t->th_zh, t->p_leader_me, json,
+					     (int)strlen(json), st.version);
+			break;
+		}
+		if (topo_leader_decode(t->th_buf, (size_t)len, &other) ==
+			    FR_OK &&
+		    other.node_id == t->cfg.self.node_id &&
+		    other.generation < t->cfg.self.generation) {
+			fr_log(FR_LOG_WARN, MOD,
+			       "replacing %s left by an older generation of this node",
+			       t->p_leader_me);
+			rc = zoo_delete(t->th_zh, t->p_leader_me, st.version);
+			if (rc != ZOK && rc != ZNONODE && rc != ZBADVERSION)
+				break;
+			continue;
+		}
+		/* Held by another session (an old leader on its way out):
+		 * the data watch set above tells us when it goes. */
+		if (!t->th_leader_warned)
+			fr_log(FR_LOG_WARN, MOD,
+			       "%s is held by session 0x%" PRIx64 "; waiting for it to go",
+			       t->p_leader_me, (uint64_t)st.ephemeralOwner);
+		t->th_leader_warned = true;
+		rc = ZNODEEXISTS;
+		break;
+	}
+	free(json);
+	if (rc == ZOK) {
+		t->th_leader_warned = false;
+		if (!t->th_leader_owned)
+			t->th_view_dirty = true;
+		t->th_leader_owned = true;
+	} else {
+		if (t->th_leader_owned)
+			t->th_view_dirty = true;
+		if (!conn_lost(rc))
+			t->th_leader_owned = false;
+		if (rc != ZNODEEXISTS)
+			zk_fail("lead", t->p_leader_me, rc);
+	}
+	/* Waiting on another holder is not a failure to retry: its watch
+	 * brings us back. */
+	return rc == ZNODEEXISTS ? ZOK : rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Topology thread: reading nodes/, leaders/, models/
+ * ---------------------------------------------------------------------- */
+
+static bool member_eq(const struct topo_member *a, const struct topo_member *b)
+{
+	return a->node_id == b->node_id && a->generation == b->generation &&
+	       strcmp(a->dc, b->dc) == 0 && strcmp(a->addr, b->addr) == 0 &&
+	       strcmp(a->admin, b->admin) == 0 &&
+	       strcmp(a->roles, b->roles) == 0;
+}
+
+static bool leader_eq(const struct topo_leader *a, const struct topo_leader *b)
+{
+	return a->node_id == b->node_id && a->epoch == b->epoch &&
+	       a->generation == b->generation && strcmp(a->dc, b->dc) == 0 &&
+	       strcmp(a->addr, b->addr) == 0;
+}
+
+static bool model_eq(const struct shard_model_def *a,
+		     const struct shard_model_def *b)
+{
+	if (strcmp(a->name, b->name) != 0 || a->priority != b->priority ||
+	    a->shards != b->shards || a->ntables != b->ntables)
+		return false;
+	for (uint32_t i = 0; i < a->ntables; i++)
+		if (strcmp(a->tables[i].name, b->tables[i].name) != 0 ||
+		    a->tables[i].rows != b->tables[i].rows ||
+		    a->tables[i].dim != b->tables[i].dim ||
+		    a->tables[i].dtype != b->tables[i].dtype)
+			return false;
+	return true;
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+	const struct topo_member *x = a, *y = b;
+	int c = strcmp(x->dc, y->dc);
+
+	if (c)
+		return c;
+	return x->node_id < y->node_id ? -1 : x->node_id > y->node_id;
+}
+
+static int leader_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct topo_leader *)a)->dc,
+		      ((const struct topo_leader *)b)->dc);
+}
+
+static int model_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct shard_model_def *)a)->name,
+		      ((const struct shard_model_def *)b)->name);
+}
+
+/* Room for one more element in a growing array. */
+static bool grow(void **arr, uint32_t n, uint32_t *cap, size_t size)
+{
+	void *p;
+	uint32_t c;
+
+	if (n < *cap)
+		return true;
+	c = *cap ? *cap * 2 : 8;
+	p = realloc(*arr, (size_t)c * size);
+	if (!p)
+		return false;
+	*arr = p;
+	*cap = c;
+	return true;
+}
+
+/* Canonical decimal node id "1".."4294967294" (a znode name). */
+static bool parse_id(const char *s, uint32_t *id)
+{
+	uint64_t v = 0;
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 10 || (s[0] == '0'))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v < 1 || v > TOPO_NODE_ID_MAX)
+		return false;
+	*id = (uint32_t)v;
+	return true;
+}
+
+/* Swap a freshly read array into the thread's copy; note a change. */
+static void replace(struct topo *t, void **cur, uint32_t *ncur, void *fresh,
+		    uint32_t nfresh, size_t size,
+		    int (*cmp)(const void *, const void *),
+		    bool (*eq)(const void *, const void *))
+{
+	bool same = *ncur == nfresh;
+
+	if (nfresh > 1)
+		qsort(fresh, nfresh, size, cmp);
+	for (uint32_t i = 0; same && i < nfresh; i++)
+		same = eq((const char *)*cur + i * size,
+			  (const char *)fresh + i * size);
+	if (!same)
+		t->th_view_dirty = true;
+	free(*cur);
+	*cur = fresh;
+	*ncur = nfresh;
+}
+
+static bool member_eq_v(const void *a, const void *b)
+{
+	return member_eq(a, b);
+}
+
+static bool leader_eq_v(const void *a, const void *b)
+{
+	return leader_eq(a, b);
+}
+
+static bool model_eq_v(const void *a, const void *b)
+{
+	return model_eq(a, b);
+}
+
+static int read_nodes(struct topo *t)
+{
+	struct String_vector dcs = { 0, NULL };
+	struct topo_member *arr = NULL;
+	uint32_t n = 0, cap = 0;
+	int rc;
+
+	rc = zoo_wget_children(t->th_zh, t->p_nodes, watch_cb, &t->w_nodes,
+			       &dcs);
+	if (rc != ZOK) {
+		if (rc == ZNONODE)
+			t->th_dirty |= D_PARENTS;
+		return rc;
+	}
+	for (int32_t i = 0; i < dcs.count && !atomic_load(&t->stop); i++) {
+		struct String_vector ids = { 0, NULL };
+		char dcpath[TOPO_PATH_MAX];
+
+		if (!pathf(dcpath, sizeof(dcpath), "%s/%s", t->p_nodes,
+			   dcs.data[i]))
+			continue;
+		if (topo_check_name(dcs.data[i], TOPO_NAME_MAX, "dc") != FR_OK) {
+			bad_znode(t, dcpath, 0, fr_errmsg());
+			continue;
+		}
+		rc = zoo_wget_children(t->th_zh, dcpath, watch_cb, &t->w_nodes,
+				       &ids);
+		if (rc == ZNONODE) {
+			rc = ZOK;
+			continue;
+		}
+		if (rc != ZOK)
+			break;
+		for (int32_t k = 0; k < ids.count; k++) {
+			char path[TOPO_PATH_MAX], why[160];
+			struct topo_member m;
+			struct Stat st;
+			uint32_t id;
+			int len;
+
+			if (!pathf(path, sizeof(path), "%s/%s", dcpath,
+				   ids.data[k]))
+				continue;
+			if (!parse_id(ids.data[k], &id)) {
+				bad_znode(t, path, 0,
+					  "name is not a node id 1..4294967294");
+				continue;
+			}
+			rc = get_data(t, path, &t->w_nodes, &len, &st);
+			if (rc == ZNONODE || rc == ZBADARGUMENTS) {
+				rc = ZOK;
+				continue;
+			}
+			if (rc != ZOK)
+				break;
+			if (topo_member_decode(t->th_buf, (size_t)len, &m) !=
+			    FR_OK) {
+				bad_znode(t, path, st.mzxid, fr_errmsg());
+				continue;
+			}
+			if (m.node_id != id || strcmp(m.dc, dcs.data[i]) != 0) {
+				snprintf(why, sizeof(why),
+					 "says node %" PRIu32 " in dc '%s', not what its path says",
+					 m.node_id, m.dc);
+				bad_znode(t, path, st.mzxid, why);
+				continue;
+			}
+			if (!grow((void **)&arr, n, &cap, sizeof(*arr))) {
+				rc = ZSYSTEMERROR;
+				break;
+			}
+			arr[n++] = m;
+		}
+		deallocate_String_vector(&ids);
+		if (rc != ZOK)
+			break;
+	}
+	deallocate_String_vector(&dcs);
+	if (rc != ZOK) {
+		free(arr);
+		return rc;
+	}
+	replace(t, (void **)&t->th_members, &t->th_nmembers, arr, n,
+		sizeof(*arr), member_cmp, member_eq_v);
+	return ZOK;
+}
+
+static int read_leaders(struct topo *t)
+{
+	struct String_vector sv = { 0, NULL };
+	struct topo_leader *arr = NULL;
+	uint32_t n = 0, cap = 0;
+	int rc;
+
+	rc = zoo_wget_children(t->th_zh, t->p_leaders, watch_cb,
+			       &t->w_leaders, &sv);
+	if (rc != ZOK) {
+		if (rc == ZNONODE)
+			t->th_dirty |= D_PARENTS;
+		return rc;
+	}
+	for (int32_t i = 0; i < sv.count; i++) {
+		char path[TOPO_PATH_MAX];
+		struct topo_leader l;
+		struct Stat st;
+		int len;
+
+		if (!pathf(path, sizeof(path), "%s/%s", t->p_leaders,
+			   sv.data[i]))
+			continue;
+		if (topo_check_name(sv.data[i], TOPO_NAME_MAX, "dc") != FR_OK) {
+			bad_znode(t, path, 0, fr_errmsg());
+			continue;
+		}
+		rc = get_data(t, path, &t->w_leaders, &len, &st);
+		if (rc == ZNONODE || rc == ZBADARGUMENTS) {
+			rc = ZOK;
+			continue;
+		}
+		if (rc != ZOK)
+			break;
+		if (topo_leader_decode(t->th_buf, (size_t)len, &l) != FR_OK) {
+			bad_znode(t, path, st.mzxid, fr_errmsg());
+			continue;
+		}
+		if (strcmp(l.dc, sv.data[i]) != 0) {
+			bad_znode(t, path, st.mzxid,
+				  "its dc differs from its name");
+			continue;
+		}
+		if (!grow((void **)&arr, n, &cap, sizeof(*arr))) {
+			rc = ZSYSTEMERROR;
+			break;
+		}
+		arr[n++] = l;
+	}
+	deallocate_String_vector(&sv);
+	if (rc != ZOK) {
+		free(arr);
+		return rc;
+	}
+	replace(t, (void **)&t->th_leaders, &t->th_nleaders, arr, n,
+		sizeof(*arr), leader_cmp, leader_eq_v);
+	return ZOK;
+}
+
+static int read_models(struct topo *t)
+{
+	struct String_vector sv = { 0, NULL };
+	struct shard_model_def *arr = NULL;
+	uint32_t n = 0, cap = 0;
+	int rc;
+
+	rc = zoo_wget_children(t->th_zh, t->p_models, watch_cb, &t->w_models,
+			       &sv);
+	if (rc != ZOK) {
+		if (rc == ZNONODE)
+			t->th_dirty |= D_PARENTS;
+		return rc;
+	}
+	for (int32_t i = 0; i < sv.count && !atomic_load(&t->stop); i++) {
+		char path[TOPO_PATH_MAX];
+		struct Stat st;
+		int len;
+
+		if (!pathf(path, sizeof(path), "%s/%s", t->p_models,
+			   sv.data[i]))
+			continue;
+		rc = get_data(t, path, &t->w_models, &len, &st);
+		if (rc == ZNONODE || rc == ZBADARGUMENTS) {
+			rc = ZOK;
+			continue;
+		}
+		if (rc != ZOK)
+			break;
+		if (!grow((void **)&arr, n, &cap, sizeof(*arr))) {
+			rc = ZSYSTEMERROR;
+			break;
+		}
+		if (topo_model_decode(sv.data[i], t->th_buf, (size_t)len,
+				      &arr[n]) != FR_OK) {
+			bad_znode(t, path, st.mzxid, fr_errmsg());
+			continue;
+		}
+		n++;
+	}
+	deallocate_String_vector(&sv);
+	if (rc != ZOK) {
+		free(arr);
+		return rc;
+	}
+	replace(t, (void **)&t->th_models, &t->th_nmodels, arr, n,
+		sizeof(*arr), model_cmp, model_eq_v);
+	return ZOK;
+}
+
+/* ------------------------------------------------------------------------
+ * Topology thread: views
+ * ---------------------------------------------------------------------- */
+
+static size_t align8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+static struct topo_msg *build_view(struct topo *t)
+{
+	size_t off_m = align8(sizeof(struct topo_msg));
+	size_t off_l = off_m + align8((size_t)t->th_nmembers *
+				      sizeof(struct topo_member));
+	size_t off_d = off_l + align8((size_t)t->th_nleaders *
+				      sizeof(struct topo_leader));
+	size_t total = off_d + (size_t)t->th_nmodels *
+			       sizeof(struct shard_model_def);
+	struct topo_msg *m = malloc(total);
+	char *base = (char *)m;
+
+	if (!m)
+		return NULL;
+	memset(m, 0, sizeof(*m));
+	m->v.connected = t->th_connected;
+	m->v.expired_once = t->th_expired_once;
+	m->v.leader = t->th_elected && t->th_leader_owned;
+	m->v.epoch = m->v.leader ? t->th_epoch : 0;
+	m->v.session_timeout_ms = t->th_timeout_ms;
+	m->v.nmembers = t->th_nmembers;
+	m->v.members = (struct topo_member *)(base + off_m);
+	m->v.nleaders = t->th_nleaders;
+	m->v.leaders = (struct topo_leader *)(base + off_l);
+	m->v.nmodels = t->th_nmodels;
+	m->v.models = (struct shard_model_def *)(base + off_d);
+	m->v.bad_znodes = atomic_load(&t->bad_znodes);
+	m->down_since_ms = t->th_down_since;
+	if (t->th_nmembers)
+		memcpy(base + off_m, t->th_members,
+		       (size_t)t->th_nmembers * sizeof(struct topo_member));
+	if (t->th_nleaders)
+		memcpy(base + off_l, t->th_leaders,
+		       (size_t)t->th_nleaders * sizeof(struct topo_leader));
+	if (t->th_nmodels)
+		memcpy(base + off_d, t->th_models,
+		       (size_t)t->th_nmodels * sizeof(struct shard_model_def));
+	return m;
+}
+
+/* Post the newest view; when the mailbox is full keep it (replacing an
+ * older unsent one) and try again shortly: the loop needs only the
+ * newest. */
+static void publish(struct topo *t)
+{
+	if (t->th_view_dirty) {
+		struct topo_msg *m = build_view(t);
+
+		if (!m) {
+			fr_log(FR_LOG_ERROR, MOD, "cannot allocate a view; retrying");
+			return;
+		}
+		free(t->th_pending);
+		t->th_pending = m;
+		t->th_view_dirty = false;
+	}
+	if (t->th_pending && fr_mailbox_post(t->mb, t->th_pending) == FR_OK)
+		t->th_pending = NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Topology thread: session
+ * ---------------------------------------------------------------------- */
+
+static void open_session(struct topo *t)
+{
+	/* Never resume an old session (rule 6): clientid NULL. */
+	t->th_zh = zookeeper_init2(t->cfg.hosts, watch_cb,
+				   (int)t->cfg.session_timeout_ms, NULL,
+				   &t->w_session, 0, zk_log_cb);
+	if (!t->th_zh) {
+		if (errno != t->th_init_errno)
+			fr_log(FR_LOG_ERROR, MOD,
+			       "zookeeper_init '%s': %s; retrying",
+			       t->cfg.hosts, strerror(errno));
+		t->th_init_errno = errno;
+		return;
+	}
+	t->th_init_errno = 0;
+	t->th_session = 0;
+}
+
+static void session_expired(struct topo *t)
+{
+	fr_log(FR_LOG_WARN, MOD,
+	       "ZooKeeper session 0x%" PRIx64 " expired; starting a new one",
+	       (uint64_t)t->th_session);
+	zookeeper_close(t->th_zh);
+	t->th_zh = NULL;
+	atomic_fetch_add(&t->expirations, 1);
+	if (t->th_connected) {
+		atomic_fetch_add(&t->disconnects, 1);
+		t->th_down_since = fr_mono_ms();
+	}
+	t->th_connected = false;
+	t->th_expired_once = true;
+	/* Every ephemeral of ours is gone with the session. */
+	t->th_election[0] = '\0';
+	t->th_member_ok = false;
+	t->th_elected = false;
+	t->th_leader_owned = false;
+	t->th_view_dirty = true;
+	t->th_dirty = D_ALL;
+}
+
+/* One pass of the work that is dirty.  Stops at a lost connection (its
+ * bit stays set); other failures are retried after RETRY_MS. */
+static void do_work(struct topo *t)
+{
+	static const struct {
+		unsigned bit;
+		int (*fn)(struct topo *);
+	} steps[] = {
+		{ D_PARENTS, do_parents },   { D_MEMBER, do_member },
+		{ D_ELECTION, do_election }, { D_LEADER, do_leader },
+		{ D_NODES, read_nodes },     { D_LEADERS, read_leaders },
+		{ D_MODELS, read_models },
+	};
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		int rc;
+
+		if (atomic_load(&t->stop))
+			return;
+		if (!(t->th_dirty & steps[i].bit))
+			continue;
+		if (steps[i].bit != D_PARENTS && (t->th_dirty & D_PARENTS))
+			return;   /* parents first */
+		t->th_dirty &= ~steps[i].bit;
+		rc = steps[i].fn(t);
+		if (rc == ZOK)
+			continue;
+		t->th_dirty |= steps[i].bit;
+		if (conn_lost(rc))
+			return;
+	}
+}
+
+static void step(struct topo *t)
+{
+	int state;
+
+	if (!t->th_zh) {
+		open_session(t);
+		if (!t->th_zh)
+			return;
+	}
+	state = zoo_state(t->th_zh);
+	if (state == ZOO_EXPIRED_SESSION_STATE ||
+	    state == ZOO_AUTH_FAILED_STATE) {
+		session_expired(t);
+		publish(t);
+		open_session(t);
+		return;
+	}
+	if (state != ZOO_CONNECTED_STATE) {
+		if (t->th_connected) {
+			fr_log(FR_LOG_WARN, MOD,
+			       "lost the ZooKeeper connection (session 0x%" PRIx64 "); keeping the last view",
+			       (uint64_t)t->th_session);
+			t->th_connected = false;
+			t->th_down_since = fr_mono_ms();
+			t->th_view_dirty = true;
+			atomic_fetch_add(&t->disconnects, 1);
+		}
+		publish(t);
+		return;
+	}
+	if (!t->th_connected) {
+		const clientid_t *cid = zoo_client_id(t->th_zh);
+		int64_t sid = cid ? cid->client_id : 0;
+
+		t->th_connected = true;
+		t->th_timeout_ms = (uint32_t)zoo_recv_timeout(t->th_zh);
+		fr_log(FR_LOG_INFO, MOD,
+		       "ZooKeeper session 0x%" PRIx64 " %s (timeout %" PRIu32 " ms)",
+		       (uint64_t)sid, sid == t->th_session ? "reconnected" :
+		       "established", t->th_timeout_ms);
+		t->th_session = sid;
+		atomic_fetch_add(&t->connects, 1);
+		/* Re-check ownership, re-run the election, re-arm and
+		 * re-read everything (rules 1, 4). */
+		t->th_dirty = D_ALL;
+		t->th_view_dirty = true;
+	}
+	do_work(t);
+	/* A connected view only after the pass: a reconnected leader has
+	 * re-checked its rank before it claims leadership again. */
+	if (zoo_state(t->th_zh) != ZOO_CONNECTED_STATE && t->th_connected) {
+		t->th_connected = false;
+		t->th_down_since = fr_mono_ms();
+		t->th_view_dirty = true;
+		atomic_fetch_add(&t->disconnects, 1);
+	}
+	publish(t);
+}
+
+/* Leave: delete our znodes (pipelined, bounded wait), close the session.
+ * Closing the session would remove them too; deleting first lets peers
+ * see it even when the close request is lost. */
+static void leave(struct topo *t)
+{
+	const char *paths[3];
+	char epath[TOPO_PATH_MAX];
+	struct timespec ts;
+	struct Stat st;
+	int n = 0;
+
+	if (!t->th_zh)
+		return;
+	if (zoo_state(t->th_zh) == ZOO_CONNECTED_STATE) {
+		if (t->th_leader_owned)
+			paths[n++] = t->p_leader_me;
+		if (t->th_election[0]) {
+			pathf(epath, sizeof(epath), "%s/%s",
+			      t->p_election_dc, t->th_election);
+			paths[n++] = epath;
+		}
+		/* The member znode may be another process's (id clash):
+		 * only ours goes. */
+		if (zoo_exists(t->th_zh, t->p_me, 0, &st) == ZOK &&
+		    st.ephemeralOwner == t->th_session)
+			paths[n++] = t->p_me;
+	}
+	for (int i = 0; i < n; i++) {
+		/* Count first: the completion may run before adelete
+		 * returns.  t->lock is not held across the call. */
+		pthread_mutex_lock(&t->lock);
+		t->leave_left++;
+		pthread_mutex_unlock(&t->lock);
+		if (zoo_adelete(t->th_zh, paths[i], -1, leave_done_cb, t) !=
+		    ZOK) {
+			pthread_mutex_lock(&t->lock);
+			t->leave_left--;
+			pthread_mutex_unlock(&t->lock);
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)LEAVE_WAIT_MS * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&t->lock);
+	while (t->leave_left > 0)
+		if (pthread_cond_timedwait(&t->cond, &t->lock, &ts) != 0)
+			break;
+	pthread_mutex_unlock(&t->lock);
+	/* Any delete still pending completes (ZCLOSING) inside this call. */
+	zookeeper_close(t->th_zh);
+	t->th_zh = NULL;
+}
+
+static void *topo_thread(void *arg)
+{
+	struct topo *t = arg;
+
+	for (;;) {
+		unsigned work;
+		struct timespec ts;
+		long wait_ms = t->th_pending ? POST_RETRY_MS : RETRY_MS;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += wait_ms * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_mutex_lock(&t->lock);
+		while (!t->kick && !atomic_load(&t->stop))
+			if (pthread_cond_timedwait(&t->cond, &t->lock, &ts) != 0)
+				break;
+		work = t->kick;
+		t->kick = 0;
+		pthread_mutex_unlock(&t->lock);
+		if (atomic_load(&t->stop))
+			break;
+		t->th_dirty |= work & ~D_SESSION;
+		step(t);
+	}
+	leave(t);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Loop thread
+ * ---------------------------------------------------------------------- */
+
+static void deliver(struct topo *t)
+{
+	struct topo_view v;
+
+	if (!t->lp_last)
+		return;
+	v = t->lp_last->v;
+	v.leader = v.leader && !t->lp_demoted;
+	if (!v.leader)
+		v.epoch = 0;
+	if (t->lp_leader && !v.leader)
+		t->lp_demotions++;
+	t->lp_leader = v.leader;
+	t->lp_views++;
+	if (t->fn)
+		t->fn(&v, t->arg);
+}
+
+static void demote_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct topo *t = arg;
+
+	(void)fd;
+	(void)what;
+	fr_log(FR_LOG_WARN, MOD,
+	       "no ZooKeeper contact for 2/3 of the session timeout: stepping down as leader of dc %s",
+	       t->cfg.self.dc);
+	t->lp_demoted = true;
+	deliver(t);
+}
+
+static void mailbox_cb(void *msg, void *arg)
+{
+	struct topo *t = arg;
+	struct topo_msg *m = msg;
+
+	free(t->lp_last);
+	t->lp_last = m;
+	if (m->v.connected || !m->v.leader) {
+		/* Connected views come only after a pass that re-checked
+		 * the election: what they say about leadership holds. */
+		evtimer_del(t->lp_timer);
+		t->lp_demoted = false;
+	} else if (!t->lp_demoted && !evtimer_pending(t->lp_timer, NULL)) {
+		uint32_t to = m->v.session_timeout_ms ?
+			      m->v.session_timeout_ms :
+			      t->cfg.session_timeout_ms;
+		uint64_t after = (uint64_t)to * 2 / 3;
+		uint64_t gone = fr_mono_ms() - m->down_since_ms;
+		struct timeval tv;
+
+		after = gone < after ? after - gone : 0;
+		tv.tv_sec = (time_t)(after / 1000);
+		tv.tv_usec = (suseconds_t)(after % 1000) * 1000;
+		evtimer_add(t->lp_timer, &tv);
+	}
+	deliver(t);
+}
+
+static enum fr_err check_config(const struct topo_config *c)
+{
+	size_t n;
+	enum fr_err err;
+
+	if (!c)
+		return fr_fail(FR_ERR_INVAL, "topology: config is NULL");
+	n = strnlen(c->hosts, sizeof(c->hosts));
+	if (n == 0 || n >= sizeof(c->hosts))
+		return fr_fail(FR_ERR_INVAL,
+			       "topology: field 'hosts': expected 1..%d bytes HOST:PORT[,HOST:PORT...][/chroot]",
+			       TOPO_HOSTS_MAX);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)c->hosts[i] <= 0x20 ||
+		    (unsigned char)c->hosts[i] >= 0x7f)
+			return fr_fail(FR_ERR_INVAL,
+				       "topology: field 'hosts': byte 0x%02x at %zu, expected HOST:PORT[,HOST:PORT...][/chroot]",
+				       (unsigned char)c->hosts[i], i);
+	err = topo_check_name(c->cluster, TOPO_NAME_MAX,
+			      "topology: field 'cluster'");
+	if (err)
+		return err;
+	err = topo_member_check(&c->self);
+	if (err)
+		return err;
+	if (c->session_timeout_ms < 1000 || c->session_timeout_ms > 120000)
+		return fr_fail(FR_ERR_INVAL,
+			       "topology: field 'session_timeout_ms': %" PRIu32 " is out of range, expected 1000..120000",
+			       c->session_timeout_ms);
+	return FR_OK;
+}
+
+static void free_msg(void *msg)
+{
+	free(msg);
+}
+
+static void build_paths(struct topo *t)
+{
+	const struct topo_member *s = &t->cfg.self;
+
+	/* Names are <= 63 bytes: every path fits in TOPO_PATH_MAX. */
+	pathf(t->root, sizeof(t->root), "/freshet/%s", t->cfg.cluster);
+	pathf(t->p_nodes, sizeof(t->p_nodes), "%s/nodes", t->root);
+	pathf(t->p_nodes_dc, sizeof(t->p_nodes_dc), "%s/%s", t->p_nodes,
+	      s->dc);
+	pathf(t->p_me, sizeof(t->p_me), "%s/%" PRIu32, t->p_nodes_dc,
+	      s->node_id);
+	pathf(t->p_election, sizeof(t->p_election), "%s/election", t->root);
+	pathf(t->p_election_dc, sizeof(t->p_election_dc), "%s/%s",
+	      t->p_election, s->dc);
+	pathf(t->p_leaders, sizeof(t->p_leaders), "%s/leaders", t->root);
+	pathf(t->p_leader_me, sizeof(t->p_leader_me), "%s/%s", t->p_leaders,
+	      s->dc);
+	pathf(t->p_models, sizeof(t->p_models), "%s/models", t->root);
+	pathf(t->prefix, sizeof(t->prefix), "n_%" PRIu32 "_%" PRIu64 "_",
+	      s->node_id, s->generation);
+}
+
+struct topo *topo_new(struct event_base *base, const struct topo_config *cfg,
+		      topo_view_fn fn, void *arg, enum fr_err *err)
+{
+	pthread_condattr_t ca;
+	struct topo *t;
+	enum fr_err e;
+
+	if (!base) {
+		e = fr_fail(FR_ERR_INVAL, "topology: event base is NULL");
+		goto out;
+	}
+	e = check_config(cfg);
+	if (e)
+		goto out;
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		e = fr_fail(FR_ERR_NOMEM, "topology: cannot allocate");
+		goto out;
+	}
+	t->th_buf = malloc(DATA_MAX + 1);
+	if (!t->th_buf) {
+		e = fr_fail(FR_ERR_NOMEM, "topology: cannot allocate");
+		goto out_free_t;
+	}
+	t->base = base;
+	t->cfg = *cfg;
+	t->fn = fn;
+	t->arg = arg;
+	build_paths(t);
+	t->w_session = (struct topo_watch){ t, D_SESSION };
+	t->w_member = (struct topo_watch){ t, D_MEMBER };
+	t->w_nodes = (struct topo_watch){ t, D_NODES };
+	t->w_leaders = (struct topo_watch){ t, D_LEADERS | D_LEADER };
+	t->w_models = (struct topo_watch){ t, D_MODELS };
+	t->w_election = (struct topo_watch){ t, D_ELECTION };
+	t->th_dirty = D_ALL;
+	t->kick = D_SESSION;   /* the thread's first step is at once */
+	atomic_init(&t->stop, false);
+	t->mb = fr_mailbox_new(base, MAILBOX_CAP, mailbox_cb, t, &e);
+	if (!t->mb)
+		goto out_free_buf;
+	t->lp_timer = evtimer_new(base, demote_cb, t);
+	if (!t->lp_timer) {
+		e = fr_fail(FR_ERR_NOMEM, "topology: cannot allocate a timer");
+		goto out_free_mb;
+	}
+	if (pthread_mutex_init(&t->lock, NULL) != 0) {
+		e = fr_fail(FR_ERR_NOMEM, "topology: pthread_mutex_init failed");
+		goto out_free_timer;
+	}
+	if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&t->cond, &ca) != 0) {
+		e = fr_fail(FR_ERR_NOMEM, "topology: pthread_cond_init failed");
+		goto out_destroy_lock;
+	}
+	pthread_condattr_destroy(&ca);
+	pthread_once(&zk_log_once, zk_log_init);
+	if (pthread_create(&t->thread, NULL, topo_thread, t) != 0) {
+		e = fr_fail(FR_ERR_NOMEM, "topology: cannot start the thread");
+		goto out_destroy_cond;
+	}
+	if (err)
+		*err = FR_OK;
+	return t;
+
+out_destroy_cond:
+	pthread_cond_destroy(&t->cond);
+out_destroy_lock:
+	pthread_mutex_destroy(&t->lock);
+out_free_timer:
+	event_free(t->lp_timer);
+out_free_mb:
+	fr_mailbox_free(t->mb, free_msg);
+out_free_buf:
+	free(t->th_buf);
+out_free_t:
+	free(t);
+out:
+	if (err)
+		*err = e;
+	return NULL;
+}
+
+void topo_free(struct topo *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	atomic_store(&t->stop, true);
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(t->thread, NULL);
+	fr_mailbox_free(t->mb, free_msg);
+	event_free(t->lp_timer);
+	free(t->lp_last);
+	free(t->th_pending);
+	free(t->th_members);
+	free(t->th_leaders);
+	free(t->th_models);
+	free(t->th_buf);
+	pthread_cond_destroy(&t->cond);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+void topo_get_stats(const struct topo *t, struct topo_stats *out)
+{
+	struct topo *m = (struct topo *)t;   /* atomics are read, not changed */
+
+	memset(out, 0, sizeof(*out));
+	if (!t)
+		return;
+	out->connects = atomic_load(&m->connects);
+	out->disconnects = atomic_load(&m->disconnects);
+	out->expirations = atomic_load(&m->expirations);
+	out->elections_won = atomic_load(&m->elections_won);
+	out->bad_znodes = atomic_load(&m->bad_znodes);
+	out->demotions = t->lp_demotions;
+	out->views = t->lp_views;
+}
