@@ -253,10 +253,16 @@ bool gossip_next_output(struct gossip *g, struct gossip_output *out)
  * larger than max_pull_bytes cannot stall it. */
 static void pump(struct gossip *g)
 {
-	uint64_t pace = g->cfg.max_pull_bytes;
-
 	for (uint32_t i = 0; i < g->npeers; i++) {
 		struct gpeer *p = g->peers[i];
+		uint64_t pace = g->cfg.max_pull_bytes;
+
+		/* On a thin link (a window was set) queue less ahead: a
+		 * DIGEST or an urgent reply waits behind whatever is queued,
+		 * and at WAN rates max_pull_bytes is seconds. */
+		if (p->window && p->window / 4 < pace)
+			pace = p->window / 4 > GOSSIP_MIN_PULL ? p->window / 4
+							       : GOSSIP_MIN_PULL;
 
 		while (p->up) {
 			uint64_t q = p->queued + p->backlog;
@@ -575,6 +581,18 @@ void gossip_peer_up(struct gossip *g, uint32_t peer_id, uint64_t now_ms)
 	g->sched_dirty = true;
 	gossip_sched_run(g, now_ms);
 	pump(g);
+}
+
+enum fr_err gossip_peer_set_window(struct gossip *g, uint32_t peer_id,
+				   uint64_t bytes)
+{
+	struct gpeer *p = gossip_peer_find(g, peer_id);
+
+	if (!p)
+		return fr_fail(FR_ERR_NOTFOUND, "gossip peer %u not found",
+			       peer_id);
+	p->window = bytes;
+	return FR_OK;
 }
 
 bool gossip_peer_should_drop(const struct gossip *g, uint32_t peer)

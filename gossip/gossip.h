@@ -100,6 +100,14 @@ enum fr_err gossip_model_add(struct gossip *g, struct shard_store *st);
  * Peers start down. */
 enum fr_err gossip_peer_add(struct gossip *g, uint32_t peer_id);
 enum fr_err gossip_peer_remove(struct gossip *g, uint32_t peer_id);
+/* Bound the bytes requested from this peer and not yet received (its
+ * in-flight window) to `bytes` instead of the config's
+ * max_inflight_bytes; 0 restores the config's.  A thin link (a WAN link
+ * with a bandwidth budget) wants a window of about what it carries in a
+ * fraction of a second, so that pulls wait in the priority queue, not in
+ * the link.  FR_ERR_NOTFOUND for an unknown peer. */
+enum fr_err gossip_peer_set_window(struct gossip *g, uint32_t peer_id,
+				   uint64_t bytes);
 /* The transport connected and both sides said HELLO: the core sends a
  * full DIGEST to it. */
 void gossip_peer_up(struct gossip *g, uint32_t peer_id, uint64_t now_ms);

@@ -146,6 +146,7 @@ struct gpeer {
 	bool fatal;                  /* garbage: drop now */
 	uint64_t recover_ms;         /* last score recovery */
 	uint64_t next_hb_ms, next_full_ms;
+	uint64_t window;             /* in-flight bound; 0: the config's */
 	uint64_t backlog;            /* reported by the transport */
 	uint64_t queued;             /* bytes in g->out for this peer */
 	struct gpeer_model *pm;      /* g->nmodels entries */

@@ -137,7 +137,7 @@ static json_t *peers_json(struct node *n)
 	if (ps && n->gossip)
 		np = gossip_get_peer_stats(n->gossip, ps, n->npeers);
 	for (uint32_t i = 0; i < n->npeers; i++) {
-		struct node_peer *p = &n->peers[i];
+		struct node_peer *p = n->peers[i];
 		char addr[CONFIG_ADDR_MAX + 16];
 		json_t *o;
 
@@ -192,6 +192,48 @@ static bool query_flag(struct evhttp_request *req, const char *name)
 	return on;
 }
 
+/* Where this node stands in its cluster: ZooKeeper session, leadership,
+ * the leaders it knows, bytes by dc pair. */
+static json_t *topology_json(struct node *n)
+{
+	json_t *t, *leaders = json_array(), *dcs = json_array();
+	struct topo_stats ts = { 0 };
+
+	if (n->topo)
+		topo_get_stats(n->topo, &ts);
+	for (uint32_t i = 0; i < n->topo_nleaders; i++) {
+		const struct topo_leader *l = &n->topo_leaders[i];
+
+		json_array_append_new(leaders, json_pack(
+			"{s:s,s:I,s:s,s:I}", "dc", l->dc,
+			"node_id", (json_int_t)l->node_id, "addr", l->addr,
+			"epoch", (json_int_t)l->epoch));
+	}
+	for (uint32_t i = 0; i < n->ndcs; i++)
+		json_array_append_new(dcs, json_pack(
+			"{s:s,s:I,s:I}", "dc", n->dcs[i].name,
+			"bytes_in", (json_int_t)n->dcs[i].bytes_in,
+			"bytes_out", (json_int_t)n->dcs[i].bytes_out));
+	t = json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:I,s:I}",
+		      "dc", n->cfg->dc,
+		      "zk", !n->topo ? "off" :
+			    n->topo_connected ? "connected" : "disconnected",
+		      "leader", n->topo_leader,
+		      "epoch", (json_int_t)(n->topo_leader ? n->topo_epoch : 0),
+		      "members", (json_int_t)n->topo_nmembers,
+		      "session_timeout_ms", (json_int_t)n->topo_session_ms,
+		      "demotions", (json_int_t)ts.demotions,
+		      "expirations", (json_int_t)ts.expirations);
+	if (!t) {
+		json_decref(leaders);
+		json_decref(dcs);
+		return json_null();
+	}
+	json_object_set_new(t, "leaders", leaders);
+	json_object_set_new(t, "dc_bytes", dcs);
+	return t;
+}
+
 static void status_cb(struct evhttp_request *req, void *arg)
 {
 	struct node *n = arg;
@@ -228,6 +270,7 @@ static void status_cb(struct evhttp_request *req, void *arg)
 							 shards));
 	json_object_set_new(root, "models", models);
 	json_object_set_new(root, "peers", peers_json(n));
+	json_object_set_new(root, "topology", topology_json(n));
 	json_object_set_new(root, "wal", json_pack(
 		"{s:I,s:I,s:I,s:I}",
 		"durable_lsn",

@@ -52,6 +52,7 @@ enum section {
 	SEC_PUBLISH,
 	SEC_GOSSIP,
 	SEC_STORE,
+	SEC_ZOOKEEPER,
 	SEC_PEERS,
 	SEC_MODEL,
 	SEC__COUNT
@@ -62,6 +63,7 @@ static const char *const section_names[SEC__COUNT] = {
 	[SEC_PUBLISH] = "publish",
 	[SEC_GOSSIP] = "gossip",
 	[SEC_STORE] = "store",
+	[SEC_ZOOKEEPER] = "zookeeper",
 	[SEC_PEERS] = "peers",
 	[SEC_MODEL] = "model",
 };
@@ -72,6 +74,7 @@ enum key_type {
 	KT_ENUM,      /* one of choices[], stored as the string */
 	KT_ADDR,      /* struct config_addr */
 	KT_PATH,      /* a file system path, 1..size-1 bytes */
+	KT_ZKHOSTS,   /* HOST:PORT[,HOST:PORT...][/chroot], or empty */
 	KT_LOGLEVEL,  /* enum fr_log_level */
 	KT_PEER,      /* repeatable: appends to peers[] */
 	KT_TABLE,     /* repeatable: appends to the model's tables[] */
@@ -94,6 +97,7 @@ struct config_key {
 };
 
 static const char *const backend_choices[] = { "auto", "cpu", "cuda", NULL };
+static const char *const yesno_choices[] = { "yes", "no", NULL };
 static const char *const log_level_names[] = {
 	[FR_LOG_DEBUG] = "debug", [FR_LOG_INFO] = "info",
 	[FR_LOG_WARN] = "warn", [FR_LOG_ERROR] = "error", [FR_LOG_OFF] = "off",
@@ -121,6 +125,9 @@ static const struct config_key keys[] = {
 	{ .section = SEC_NODE, .name = "listen", .type = KT_ADDR,
 	  .required = true, CFG(listen),
 	  .help = "address for peers and clients (gossip, publish, lookup)" },
+	{ .section = SEC_NODE, .name = "advertise", .type = KT_ADDR,
+	  .def = "", CFG(advertise),
+	  .help = "address other nodes dial, published in ZooKeeper; empty = node.listen" },
 	{ .section = SEC_NODE, .name = "admin", .type = KT_ADDR,
 	  .required = true, CFG(admin),
 	  .help = "admin HTTP address (status, metrics, rollback)" },
@@ -161,6 +168,8 @@ static const struct config_key keys[] = {
 	    "reply budget of one pull, MiB"),
 	U32(SEC_GOSSIP, "link_mbit", 0, 1000000, "0", CFG(link_mbit),
 	    "sending budget per peer link, Mbit/s; 0 = unlimited"),
+	U32(SEC_GOSSIP, "wan_mbit", 0, 1000000, "0", CFG(wan_mbit),
+	    "sending budget towards each other dc (all links to it together), Mbit/s; 0 = unlimited"),
 	U32(SEC_GOSSIP, "reconnect_min_ms", 10, 60000, "100",
 	    CFG(reconnect_min_ms),
 	    "first delay before reconnecting to a peer, ms (doubles per try)"),
@@ -175,6 +184,16 @@ static const struct config_key keys[] = {
 	U32(SEC_STORE, "snapshot_interval_s", 0, 86400, "60",
 	    CFG(snapshot_interval_s),
 	    "seconds between snapshots; 0 = only at a clean exit"),
+	/* [zookeeper] */
+	{ .section = SEC_ZOOKEEPER, .name = "hosts", .type = KT_ZKHOSTS,
+	  .def = "", CFG(zk_hosts),
+	  .help = "ZooKeeper ensemble HOST:PORT[,HOST:PORT...][/chroot]; empty = static [peers]" },
+	U32(SEC_ZOOKEEPER, "session_timeout_ms", 1000, 120000, "6000",
+	    CFG(zk_session_timeout_ms),
+	    "ZooKeeper session timeout asked for, ms; a leader cut off from ZooKeeper demotes itself after 2/3 of it"),
+	{ .section = SEC_ZOOKEEPER, .name = "candidate", .type = KT_ENUM,
+	  .choices = yesno_choices, .def = "yes", CFG(zk_candidate),
+	  .help = "stand in this dc's leader election (yes|no)" },
 	/* [peers] */
 	{ .section = SEC_PEERS, .name = "peer", .type = KT_PEER,
 	  .min = 1, .max = UINT32_MAX - 1,
@@ -599,6 +618,67 @@ static enum fr_err parse_peer(const char *s, struct config_peer *out)
 	return FR_OK;
 }
 
+#define ZK_EXPECTED "expected HOST:PORT[,HOST:PORT...][/chroot]"
+
+enum fr_err config_check_zk_hosts(const char *s)
+{
+	char buf[CONFIG_ZK_HOSTS_MAX + 1];
+	const char *chroot;
+	struct shown b;
+	size_t len;
+
+	if (!s)
+		return fr_fail(FR_ERR_INVAL, "no value, " ZK_EXPECTED);
+	len = strlen(s);
+	if (len == 0)
+		return FR_OK;
+	if (len > CONFIG_ZK_HOSTS_MAX)
+		return fr_fail(FR_ERR_INVAL, "longer than %d bytes, " ZK_EXPECTED,
+			       CONFIG_ZK_HOSTS_MAX);
+	/* The chroot starts at the first '/' that is not inside "[...]". */
+	chroot = NULL;
+	for (const char *p = s, *lb = NULL; *p; p++) {
+		if (*p == '[')
+			lb = p;
+		else if (*p == ']')
+			lb = NULL;
+		else if (*p == '/' && !lb) {
+			chroot = p;
+			break;
+		}
+	}
+	memcpy(buf, s, chroot ? (size_t)(chroot - s) : len);
+	buf[chroot ? (size_t)(chroot - s) : len] = '\0';
+	for (char *h = buf, *next; h; h = next) {
+		struct config_addr a;
+
+		next = strchr(h, ',');
+		if (next)
+			*next++ = '\0';
+		if (config_parse_addr(h, &a) != FR_OK)
+			return fr_fail(FR_ERR_INVAL, "server '%s': %s; " ZK_EXPECTED,
+				       show(&b, h), fr_errmsg());
+	}
+	if (chroot) {
+		const char *p = chroot;
+
+		if (p[1] == '\0')
+			return fr_fail(FR_ERR_INVAL, "chroot '/' is the root: leave it out, " ZK_EXPECTED);
+		for (; *p; p++) {
+			if (*p == '/') {
+				if (p[1] == '/' || p[1] == '\0')
+					return fr_fail(FR_ERR_INVAL, "chroot '%s': empty path segment, " ZK_EXPECTED,
+						       show(&b, chroot));
+			} else if (!isalnum((unsigned char)*p) && *p != '_' &&
+				   *p != '.' && *p != '-') {
+				return fr_fail(FR_ERR_INVAL, "chroot '%s': byte '%c' not in [A-Za-z0-9_.-/], " ZK_EXPECTED,
+					       show(&b, chroot), isprint((unsigned char)*p) ? *p : '?');
+			}
+		}
+	}
+	return FR_OK;
+}
+
 #define TABLE_EXPECTED "expected NAME:ROWS:DIM[:f32|f16]"
 
 enum fr_err config_parse_table(const char *s, struct shard_table_def *out)
@@ -697,10 +777,21 @@ static enum fr_err key_parse_field(const struct config_key *k,
 			memcpy(field, value, strlen(value));
 		}
 		break;
+	case KT_ZKHOSTS:
+		err = config_check_zk_hosts(value);
+		if (!err) {
+			memset(field, 0, k->size);
+			memcpy(field, value, strlen(value));
+		}
+		break;
 	case KT_ADDR: {
 		struct config_addr a;
 
 		assert(k->size == sizeof(a));
+		if (!k->required && !*value) {   /* optional and unset */
+			memset(field, 0, sizeof(a));
+			break;
+		}
 		err = config_parse_addr(value, &a);
 		if (!err)
 			memcpy(field, &a, sizeof(a));
@@ -1227,11 +1318,11 @@ enum fr_err config_set(struct config *c, const char *assignment)
 	show_n(&bk, a, klen, 96);
 	if (!section_lookup(sec, &s, &model))
 		return fr_fail(FR_ERR_INVAL,
-			       "--%s: unknown section '%s', expected node, publish, gossip or store",
+			       "--%s: unknown section '%s', expected node, publish, gossip, store or zookeeper",
 			       bk.s, show(&bs, sec));
 	if (s == SEC_PEERS || s == SEC_MODEL)
 		return fr_fail(FR_ERR_INVAL,
-			       "--%s: peers and models are set in the config file only, expected a key of node, publish, gossip or store",
+			       "--%s: peers and models are set in the config file only, expected a key of node, publish, gossip, store or zookeeper",
 			       bk.s);
 	k = key_find(s, name);
 	if (!k) {
@@ -1271,6 +1362,9 @@ static void key_type_text(const struct config_key *k, char *buf, size_t size)
 	case KT_PATH:
 		snprintf(buf, size, "path");
 		break;
+	case KT_ZKHOSTS:
+		snprintf(buf, size, "HOST:PORT[,HOST:PORT...][/chroot] or empty");
+		break;
 	case KT_LOGLEVEL:
 		snprintf(buf, size, "debug|info|warn|error|off");
 		break;
@@ -1301,12 +1395,17 @@ static bool key_format(const struct config_key *k, const void *base,
 	case KT_NAME:
 	case KT_ENUM:
 	case KT_PATH:
+	case KT_ZKHOSTS:
 		snprintf(buf, size, "%.*s", (int)strnlen(field, k->size),
 			 (const char *)field);
 		return !(k->required && !*buf);
 	case KT_ADDR: {
 		const struct config_addr *a = field;
 
+		if (!k->required && a->port == 0 && !a->host[0]) {
+			buf[0] = '\0';
+			return true;
+		}
 		format_addr(a, buf, size);
 		return !(k->required && a->port == 0 && !a->host[0]);
 	}
@@ -1349,7 +1448,8 @@ static enum fr_err key_check(const struct config_key *k, const void *base,
 			       "[%s] %s: required key is missing, expected %s",
 			       sec, k->name, type);
 	}
-	if (k->type == KT_NAME || k->type == KT_ENUM || k->type == KT_PATH)
+	if (k->type == KT_NAME || k->type == KT_ENUM || k->type == KT_PATH ||
+	    k->type == KT_ZKHOSTS)
 		if (strnlen(key_cfield(k, base), k->size) == k->size)
 			return fr_fail(FR_ERR_INVAL,
 				       "[%s] %s: value is not terminated, expected at most %zu bytes",

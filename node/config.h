@@ -7,13 +7,15 @@
  * commented example.  Private to node/ (the daemon and its tests).
  *
  * File layout:
- *   [node]    id, dc, cluster, listen, admin, data_dir, log_level,
+ *   [node]    id, dc, cluster, listen, advertise, admin, data_dir, log_level,
  *             backend, max_frame_mb
  *   [publish] queue_max, retry_after_ms, max_rows
  *   [gossip]  digest_interval_ms, full_interval_ms, pull_timeout_ms,
- *             max_inflight_mb, max_pull_mb, link_mbit, reconnect_min_ms,
+ *             max_inflight_mb, max_pull_mb, link_mbit, wan_mbit,
+ *             reconnect_min_ms,
  *             reconnect_max_ms
  *   [store]   undo_kb_per_shard, index_cap, snapshot_interval_s
+ *   [zookeeper]  hosts, session_timeout_ms, candidate
  *   [peers]   peer = ID@HOST:PORT        (repeatable; the static peer list)
  *   [model NAME]  shards (1..1048576, required), priority (0..1000000,
  *                 default 0), table = NAME:ROWS:DIM[:f32|f16] (repeatable,
@@ -42,6 +44,7 @@
 #define CONFIG_PATH_MAX 4095
 #define CONFIG_PEERS_MAX 1024
 #define CONFIG_MODELS_MAX 64
+#define CONFIG_ZK_HOSTS_MAX 1023
 
 struct config_addr {
 	char host[CONFIG_ADDR_MAX + 1];   /* numeric IPv4/IPv6 or a name */
@@ -59,6 +62,7 @@ struct config {
 	char dc[64];                      /* default "dc1" */
 	char cluster[64];                 /* default "freshet" */
 	struct config_addr listen;        /* required */
+	struct config_addr advertise;     /* optional: what peers dial */
 	struct config_addr admin;         /* required */
 	char data_dir[CONFIG_PATH_MAX + 1];  /* required */
 	enum fr_log_level log_level;      /* default info */
@@ -75,12 +79,17 @@ struct config {
 	uint32_t max_inflight_mb;         /* 1..4096, default 64 */
 	uint32_t max_pull_mb;             /* 1..1024, default 16 */
 	uint32_t link_mbit;               /* 0 (unlimited)..1000000, default 0 */
+	uint32_t wan_mbit;                /* 0 (unlimited)..1000000, default 0 */
 	uint32_t reconnect_min_ms;        /* 10..60000, default 100 */
 	uint32_t reconnect_max_ms;        /* 100..600000, default 5000 */
 	/* [store] */
 	uint32_t undo_kb_per_shard;       /* 0..1048576, default 1024 */
 	uint32_t index_cap;               /* 16..16777216, default 65536 */
 	uint32_t snapshot_interval_s;     /* 0 (never, only at exit)..86400, default 60 */
+	/* [zookeeper] */
+	char zk_hosts[CONFIG_ZK_HOSTS_MAX + 1];   /* "" = static peers */
+	uint32_t zk_session_timeout_ms;   /* 1000..120000, default 6000 */
+	char zk_candidate[4];             /* yes|no, default yes */
 	/* [peers] */
 	uint32_t npeers;
 	struct config_peer peers[CONFIG_PEERS_MAX];
@@ -130,6 +139,11 @@ void config_print(FILE *out, const struct config *c);
  * IPv4 and IPv6 literals are checked, names are not resolved).
  * FR_ERR_INVAL with a detail; *out is written only on success. */
 enum fr_err config_parse_addr(const char *s, struct config_addr *out);
+/* Check a ZooKeeper connect string: one or more HOST:PORT separated by
+ * commas (each as config_parse_addr takes it), then optionally a chroot
+ * "/a/b" of [A-Za-z0-9_.-] segments; "" (no ZooKeeper) is allowed.
+ * FR_ERR_INVAL with a detail naming the bad part. */
+enum fr_err config_check_zk_hosts(const char *s);
 /* Parse "NAME:ROWS:DIM[:f32|f16]" into a table definition (dtype f32 when
  * left out).  FR_ERR_INVAL with a detail; *out written only on success. */
 enum fr_err config_parse_table(const char *s, struct shard_table_def *out);

@@ -169,18 +169,18 @@ static void render_peers(struct node *n, struct evbuffer *b,
 	family(b, "freshet_bytes_total", "counter",
 	       "Frame bytes on the wire by peer (\"client\": all clients) and direction.");
 	for (uint32_t i = 0; i < n->npeers; i++) {
-		snprintf(id, sizeof(id), "%u", n->peers[i].id);
-		inout(b, "freshet_bytes_total", id, n->peers[i].bytes_in,
-		      n->peers[i].bytes_out);
+		snprintf(id, sizeof(id), "%u", n->peers[i]->id);
+		inout(b, "freshet_bytes_total", id, n->peers[i]->bytes_in,
+		      n->peers[i]->bytes_out);
 	}
 	inout(b, "freshet_bytes_total", "client", m->client_bytes_in,
 	      m->client_bytes_out);
 	family(b, "freshet_frames_total", "counter",
 	       "Frames by peer (\"client\": all clients) and direction.");
 	for (uint32_t i = 0; i < n->npeers; i++) {
-		snprintf(id, sizeof(id), "%u", n->peers[i].id);
-		inout(b, "freshet_frames_total", id, n->peers[i].frames_in,
-		      n->peers[i].frames_out);
+		snprintf(id, sizeof(id), "%u", n->peers[i]->id);
+		inout(b, "freshet_frames_total", id, n->peers[i]->frames_in,
+		      n->peers[i]->frames_out);
 	}
 	inout(b, "freshet_frames_total", "client", m->client_frames_in,
 	      m->client_frames_out);
@@ -195,8 +195,8 @@ static void render_peers(struct node *n, struct evbuffer *b,
 	       "Frames dropped (bad checksum, header or fields, wrong type), by peer.");
 	for (uint32_t i = 0; i < n->npeers; i++)
 		evbuffer_add_printf(b, "freshet_bad_frames_total{peer=\"%u\"} %llu\n",
-				    n->peers[i].id,
-				    (unsigned long long)n->peers[i].bad_frames);
+				    n->peers[i]->id,
+				    (unsigned long long)n->peers[i]->bad_frames);
 	evbuffer_add_printf(b, "freshet_bad_frames_total{peer=\"client\"} %llu\n",
 			    (unsigned long long)m->client_bad_frames);
 	family(b, "freshet_bad_frames_by_error_total", "counter",
@@ -209,9 +209,9 @@ static void render_peers(struct node *n, struct evbuffer *b,
 	family(b, "freshet_peer_up", "gauge", "1 when the link to the peer is up.");
 	for (uint32_t i = 0; i < n->npeers; i++)
 		evbuffer_add_printf(b, "freshet_peer_up{peer=\"%u\"} %d\n",
-				    n->peers[i].id,
-				    n->peers[i].conn &&
-				    n->peers[i].conn->state == NODE_CONN_UP);
+				    n->peers[i]->id,
+				    n->peers[i]->conn &&
+				    n->peers[i]->conn->state == NODE_CONN_UP);
 	family(b, "freshet_peer_score", "gauge",
 	       "Gossip's score of the peer (drops on bad frames and timeouts).");
 	for (uint32_t i = 0; i < np; i++)
@@ -221,8 +221,66 @@ static void render_peers(struct node *n, struct evbuffer *b,
 	       "Links to the peer that completed HELLO.");
 	for (uint32_t i = 0; i < n->npeers; i++)
 		evbuffer_add_printf(b, "freshet_peer_connects_total{peer=\"%u\"} %llu\n",
-				    n->peers[i].id,
-				    (unsigned long long)n->peers[i].connects);
+				    n->peers[i]->id,
+				    (unsigned long long)n->peers[i]->connects);
+}
+
+/* Bytes by dc pair, from this node's links: summed over the nodes of a
+ * dc, the out counters towards other dcs are what crossed the WAN. */
+static void render_topology(struct node *n, struct evbuffer *b)
+{
+	struct topo_stats ts = { 0 };
+	char e[2][160];
+
+	family(b, "freshet_dc_bytes_total", "counter",
+	       "Frame bytes between this node's dc and a dc (its own included), by direction of travel.");
+	for (uint32_t i = 0; i < n->ndcs; i++) {
+		esc(n->cfg->dc, e[0], sizeof(e[0]));
+		esc(n->dcs[i].name, e[1], sizeof(e[1]));
+		evbuffer_add_printf(b, "freshet_dc_bytes_total{src_dc=\"%s\",dst_dc=\"%s\"} %llu\n",
+				    e[0], e[1],
+				    (unsigned long long)n->dcs[i].bytes_out);
+		evbuffer_add_printf(b, "freshet_dc_bytes_total{src_dc=\"%s\",dst_dc=\"%s\"} %llu\n",
+				    e[1], e[0],
+				    (unsigned long long)n->dcs[i].bytes_in);
+	}
+	family(b, "freshet_leader", "gauge",
+	       "1 while this node leads its dc (ZooKeeper election).");
+	evbuffer_add_printf(b, "freshet_leader %d\n", n->topo_leader);
+	family(b, "freshet_leader_epoch", "gauge",
+	       "This node's leader epoch while it leads, else 0.");
+	evbuffer_add_printf(b, "freshet_leader_epoch %llu\n",
+			    (unsigned long long)(n->topo_leader ? n->topo_epoch : 0));
+	family(b, "freshet_zk_connected", "gauge",
+	       "1 while the ZooKeeper session is connected (0 also without ZooKeeper).");
+	evbuffer_add_printf(b, "freshet_zk_connected %d\n", n->topo_connected);
+	family(b, "freshet_stale_epoch_refused_total", "counter",
+	       "Links from other dcs refused because the sender's leader epoch was stale.");
+	evbuffer_add_printf(b, "freshet_stale_epoch_refused_total %llu\n",
+			    (unsigned long long)n->metrics.stale_epoch_refused);
+	if (!n->topo)
+		return;
+	topo_get_stats(n->topo, &ts);
+	family(b, "freshet_zk_events_total", "counter",
+	       "ZooKeeper session events and elections seen by this node.");
+	evbuffer_add_printf(b, "freshet_zk_events_total{event=\"connect\"} %llu\n"
+			    "freshet_zk_events_total{event=\"disconnect\"} %llu\n"
+			    "freshet_zk_events_total{event=\"expired\"} %llu\n"
+			    "freshet_zk_events_total{event=\"elected\"} %llu\n"
+			    "freshet_zk_events_total{event=\"demoted\"} %llu\n",
+			    (unsigned long long)ts.connects,
+			    (unsigned long long)ts.disconnects,
+			    (unsigned long long)ts.expirations,
+			    (unsigned long long)ts.elections_won,
+			    (unsigned long long)ts.demotions);
+	family(b, "freshet_zk_bad_znodes_total", "counter",
+	       "Znodes ignored because they did not parse (logged with their path).");
+	evbuffer_add_printf(b, "freshet_zk_bad_znodes_total %llu\n",
+			    (unsigned long long)ts.bad_znodes);
+	family(b, "freshet_zk_models_refused_total", "counter",
+	       "Registry models this node could not serve (conflict with its config, no room, no memory).");
+	evbuffer_add_printf(b, "freshet_zk_models_refused_total %llu\n",
+			    (unsigned long long)n->topo_models_refused);
 }
 
 void metrics_render(struct node *n, struct evbuffer *b)
@@ -269,6 +327,7 @@ void metrics_render(struct node *n, struct evbuffer *b)
 
 	render_models(n, b);
 	render_peers(n, b, ps, np);
+	render_topology(n, b);
 
 	family(b, "freshet_pulls_total", "counter", "Pulls sent to peers.");
 	evbuffer_add_printf(b, "freshet_pulls_total %llu\n",

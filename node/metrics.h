@@ -50,6 +50,7 @@ struct node_metrics {
 	uint64_t bad_by_err[FR_ERR__COUNT];   /* all connections */
 	uint64_t snapshots_ok, snapshots_failed;
 	uint64_t hlc_refused;            /* remote versions too far ahead */
+	uint64_t stale_epoch_refused;    /* WAN HELLOs from deposed leaders */
 	struct metrics_hist publish_latency;   /* receive -> ack */
 	struct metrics_hist apply_latency;     /* store apply + mirror, peers */
 	struct metrics_hist replication_delay; /* wall now - version's ms */

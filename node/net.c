@@ -67,9 +67,29 @@ static void peer_schedule_dial(struct node_peer *p);
 struct node_peer *node_peer_find(struct node *n, uint32_t id)
 {
 	for (uint32_t i = 0; i < n->npeers; i++)
-		if (n->peers[i].id == id)
-			return &n->peers[i];
+		if (n->peers[i]->id == id)
+			return n->peers[i];
 	return NULL;
+}
+
+struct node_dc *node_dc_get(struct node *n, const char *name)
+{
+	struct node_dc *d;
+
+	for (uint32_t i = 0; i < n->ndcs; i++)
+		if (strcmp(n->dcs[i].name, name) == 0)
+			return &n->dcs[i];
+	if (n->ndcs == NODE_DCS_MAX || !name[0])
+		return NULL;
+	d = &n->dcs[n->ndcs++];
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	if (n->wan_cfg && strcmp(name, n->cfg->dc) != 0) {
+		d->grp = bufferevent_rate_limit_group_new(n->base, n->wan_cfg);
+		if (!d->grp)
+			fr_log(FR_LOG_WARN, "net", "dc %s: WAN budget not set "
+			       "up (no memory)", name);
+	}
+	return d;
 }
 
 static uint32_t net_rand(void)
@@ -230,6 +250,8 @@ void node_conn_send(struct node_conn *c, struct fr_wbuf *w)
 	if (c->role == PROTO_ROLE_NODE && c->peer) {
 		c->peer->frames_out++;
 		c->peer->bytes_out += len;
+		if (c->peer->dcx)
+			c->peer->dcx->bytes_out += len;
 	} else {
 		n->metrics.client_frames_out++;
 		n->metrics.client_bytes_out += len;
@@ -275,6 +297,7 @@ static void conn_send_hello(struct node_conn *c, uint16_t type)
 		.proto_version = PROTO_VERSION,
 		.role = PROTO_ROLE_NODE,
 		.node_id = n->cfg->node_id,
+		.epoch = n->topo_leader ? (uint32_t)n->topo_epoch : 0,
 		.generation = n->generation,
 	};
 	struct fr_wbuf w;
@@ -303,10 +326,10 @@ void node_gossip_flush(struct node *n)
 		fr_wbuf_fini(&o.frame);
 	}
 	for (uint32_t i = 0; i < n->npeers; i++) {
-		struct node_conn *c = n->peers[i].conn;
+		struct node_conn *c = n->peers[i]->conn;
 
 		if (c && c->state == NODE_CONN_UP)
-			gossip_peer_backlog(n->gossip, n->peers[i].id,
+			gossip_peer_backlog(n->gossip, n->peers[i]->id,
 					    conn_out_len(c));
 	}
 	node_gossip_arm(n);
@@ -315,6 +338,43 @@ void node_gossip_flush(struct node *n)
 /* ========================================================================
  * HELLO
  * ===================================================================== */
+
+/* Under ZooKeeper only leaders talk across dcs (DESIGN §4): a node of
+ * another dc is accepted while we lead ours, if our view names it as its
+ * dc's leader, and only with an epoch no older than the one we know.  A
+ * static peer (no ZooKeeper, or [peers]) is trusted as configured. */
+static bool wan_hello_ok(struct node_conn *c, const struct proto_hello *h)
+{
+	struct node *n = c->node;
+	struct node_peer *p = node_peer_find(n, h->node_id);
+	const struct topo_leader *l = NULL;
+
+	if (!n->topo || !p || p->is_static || strcmp(h->dc, n->cfg->dc) == 0)
+		return true;
+	if (!n->topo_leader) {
+		conn_refuse(c, FR_ERR_PROTO, "node %u of dc %s: node %u does "
+			    "not lead dc %s, only leaders link dcs",
+			    h->node_id, h->dc, n->cfg->node_id, n->cfg->dc);
+		return false;
+	}
+	for (uint32_t i = 0; i < n->topo_nleaders; i++)
+		if (strcmp(n->topo_leaders[i].dc, h->dc) == 0)
+			l = &n->topo_leaders[i];
+	if (!l || l->node_id != h->node_id) {
+		conn_refuse(c, FR_ERR_PROTO, "node %u is not the leader of dc "
+			    "%s in node %u's view (leader %u)", h->node_id,
+			    h->dc, n->cfg->node_id, l ? l->node_id : 0);
+		return false;
+	}
+	if (h->epoch < l->epoch) {
+		n->metrics.stale_epoch_refused++;
+		conn_refuse(c, FR_ERR_PROTO, "node %u: stale epoch %u for dc "
+			    "%s, its current leader epoch is %llu", h->node_id,
+			    h->epoch, h->dc, (unsigned long long)l->epoch);
+		return false;
+	}
+	return true;
+}
 
 static bool hello_check(struct node_conn *c, const struct proto_hello *h)
 {
@@ -344,6 +404,8 @@ static bool hello_check(struct node_conn *c, const struct proto_hello *h)
 			    "peer list", h->node_id, n->cfg->node_id);
 		return false;
 	}
+	if (h->role == PROTO_ROLE_NODE && !wan_hello_ok(c, h))
+		return false;
 	if (h->role != PROTO_ROLE_NODE && h->role != PROTO_ROLE_CLIENT) {
 		conn_refuse(c, FR_ERR_PROTO, "role %d, expected 1 (node) or 2 "
 			    "(client)", (int)h->role);
@@ -385,6 +447,7 @@ static void peer_link_up(struct node_conn *c, struct node_peer *p,
 	p->connects++;
 	p->generation = h->generation;
 	snprintf(p->dc, sizeof(p->dc), "%s", h->dc);
+	p->dcx = node_dc_get(n, p->dc);
 	p->backoff_ms = n->cfg->reconnect_min_ms;
 	snprintf(c->name, sizeof(c->name), "peer %u (%s:%u)", p->id,
 		 p->addr.host, p->addr.port);
@@ -393,6 +456,17 @@ static void peer_link_up(struct node_conn *c, struct node_peer *p,
 	bufferevent_set_timeouts(c->bev, &rt, NULL);
 	if (n->rate_cfg && bufferevent_set_rate_limit(c->bev, n->rate_cfg))
 		fr_log(FR_LOG_WARN, "net", "%s: rate limit not set", c->name);
+	if (p->dcx && p->dcx->grp &&
+	    bufferevent_add_to_rate_limit_group(c->bev, p->dcx->grp))
+		fr_log(FR_LOG_WARN, "net", "%s: WAN budget not set", c->name);
+	/* A WAN peer gets a window of what its link carries in about half
+	 * a pull timeout: pulls then wait in our priority queue, where the
+	 * urgent go first, instead of in the link, first come first
+	 * served. */
+	if (n->wan_window && strcmp(p->dc, n->cfg->dc) != 0)
+		gossip_peer_set_window(n->gossip, p->id, n->wan_window);
+	else
+		gossip_peer_set_window(n->gossip, p->id, 0);
 	fr_log(FR_LOG_INFO, "net", "peer %u up (%s, dc %s, generation %llu)",
 	       p->id, c->outgoing ? "dialed" : "accepted", p->dc,
 	       (unsigned long long)p->generation);
@@ -621,6 +695,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 		if (c->role == PROTO_ROLE_NODE && c->peer) {
 			c->peer->frames_in++;
 			c->peer->bytes_in += h.length;
+			if (c->peer->dcx)
+				c->peer->dcx->bytes_in += h.length;
 		} else {
 			n->metrics.client_frames_in++;
 			n->metrics.client_bytes_in += h.length;
@@ -769,6 +845,80 @@ static void peer_schedule_dial(struct node_peer *p)
 }
 
 /* ========================================================================
+ * The peer set: static from [peers], the rest from ZooKeeper's view
+ * ===================================================================== */
+
+enum fr_err node_peer_add(struct node *n, uint32_t id,
+			  const struct config_addr *addr, const char *dc,
+			  bool is_static)
+{
+	struct node_peer *p;
+	enum fr_err rc;
+
+	if (node_peer_find(n, id))
+		return fr_fail(FR_ERR_EXISTS, "peer %u is known already", id);
+	if (n->npeers == n->peers_cap) {
+		uint32_t cap = n->peers_cap ? 2 * n->peers_cap : 16;
+		struct node_peer **a = realloc(n->peers, cap * sizeof(*a));
+
+		if (!a)
+			return fr_fail(FR_ERR_NOMEM, "peer table");
+		n->peers = a;
+		n->peers_cap = cap;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return fr_fail(FR_ERR_NOMEM, "peer %u", id);
+	p->node = n;
+	p->id = id;
+	p->addr = *addr;
+	p->is_static = is_static;
+	p->dialer = n->cfg->node_id > id;
+	p->backoff_ms = n->cfg->reconnect_min_ms;
+	snprintf(p->dc, sizeof(p->dc), "%s", dc ? dc : "");
+	p->retry_ev = evtimer_new(n->base, peer_retry_cb, p);
+	if (!p->retry_ev) {
+		free(p);
+		return fr_fail(FR_ERR_NOMEM, "peer %u timer", id);
+	}
+	rc = gossip_peer_add(n->gossip, id);
+	if (rc) {
+		event_free(p->retry_ev);
+		free(p);
+		return fr_fail(rc, "gossip: peer %u: %s", id, fr_errmsg());
+	}
+	n->peers[n->npeers++] = p;
+	if (p->dialer)
+		peer_dial(p);
+	return FR_OK;
+}
+
+void node_peer_remove(struct node *n, uint32_t id)
+{
+	struct node_conn *c, *next;
+	struct node_peer *p = node_peer_find(n, id);
+
+	if (!p)
+		return;
+	/* Every connection that points at p lets go of it first, so that
+	 * closing does not schedule a redial of a peer about to be freed. */
+	p->dialer = false;
+	for (c = n->conns; c; c = next) {
+		next = c->next;
+		if (c->peer == p)
+			conn_close(c);
+	}
+	gossip_peer_remove(n->gossip, id);
+	event_free(p->retry_ev);
+	for (uint32_t i = 0; i < n->npeers; i++)
+		if (n->peers[i] == p) {
+			n->peers[i] = n->peers[--n->npeers];
+			break;
+		}
+	free(p);
+}
+
+/* ========================================================================
  * Listener
  * ===================================================================== */
 
@@ -870,28 +1020,34 @@ enum fr_err node_net_start(struct node *n)
 	if (!n->dns)
 		fr_log(FR_LOG_WARN, "net", "no DNS resolver; peer names are "
 		       "resolved with blocking lookups");
-	n->peers = calloc(cfg->npeers ? cfg->npeers : 1, sizeof(*n->peers));
-	if (!n->peers)
-		return fr_fail(FR_ERR_NOMEM, "peers");
-	for (uint32_t i = 0; i < cfg->npeers; i++) {
-		struct node_peer *p = &n->peers[i];
+	if (cfg->wan_mbit) {
+		uint64_t per_tick = (uint64_t)cfg->wan_mbit * 125000 /
+			(1000 / NET_RATE_TICK_MS);
+		struct timeval tick = { 0, NET_RATE_TICK_MS * 1000 };
 
-		p->node = n;
-		p->id = cfg->peers[i].id;
-		p->addr = cfg->peers[i].addr;
-		p->dialer = cfg->node_id > p->id;
-		p->backoff_ms = cfg->reconnect_min_ms;
-		p->retry_ev = evtimer_new(n->base, peer_retry_cb, p);
-		if (!p->retry_ev)
-			return fr_fail(FR_ERR_NOMEM, "peer timers");
-		n->npeers++;
+		if (per_tick < 1)
+			per_tick = 1;
+		n->wan_cfg = ev_token_bucket_cfg_new(per_tick, 2 * per_tick,
+						     per_tick, 2 * per_tick,
+						     &tick);
+		if (!n->wan_cfg)
+			return fr_fail(FR_ERR_INVAL, "gossip.wan_mbit %u: "
+				       "token bucket refused", cfg->wan_mbit);
+		n->wan_window = (uint64_t)cfg->wan_mbit * 125000 *
+			cfg->pull_timeout_ms / 4000;
+		if (n->wan_window < (256u << 10))
+			n->wan_window = 256u << 10;
 	}
+	node_dc_get(n, cfg->dc);   /* our own dc's row comes first */
 	rc = listener_open(n);
 	if (rc)
 		return rc;
-	for (uint32_t i = 0; i < n->npeers; i++)
-		if (n->peers[i].dialer)
-			peer_dial(&n->peers[i]);
+	for (uint32_t i = 0; i < cfg->npeers; i++) {
+		rc = node_peer_add(n, cfg->peers[i].id, &cfg->peers[i].addr,
+				   "", true);
+		if (rc)
+			return rc;
+	}
 	return FR_OK;
 }
 
@@ -944,8 +1100,8 @@ void node_net_close_peers(struct node *n)
 	struct node_conn *c, *next;
 
 	for (uint32_t i = 0; i < n->npeers; i++)
-		if (n->peers[i].retry_ev)
-			event_del(n->peers[i].retry_ev);
+		if (n->peers[i]->retry_ev)
+			event_del(n->peers[i]->retry_ev);
 	for (c = n->conns; c; c = next) {
 		next = c->next;
 		if (c->role != PROTO_ROLE_CLIENT)
@@ -978,12 +1134,21 @@ void node_net_fini(struct node *n)
 		evconnlistener_free(n->listener);
 	n->listener = NULL;
 	node_net_close_all(n);
-	for (uint32_t i = 0; i < n->npeers; i++)
-		if (n->peers[i].retry_ev)
-			event_free(n->peers[i].retry_ev);
+	for (uint32_t i = 0; i < n->npeers; i++) {
+		if (n->peers[i]->retry_ev)
+			event_free(n->peers[i]->retry_ev);
+		free(n->peers[i]);
+	}
 	free(n->peers);
 	n->peers = NULL;
-	n->npeers = 0;
+	n->npeers = n->peers_cap = 0;
+	for (uint32_t i = 0; i < n->ndcs; i++)
+		if (n->dcs[i].grp)
+			bufferevent_rate_limit_group_free(n->dcs[i].grp);
+	n->ndcs = 0;
+	if (n->wan_cfg)
+		ev_token_bucket_cfg_free(n->wan_cfg);
+	n->wan_cfg = NULL;
 	if (n->dns)
 		evdns_base_free(n->dns, 0);
 	n->dns = NULL;

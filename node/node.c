@@ -273,12 +273,6 @@ static enum fr_err gossip_setup(struct node *n)
 			return fr_fail(rc, "gossip: model '%s': %s",
 				       n->models[i].def->name, fr_errmsg());
 	}
-	for (uint32_t i = 0; i < c->npeers; i++) {
-		rc = gossip_peer_add(n->gossip, c->peers[i].id);
-		if (rc)
-			return fr_fail(rc, "gossip: peer %u: %s",
-				       c->peers[i].id, fr_errmsg());
-	}
 	n->gossip_ev = event_new(n->base, -1, 0, gossip_timer_cb, n);
 	if (!n->gossip_ev)
 		return fr_fail(FR_ERR_NOMEM, "gossip timer");
@@ -337,10 +331,46 @@ static enum fr_err backend_fill(struct node *n, struct node_model *m,
 	return FR_OK;
 }
 
+/* Backend tables of one model, filled from its store.  ids: scratch of
+ * NODE_FILL_CHUNK entries.  On error the tables made are left for
+ * model_backend_free. */
+static enum fr_err model_backend_setup(struct node *n, struct node_model *m,
+				       uint64_t *ids)
+{
+	enum fr_err rc;
+
+	for (uint32_t t = 0; t < m->def->ntables; t++) {
+		const struct shard_table_def *td = &m->def->tables[t];
+		struct gpu_table_desc d = {
+			.name = td->name,
+			.rows = td->rows,
+			.dim = td->dim,
+			.dtype = (enum gpu_dtype)td->dtype,
+		};
+
+		m->tables[t].gt = gpu_table_new(n->be, &d, &rc);
+		if (!m->tables[t].gt)
+			return fr_fail(rc, "model '%s' table '%s': %s",
+				       m->def->name, td->name, fr_errmsg());
+		rc = backend_fill(n, m, t, ids);
+		if (rc)
+			return rc;
+	}
+	return FR_OK;
+}
+
+static void model_free(struct node_model *m)
+{
+	for (uint32_t t = 0; t < SHARD_TABLES_MAX; t++)
+		gpu_table_free(m->tables[t].gt);
+	shard_store_free(m->st);
+	memset(m, 0, sizeof(*m));
+}
+
 static enum fr_err backends_setup(struct node *n)
 {
 	uint64_t *ids;
-	enum fr_err rc;
+	enum fr_err rc = FR_OK;
 
 	rc = gpu_backend_select(n->cfg->backend, &n->be);
 	if (rc)
@@ -348,36 +378,59 @@ static enum fr_err backends_setup(struct node *n)
 	ids = malloc(NODE_FILL_CHUNK * sizeof(*ids));
 	if (!ids)
 		return fr_fail(FR_ERR_NOMEM, "backend fill");
-	for (uint32_t i = 0; i < n->nmodels; i++) {
-		struct node_model *m = &n->models[i];
-
-		for (uint32_t t = 0; t < m->def->ntables; t++) {
-			const struct shard_table_def *td = &m->def->tables[t];
-			struct gpu_table_desc d = {
-				.name = td->name,
-				.rows = td->rows,
-				.dim = td->dim,
-				.dtype = (enum gpu_dtype)td->dtype,
-			};
-
-			m->tables[t].gt = gpu_table_new(n->be, &d, &rc);
-			if (!m->tables[t].gt) {
-				rc = fr_fail(rc, "model '%s' table '%s': %s",
-					     m->def->name, td->name,
-					     fr_errmsg());
-				goto out_free;
-			}
-			rc = backend_fill(n, m, t, ids);
-			if (rc)
-				goto out_free;
-		}
-	}
-	fr_log(FR_LOG_INFO, "node", "backend '%s': %u model(s) loaded; "
-	       "versions resume after %llu", n->be->name, n->nmodels,
-	       (unsigned long long)n->hlc.last);
-out_free:
+	for (uint32_t i = 0; i < n->nmodels && !rc; i++)
+		rc = model_backend_setup(n, &n->models[i], ids);
+	if (!rc)
+		fr_log(FR_LOG_INFO, "node", "backend '%s': %u model(s) "
+		       "loaded; versions resume after %llu", n->be->name,
+		       n->nmodels, (unsigned long long)n->hlc.last);
 	free(ids);
 	return rc;
+}
+
+enum fr_err node_model_add_live(struct node *n,
+				const struct shard_model_def *def)
+{
+	struct node_model *m;
+	uint64_t *ids;
+	enum fr_err rc;
+
+	if (node_model_find(n, def->name) >= 0)
+		return fr_fail(FR_ERR_EXISTS, "model '%s' is served already",
+			       def->name);
+	if (n->nmodels == CONFIG_MODELS_MAX)
+		return fr_fail(FR_ERR_RANGE, "model '%s': this node serves "
+			       "%d models already, the most it can",
+			       def->name, CONFIG_MODELS_MAX);
+	rc = shard_model_validate(def);
+	if (rc)
+		return fr_fail(rc, "model '%s': %s", def->name, fr_errmsg());
+	ids = malloc(NODE_FILL_CHUNK * sizeof(*ids));
+	if (!ids)
+		return fr_fail(FR_ERR_NOMEM, "model '%s'", def->name);
+	m = &n->models[n->nmodels];
+	rc = node_model_load(n, m, def);
+	if (!rc)
+		rc = model_backend_setup(n, m, ids);
+	free(ids);
+	if (!rc) {
+		rc = gossip_model_add(n->gossip, m->st);
+		if (rc)
+			rc = fr_fail(rc, "gossip: model '%s': %s", def->name,
+				     fr_errmsg());
+	}
+	if (rc) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "%s", fr_errmsg());
+		model_free(m);
+		return fr_fail(rc, "%s", msg);
+	}
+	n->nmodels++;
+	fr_log(FR_LOG_INFO, "node", "model '%s' added (%u table(s), %u "
+	       "shards, priority %u)", def->name, def->ntables, def->shards,
+	       def->priority);
+	return FR_OK;
 }
 
 /* ========================================================================
@@ -435,6 +488,9 @@ static void node_stop_begin(struct node *n, int sig)
 			       fr_errmsg());
 		node_durable_process(n);
 	}
+	/* Leave ZooKeeper first: our member and election znodes go at once,
+	 * so our dc elects a new leader now, not a session timeout later. */
+	node_membership_stop(n);
 	/* Cancel transfers: peers re-pull from us or others later; the
 	 * stores only ever took whole batches. */
 	if (n->gossip_ev)
@@ -554,6 +610,9 @@ struct node *node_new(const struct config *cfg, enum fr_err *err)
 	rc = node_admin_start(n);
 	if (rc)
 		goto out_free;
+	rc = node_membership_start(n);
+	if (rc)
+		goto out_free;
 	rc = events_setup(n);
 	if (rc)
 		goto out_free;
@@ -602,6 +661,7 @@ void node_free(struct node *n)
 
 	if (!n)
 		return;
+	node_membership_stop(n);
 	node_admin_stop(n);
 	node_net_fini(n);
 	if (n->snap_child) {
@@ -629,11 +689,8 @@ void node_free(struct node *n)
 	for (int i = 0; i < 2; i++)
 		if (n->sig_ev[i])
 			event_free(n->sig_ev[i]);
-	for (uint32_t i = 0; i < n->nmodels; i++) {
-		for (uint32_t t = 0; t < SHARD_TABLES_MAX; t++)
-			gpu_table_free(n->models[i].tables[t].gt);
-		shard_store_free(n->models[i].st);
-	}
+	for (uint32_t i = 0; i < n->nmodels; i++)
+		model_free(&n->models[i]);
 	free(n->models);
 	node_idem_free(n);
 	free(n->won);

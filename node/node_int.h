@@ -33,6 +33,7 @@
 #include "node/metrics.h"
 #include "proto/proto.h"
 #include "shard/shard.h"
+#include "topology/topology.h"
 
 struct event_base;
 struct event;
@@ -42,6 +43,8 @@ struct evconnlistener;
 struct evhttp;
 struct evdns_base;
 struct ev_token_bucket_cfg;
+struct bufferevent_rate_limit_group;
+struct topo;
 
 #define NODE_VERSION_STRING "0.1.0"
 
@@ -64,6 +67,20 @@ struct node_model {
 	bool had_snapshot;           /* loaded from data_dir/<name>.snap */
 	uint64_t snap_lsn;           /* WAL records <= this are in the snapshot */
 	uint64_t max_version;        /* newest row version held, all tables */
+	bool registry_clash;         /* ZooKeeper defines it otherwise (logged) */
+};
+
+/* ------------------------------------------------------------------------
+ * Data centres this node has links with: bytes by dc pair (ours <-> it)
+ * and, for other dcs, the gossip.wan_mbit budget every link to that dc
+ * shares (a libevent rate-limit group).
+ * ---------------------------------------------------------------------- */
+#define NODE_DCS_MAX 64
+
+struct node_dc {
+	char name[PROTO_DC_MAX + 1];
+	uint64_t bytes_in, bytes_out;          /* frames from / to its nodes */
+	struct bufferevent_rate_limit_group *grp;   /* NULL: ours, or no budget */
 };
 
 /* ------------------------------------------------------------------------
@@ -87,7 +104,10 @@ struct node_peer {
 	uint32_t backoff_ms;
 	uint64_t connects, disconnects;
 	uint64_t generation;         /* from its last HELLO */
-	char dc[PROTO_DC_MAX + 1];
+	char dc[PROTO_DC_MAX + 1];   /* from ZooKeeper, then from HELLO */
+	struct node_dc *dcx;         /* byte counters of its dc; NULL before */
+	bool is_static;              /* from [peers]: never removed */
+	bool from_zk;                /* wanted by the ZooKeeper view */
 	/* Transport counters (gossip has its own per-message ones). */
 	uint64_t bytes_in, bytes_out, frames_in, frames_out;
 	uint64_t bad_frames;
@@ -174,10 +194,27 @@ struct node {
 	struct gossip *gossip;
 	struct event *gossip_ev;
 	uint64_t gossip_armed;           /* deadline the timer is set for */
-	uint32_t npeers;
-	struct node_peer *peers;
+	uint32_t npeers, peers_cap;
+	struct node_peer **peers;        /* stable pointers; order not kept */
+	uint32_t ndcs;
+	struct node_dc dcs[NODE_DCS_MAX];
 	struct ev_token_bucket_cfg *rate_cfg;
+	struct ev_token_bucket_cfg *wan_cfg;    /* gossip.wan_mbit, or NULL */
+	uint64_t wan_window;             /* in-flight bound per WAN peer */
 	struct evdns_base *dns;
+
+	/* Topology (node/membership.c); all zero without ZooKeeper */
+	struct topo *topo;
+	bool topo_connected;
+	bool topo_leader;                /* we lead our dc now */
+	uint64_t topo_epoch;             /* our epoch while leader */
+	uint32_t topo_session_ms;        /* negotiated session timeout */
+	uint32_t topo_nmembers;          /* in the last view, all dcs */
+	uint32_t topo_nleaders;
+	struct topo_leader *topo_leaders;   /* copy of the last view's */
+	uint64_t topo_views;
+	uint64_t topo_models_refused;    /* registry models we cannot serve */
+	uint64_t topo_peer_changes;
 
 	/* Front doors */
 	struct evconnlistener *listener;
@@ -239,6 +276,10 @@ void node_datadir_close(struct node *n);
 /* Load snapshots (or make empty stores) and replay the WAL; fills
  * n->models, n->applied_lsn and the idempotency map. */
 enum fr_err node_stores_load(struct node *n);
+/* Load model `want` into m: its snapshot from the data dir when there is
+ * one (it must match the definition), else an empty store. */
+enum fr_err node_model_load(struct node *n, struct node_model *m,
+			    const struct shard_model_def *want);
 /* Open the WAL after the replay. */
 enum fr_err node_wal_open(struct node *n);
 /* Snapshot every store at n->applied_lsn now (blocking), then truncate
@@ -323,6 +364,30 @@ void node_conn_send_error(struct node_conn *c, uint64_t req_id,
 /* Clients with unwritten output (shutdown waits for them). */
 uint32_t node_net_clients_busy(const struct node *n);
 struct node_peer *node_peer_find(struct node *n, uint32_t id);
+/* Add a peer (gossip too) and dial it if our id is the larger.  dc may be
+ * "" (learnt from its HELLO).  FR_ERR_EXISTS if the id is known. */
+enum fr_err node_peer_add(struct node *n, uint32_t id,
+			  const struct config_addr *addr, const char *dc,
+			  bool is_static);
+/* Drop a peer: its links close, gossip forgets it.  Loop thread. */
+void node_peer_remove(struct node *n, uint32_t id);
+/* The counters of dc `name`, added on first use; NULL when NODE_DCS_MAX
+ * dcs are known already. */
+struct node_dc *node_dc_get(struct node *n, const char *name);
+
+/* membership.c: ZooKeeper view -> peers, models, leadership */
+/* Start the topology when zookeeper.hosts is set (no-op otherwise). */
+enum fr_err node_membership_start(struct node *n);
+void node_membership_stop(struct node *n);
+/* Models learnt from ZooKeeper earlier, kept in data_dir/models.json so
+ * that a restart can replay their WAL records before ZooKeeper answers.
+ * Fills defs (up to cap) and returns how many; errors are logged. */
+uint32_t node_models_cache_load(struct node *n, struct shard_model_def *defs,
+				uint32_t cap);
+/* Add a model while running (from ZooKeeper): store (snapshot if one is
+ * on disk), backend tables, gossip.  Loop thread. */
+enum fr_err node_model_add_live(struct node *n,
+				const struct shard_model_def *def);
 
 /* admin.c */
 enum fr_err node_admin_start(struct node *n);

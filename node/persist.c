@@ -648,8 +648,8 @@ static bool model_def_same(const struct shard_model_def *a,
 	return true;
 }
 
-static enum fr_err model_load(struct node *n, struct node_model *m,
-			      const struct shard_model_def *want)
+enum fr_err node_model_load(struct node *n, struct node_model *m,
+			    const struct shard_model_def *want)
 {
 	struct shard_store_opts opts = {
 		.index_cap = n->cfg->index_cap,
@@ -763,18 +763,49 @@ enum fr_err node_stores_load(struct node *n)
 	uint64_t after = UINT64_MAX;
 	enum fr_err rc;
 
-	n->models = calloc(n->cfg->nmodels ? n->cfg->nmodels : 1,
-			   sizeof(*n->models));
-	if (!n->models)
+	struct shard_model_def *cached;
+	uint32_t ncached;
+
+	/* Fixed room: models added from ZooKeeper later must not move the
+	 * ones pending publishes and the gossip adapter point at. */
+	n->models = calloc(CONFIG_MODELS_MAX, sizeof(*n->models));
+	cached = calloc(CONFIG_MODELS_MAX, sizeof(*cached));
+	if (!n->models || !cached) {
+		free(cached);
 		return fr_fail(FR_ERR_NOMEM, "models");
+	}
 	for (uint32_t i = 0; i < n->cfg->nmodels; i++) {
-		rc = model_load(n, &n->models[i], &n->cfg->models[i]);
-		if (rc)
+		rc = node_model_load(n, &n->models[i], &n->cfg->models[i]);
+		if (rc) {
+			free(cached);
 			return rc;
+		}
 		n->nmodels++;
 		if (n->models[i].had_snapshot && n->models[i].snap_lsn < after)
 			after = n->models[i].snap_lsn;
 	}
+	/* Models learnt from ZooKeeper in an earlier life come back before
+	 * the replay, so their WAL records are not skipped as unknown. */
+	ncached = node_models_cache_load(n, cached, CONFIG_MODELS_MAX);
+	for (uint32_t i = 0; i < ncached && n->nmodels < CONFIG_MODELS_MAX;
+	     i++) {
+		struct node_model *m = &n->models[n->nmodels];
+
+		if (node_model_find(n, cached[i].name) >= 0)
+			continue;   /* the config's definition wins */
+		rc = node_model_load(n, m, &cached[i]);
+		if (rc) {
+			fr_log(FR_LOG_ERROR, "node", "model '%s' (from "
+			       "ZooKeeper, cached): not loaded: %s",
+			       cached[i].name, fr_errmsg());
+			memset(m, 0, sizeof(*m));
+			continue;
+		}
+		n->nmodels++;
+		if (m->had_snapshot && m->snap_lsn < after)
+			after = m->snap_lsn;
+	}
+	free(cached);
 	/* Models without a snapshot are new (or were reset): records older
 	 * than the oldest snapshot cannot be needed by them, and the log
 	 * before it may already be truncated. */

@@ -348,6 +348,10 @@ enum fr_err proto_hello_encode(struct fr_wbuf *w, uint16_t type,
 			       m->node_id,
 			       m->role == PROTO_ROLE_NODE ? "!= 0 for a node"
 							  : "0 for a client");
+	if (m->role != PROTO_ROLE_NODE && m->epoch != 0)
+		return fr_fail(FR_ERR_INVAL,
+			       "%s field 'epoch': got %u, expected 0 for a "
+			       "client", msg, m->epoch);
 	err = name_check(msg, "dc", m->dc, sizeof(m->dc), 0, PROTO_DC_MAX,
 			 &dlen);
 	if (err)
@@ -368,7 +372,7 @@ enum fr_err proto_hello_encode(struct fr_wbuf *w, uint16_t type,
 	fr_wbuf_u8(&fo.pw, 0);      /* reserved0, 3 bytes */
 	fr_wbuf_u16(&fo.pw, 0);
 	fr_wbuf_u32(&fo.pw, m->node_id);
-	fr_wbuf_u32(&fo.pw, 0);     /* reserved1 */
+	fr_wbuf_u32(&fo.pw, m->epoch);
 	fr_wbuf_u64(&fo.pw, m->generation);
 	put_section(&fo.pw, m->dc, dlen);
 	put_section(&fo.pw, m->cluster, clen);
@@ -384,7 +388,6 @@ enum fr_err proto_hello_decode(const uint8_t *p, size_t len,
 	struct fr_rbuf r;
 	uint8_t role, dlen, clen, res0a;
 	uint16_t res0b;
-	uint32_t res1;
 	enum fr_err err;
 
 	/* The version comes first and alone, so that a peer speaking
@@ -410,7 +413,7 @@ enum fr_err proto_hello_decode(const uint8_t *p, size_t len,
 	res0a = fr_rbuf_u8(&r);
 	res0b = fr_rbuf_u16(&r);
 	o.node_id = fr_rbuf_u32(&r);
-	res1 = fr_rbuf_u32(&r);
+	o.epoch = fr_rbuf_u32(&r);
 	o.generation = fr_rbuf_u64(&r);
 
 	if (role != PROTO_ROLE_NODE && role != PROTO_ROLE_CLIENT)
@@ -423,9 +426,12 @@ enum fr_err proto_hello_decode(const uint8_t *p, size_t len,
 	    (err = len_field(msg, "cluster_len", clen, 0,
 			     PROTO_CLUSTER_MAX)) ||
 	    (err = zero_field(msg, "reserved0",
-			      res0a | ((uint64_t)res0b << 8))) ||
-	    (err = zero_field(msg, "reserved1", res1)))
+			      res0a | ((uint64_t)res0b << 8))))
 		return err;
+	if (o.role != PROTO_ROLE_NODE && o.epoch != 0)
+		return fr_fail(FR_ERR_CORRUPT,
+			       "%s field 'epoch': got %u, expected 0 for a client",
+			       msg, o.epoch);
 	if ((o.role == PROTO_ROLE_NODE) != (o.node_id != 0))
 		return fr_fail(FR_ERR_CORRUPT,
 			       "%s field 'node_id': got %u, expected %s", msg,

@@ -67,6 +67,9 @@ struct proto_hello {
 	uint16_t proto_version;
 	enum proto_role role;
 	uint32_t node_id;        /* 0 for clients */
+	uint32_t epoch;          /* the sender's leader epoch in its dc while
+				  * it leads it (ZooKeeper election sequence),
+				  * else 0; always 0 for clients */
 	uint64_t generation;     /* rises on every restart of the node */
 	char dc[PROTO_DC_MAX + 1];
 	char cluster[PROTO_CLUSTER_MAX + 1];

@@ -325,7 +325,7 @@ static void test_string_errors(void)
 static void test_unknown_key_section(void)
 {
 	LOAD_FAILS(NODE_MIN "idd = 3\n", ":6: [node] idd: unknown key",
-		   "expected one of: id, dc, cluster, listen, admin, data_dir, log_level, backend, max_frame_mb");
+		   "expected one of: id, dc, cluster, listen, advertise, admin, data_dir, log_level, backend, max_frame_mb");
 	LOAD_FAILS("[gossip]\nreconnect_ms = 3\n", "[gossip] reconnect_ms",
 		   "unknown key", "reconnect_min_ms, reconnect_max_ms");
 	LOAD_FAILS("[model m]\nshard = 3\n", "[model m] shard: unknown key",
@@ -630,7 +630,7 @@ static void test_overrides(void)
 		{ "node.id= 3", "--node.id: ' 3' is not a number", "1..4294967294" },
 		{ "node.listen=h", "--node.listen: 'h' has no port", "HOST:PORT" },
 		{ "node.idd=3", "--node.idd: unknown key", "expected one of: id, dc" },
-		{ "nodes.id=3", "--nodes.id: unknown section 'nodes'", "node, publish, gossip or store" },
+		{ "nodes.id=3", "--nodes.id: unknown section 'nodes'", "node, publish, gossip, store or zookeeper" },
 		{ "peers.peer=2@h:1", "--peers.peer: peers and models are set in the config file only", "node, publish" },
 		{ "model ctr.shards=2", "config file only", "gossip" },
 		{ "node.id", "--node.id: expected --SECTION.KEY=VALUE", "=VALUE" },
@@ -638,6 +638,15 @@ static void test_overrides(void)
 		{ ".id=3", "expected --SECTION.KEY=VALUE", "KEY" },
 		{ "gossip.link_mbit=1000001", "--gossip.link_mbit:", "0..1000000" },
 		{ "node.backend=tpu", "--node.backend: 'tpu' is not allowed", "auto|cpu|cuda" },
+		{ "zookeeper.hosts=zk1", "--zookeeper.hosts: server 'zk1'", "HOST:PORT[,HOST:PORT...][/chroot]" },
+		{ "zookeeper.hosts=a:1,,b:2", "server ''", "[/chroot]" },
+		{ "zookeeper.hosts=a:1/", "chroot '/' is the root", "[/chroot]" },
+		{ "zookeeper.hosts=a:1/x//y", "chroot '/x//y': empty path segment", "[/chroot]" },
+		{ "zookeeper.hosts=a:1/x y", "chroot '/x y': byte ' '", "[/chroot]" },
+		{ "zookeeper.hosts=a:99999", "server 'a:99999'", "[/chroot]" },
+		{ "zookeeper.session_timeout_ms=999", "--zookeeper.session_timeout_ms:", "1000..120000" },
+		{ "zookeeper.candidate=maybe", "--zookeeper.candidate: 'maybe' is not allowed", "yes|no" },
+		{ "gossip.wan_mbit=1000001", "--gossip.wan_mbit:", "0..1000000" },
 	};
 
 	CU_ASSERT_EQUAL_FATAL(load_text(NODE_MIN "[gossip]\nlink_mbit = 10\n",
@@ -648,6 +657,12 @@ static void test_overrides(void)
 	CU_ASSERT_EQUAL(config_set(c, "gossip.link_mbit=0"), FR_OK);
 	CU_ASSERT_EQUAL(config_set(c, "node.log_level=error"), FR_OK);
 	CU_ASSERT_EQUAL(config_set(c, "node.data_dir=/x=y"), FR_OK);
+	CU_ASSERT_EQUAL(config_set(c, "zookeeper.hosts=127.0.0.1:2181,[::1]:2182,zk.example.com:2181/a/b-c.d"), FR_OK);
+	CU_ASSERT_STRING_EQUAL(c->zk_hosts, "127.0.0.1:2181,[::1]:2182,zk.example.com:2181/a/b-c.d");
+	CU_ASSERT_EQUAL(config_set(c, "zookeeper.candidate=no"), FR_OK);
+	CU_ASSERT_STRING_EQUAL(c->zk_candidate, "no");
+	CU_ASSERT_EQUAL(config_set(c, "gossip.wan_mbit=100"), FR_OK);
+	CU_ASSERT_EQUAL(c->wan_mbit, 100);
 	CU_ASSERT_EQUAL(c->node_id, 3);
 	CU_ASSERT_STRING_EQUAL(c->listen.host, "::");
 	CU_ASSERT_EQUAL(c->listen.port, 7003);

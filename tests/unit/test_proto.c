@@ -193,6 +193,39 @@ static enum fr_err decode_patched(uint16_t type, const uint8_t *p,
  * HELLO
  * -------------------------------------------------------------------- */
 
+/* The leader epoch: carried for a node, refused for a client. */
+static void test_hello_epoch(void)
+{
+	struct proto_hello a = {
+		.proto_version = PROTO_VERSION,
+		.role = PROTO_ROLE_NODE,
+		.node_id = 9,
+		.epoch = 4000000000u,
+		.dc = "dc2",
+		.cluster = "c",
+	}, b;
+	struct fr_wbuf w;
+	uint8_t *p;
+	size_t len;
+
+	fr_wbuf_init(&w, 0, 0);
+	CU_ASSERT_EQUAL_FATAL(proto_hello_encode(&w, PROTO_HELLO, &a), FR_OK);
+	p = payload_of(&w, PROTO_HELLO, &len);
+	CU_ASSERT_EQUAL(proto_hello_decode(p, len, &b), FR_OK);
+	CU_ASSERT_EQUAL(b.epoch, 4000000000u);
+	/* A client (role 2, node id 0) with an epoch is corrupt. */
+	EXPECT_PATCH(PROTO_HELLO, p, len, 2, PROTO_ROLE_CLIENT, 1,
+		     FR_ERR_CORRUPT, "'");
+	fr_wbuf_fini(&w);
+	a.role = PROTO_ROLE_CLIENT;
+	a.node_id = 0;
+	fr_wbuf_init(&w, 0, 0);
+	CU_ASSERT_EQUAL(proto_hello_encode(&w, PROTO_HELLO, &a), FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("'epoch'"));
+	fr_wbuf_fini(&w);
+	free(p);
+}
+
 static void test_hello(void)
 {
 	struct proto_hello a = {
@@ -233,8 +266,9 @@ static void test_hello(void)
 		     "'reserved0'");
 	EXPECT_PATCH(PROTO_HELLO, p, len, 7, 1, 1, FR_ERR_CORRUPT,
 		     "'reserved0'");
-	EXPECT_PATCH(PROTO_HELLO, p, len, 12, 1, 4, FR_ERR_CORRUPT,
-		     "'reserved1'");
+	/* Offset 12 is a node's leader epoch (was reserved1). */
+	CU_ASSERT_EQUAL(decode_patched(PROTO_HELLO, p, len, 12, 12345, 4),
+			FR_OK);
 	EXPECT_PATCH(PROTO_HELLO, p, len, 8, 0, 4, FR_ERR_CORRUPT,
 		     "'node_id'");
 	EXPECT_PATCH(PROTO_HELLO, p, len, 2, PROTO_ROLE_CLIENT, 1,
@@ -1265,6 +1299,7 @@ static void test_type_names(void)
 
 static const struct fr_unit_test tests[] = {
 	{ "hello", test_hello },
+	{ "hello epoch", test_hello_epoch },
 	{ "error", test_error },
 	{ "publish golden", test_publish_golden },
 	{ "publish", test_publish },
