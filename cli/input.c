@@ -1,6 +1,7 @@
 /*
  * input.c — parsing for the `freshet` command (input.h): rows from the
- * text and "FRIN" binary formats, the --ids list, HOST:PORT.
+ * text and "FRIN" binary formats, the --ids list, HOST:PORT, names and
+ * table specs.
  *
  * Everything is read and checked before anything is sent, so that a bad
  * line N publishes nothing; each error names the line (or field) and what
@@ -618,5 +619,106 @@ enum fr_err cli_parse_hostport(const char *s, char *host, size_t hostcap,
 	memcpy(host, h, (size_t)(he - h));
 	host[he - h] = '\0';
 	*port = (uint16_t)p;
+	return FR_OK;
+}
+
+/* ========================================================================
+ * Names and table specs (freshet model create)
+ * ===================================================================== */
+
+#define NAME_RULE "expected 1..%zu bytes of [A-Za-z0-9_.-]"
+#define TABLE_SPEC "expected NAME:ROWS:DIM[:f32|f16]"
+
+static bool name_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+}
+
+enum fr_err cli_check_name(const char *what, const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0)
+		return fr_fail(FR_ERR_INVAL, "%s is empty, " NAME_RULE, what,
+			       max);
+	if (n > max)
+		return fr_fail(FR_ERR_INVAL,
+			       "%s '%.*s...' is longer than %zu bytes, "
+			       NAME_RULE, what, QUOTE, s, max, max);
+	for (size_t i = 0; i < n; i++)
+		if (!name_char((unsigned char)s[i]))
+			return fr_fail(FR_ERR_INVAL,
+				       "%s '%.*s' has byte 0x%02x at %zu, "
+				       NAME_RULE, what, QUOTE, s,
+				       (unsigned char)s[i], i, max);
+	if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return fr_fail(FR_ERR_INVAL, "%s '%s' is not allowed (a path "
+			       "element)", what, s);
+	return FR_OK;
+}
+
+enum fr_err cli_parse_table(const char *s, struct shard_table_def *out)
+{
+	struct shard_table_def t;
+	char buf[256], what[96], detail[512];
+	char *field[4];
+	size_t nfield = 0;
+	uint64_t v;
+	enum fr_err err;
+
+	if (!*s)
+		return fr_fail(FR_ERR_INVAL, "--table spec is empty, "
+			       TABLE_SPEC);
+	if (strlen(s) >= sizeof(buf))
+		return fr_fail(FR_ERR_INVAL, "--table '%.*s...' is longer than "
+			       "%zu bytes, " TABLE_SPEC, QUOTE, s,
+			       sizeof(buf) - 1);
+	strcpy(buf, s);
+	for (char *p = buf;;) {
+		char *colon = strchr(p, ':');
+
+		if (nfield == 4)
+			return fr_fail(FR_ERR_INVAL, "--table '%s' has more "
+				       "than 4 fields, " TABLE_SPEC, s);
+		field[nfield++] = p;
+		if (!colon)
+			break;
+		*colon = '\0';
+		p = colon + 1;
+	}
+	if (nfield < 3)
+		return fr_fail(FR_ERR_INVAL, "--table '%s' is missing %s, "
+			       TABLE_SPEC, s,
+			       nfield == 1 ? "ROWS and DIM" : "DIM");
+	memset(&t, 0, sizeof(t));
+	snprintf(what, sizeof(what), "--table '%.64s': NAME", s);
+	err = cli_check_name(what, field[0], SHARD_NAME_MAX);
+	if (err)
+		return err;
+	strcpy(t.name, field[0]);
+	snprintf(what, sizeof(what), "--table '%.64s': ROWS", s);
+	err = cli_parse_u64(what, field[1], INT64_MAX, &v);
+	if (!err && v == 0)
+		err = fr_fail(FR_ERR_RANGE, "%s 0: expected 1..%lld", what,
+			      (long long)INT64_MAX);
+	if (err)
+		return err;
+	t.rows = v;
+	snprintf(what, sizeof(what), "--table '%.64s': DIM", s);
+	err = cli_parse_u64(what, field[2], SHARD_DIM_MAX, &v);
+	if (!err && v == 0)
+		err = fr_fail(FR_ERR_RANGE, "%s 0: expected 1..%d", what,
+			      SHARD_DIM_MAX);
+	if (err)
+		return err;
+	t.dim = (uint32_t)v;
+	t.dtype = SHARD_F32;
+	if (nfield == 4 && shard_dtype_parse(field[3], &t.dtype)) {
+		snprintf(detail, sizeof(detail), "%.32s", field[3]);
+		return fr_fail(FR_ERR_INVAL, "--table '%s': DTYPE '%s' is "
+			       "unknown, expected f32 or f16", s, detail);
+	}
+	*out = t;
 	return FR_OK;
 }

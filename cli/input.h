@@ -37,6 +37,7 @@
 #include <stdio.h>
 
 #include "common/common.h"
+#include "shard/shard.h"
 
 #define CLI_INPUT_MAGIC 0x4e495246u   /* "FRIN" little-endian */
 #define CLI_INPUT_VERSION 1
@@ -87,5 +88,16 @@ enum fr_err cli_parse_u64(const char *what, const char *s, uint64_t max,
  * into host[hostcap]. */
 enum fr_err cli_parse_hostport(const char *s, char *host, size_t hostcap,
 			       uint16_t *port);
+
+/* A model, table or cluster name as ZooKeeper's znodes take them:
+ * 1..max bytes of [A-Za-z0-9_.-].  FR_ERR_INVAL with a detail starting
+ * with `what`. */
+enum fr_err cli_check_name(const char *what, const char *s, size_t max);
+
+/* "NAME:ROWS:DIM[:f32|f16]" (dtype f32 when left out): NAME a name as
+ * above (<= SHARD_NAME_MAX), ROWS 1..2^63-1 (the JSON integer range of
+ * the model znode), DIM 1..SHARD_DIM_MAX.  *out is written only on FR_OK;
+ * the detail quotes the spec and names the field. */
+enum fr_err cli_parse_table(const char *s, struct shard_table_def *out);
 
 #endif /* FRESHET_CLI_INPUT_H */

@@ -1,16 +1,20 @@
 /*
  * main.c — the `freshet` command: publish rows to a node and look rows up,
- * on top of the C client library (client/client.h).  docs/cli.md is its
- * manual; `freshet help` prints the short form.
+ * on top of the C client library (client/client.h), and keep the model
+ * registry in ZooKeeper (model create/list/describe, through topology.h's
+ * admin client).  docs/cli.md is its manual; `freshet help` prints the
+ * short form.
  *
  * publish reads and checks ALL of its input before it connects, so a bad
- * line N publishes nothing.  Exit codes: 0 done, 1 runtime failure (could
- * not connect, the node refused: its message is printed), 2 usage or
- * input error (nothing was sent).
+ * line N publishes nothing; model create checks the whole definition
+ * before it connects, so a bad spec writes nothing.  Exit codes: 0 done,
+ * 1 runtime failure (could not connect, the node or ZooKeeper refused:
+ * the message is printed), 2 usage or input error (nothing was sent),
+ * 3 (model list, status) done, but something is flagged.
  *
- * Not here: parsing of rows, ids and addresses (input.c, unit-tested), the
- * protocol (client/, proto/).  Commands for later issues (status,
- * rollback) will join the table below.
+ * Not here: parsing of rows, ids, addresses and table specs (input.c,
+ * unit-tested), the protocol (client/, proto/), ZooKeeper (topology/),
+ * `freshet status` (status.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,16 +26,15 @@
 
 #include <jansson.h>
 
+#include "cli/cli.h"
 #include "cli/input.h"
 #include "client/client.h"
 #include "proto/proto.h"
+#include "topology/topology.h"
 
 #ifndef FRESHET_VERSION
 #define FRESHET_VERSION "0.0.0"
 #endif
-
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
 
 /* Bytes of a PUBLISH frame besides the rows: frame header, fixed header
  * and the three names at their largest (docs/wire.md §4.3). */
@@ -93,6 +96,9 @@ static const char main_help[] =
 	"Commands:\n"
 	"  publish   publish rows to a node (freshet publish --help)\n"
 	"  lookup    look rows up on a node (freshet lookup --help)\n"
+	"  model     create, list, describe models in ZooKeeper\n"
+	"            (freshet model --help)\n"
+	"  status    the cluster at a glance (freshet status --help)\n"
 	"  help [COMMAND]\n"
 	"\n"
 	"  --version  print the version\n"
@@ -110,10 +116,7 @@ struct common_opts {
 	int timeout_ms;
 };
 
-static int usage_error(const char *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int usage_error(const char *cmd, const char *fmt, ...)
+int usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -161,19 +164,15 @@ static int common_check(struct common_opts *o)
 	return 0;
 }
 
-static int parse_ms(const char *cmd, const char *opt, const char *s,
-		    uint64_t max, uint64_t *out)
+int parse_uint_opt(const char *cmd, const char *opt, const char *s,
+		   uint64_t max, uint64_t *out)
 {
-	char what[48];
-
-	snprintf(what, sizeof(what), "%s", opt);
-	if (cli_parse_u64(what, s, max, out))
+	if (cli_parse_u64(opt, s, max, out))
 		return usage_error(cmd, "%s", fr_errmsg());
 	return 0;
 }
 
-/* getopt_long's '?' and ':' answers, worded once. */
-static int bad_option(const char *cmd, int c, char **argv)
+int bad_option(const char *cmd, int c, char **argv)
 {
 	const char *arg = argv[optind - 1];
 
@@ -238,8 +237,8 @@ static int cmd_publish(int argc, char **argv)
 		case 'k': key = optarg; break;
 		case 'v': verbose = true; break;
 		case 'd':
-			if ((rc = parse_ms(o.cmd, "--dim", optarg, CLI_DIM_MAX,
-					   &dim)))
+			if ((rc = parse_uint_opt(o.cmd, "--dim", optarg,
+						 CLI_DIM_MAX, &dim)))
 				return rc;
 			if (dim == 0)
 				return usage_error(o.cmd,
@@ -247,8 +246,8 @@ static int cmd_publish(int argc, char **argv)
 						   CLI_DIM_MAX);
 			break;
 		case 'B':
-			if ((rc = parse_ms(o.cmd, "--batch-rows", optarg,
-					   UINT32_MAX, &batch)))
+			if ((rc = parse_uint_opt(o.cmd, "--batch-rows",
+						 optarg, UINT32_MAX, &batch)))
 				return rc;
 			if (batch == 0)
 				return usage_error(o.cmd,
@@ -256,13 +255,13 @@ static int cmd_publish(int argc, char **argv)
 						   ">= 1");
 			break;
 		case 'T':
-			if ((rc = parse_ms(o.cmd, "--timeout", optarg, INT32_MAX,
-					   &timeout)))
+			if ((rc = parse_uint_opt(o.cmd, "--timeout", optarg,
+						 INT32_MAX, &timeout)))
 				return rc;
 			break;
 		case 'R':
-			if ((rc = parse_ms(o.cmd, "--busy-retry", optarg,
-					   UINT32_MAX, &busy)))
+			if ((rc = parse_uint_opt(o.cmd, "--busy-retry",
+						 optarg, UINT32_MAX, &busy)))
 				return rc;
 			break;
 		case 'h':
@@ -427,8 +426,7 @@ out:
  * lookup
  * ===================================================================== */
 
-/* A u64 as a JSON integer when it fits json_int_t, else as a string. */
-static json_t *json_u64(uint64_t v)
+json_t *json_u64(uint64_t v)
 {
 	char buf[24];
 
@@ -527,8 +525,8 @@ static int cmd_lookup(int argc, char **argv)
 		case 'I': idstr = optarg; break;
 		case 'j': json = true; break;
 		case 'T':
-			if ((rc = parse_ms(o.cmd, "--timeout", optarg, INT32_MAX,
-					   &timeout)))
+			if ((rc = parse_uint_opt(o.cmd, "--timeout", optarg,
+						 INT32_MAX, &timeout)))
 				return rc;
 			break;
 		case 'h':
@@ -572,6 +570,563 @@ static int cmd_lookup(int argc, char **argv)
 }
 
 /* ========================================================================
+ * Shared by the ZooKeeper commands (model, status)
+ * ===================================================================== */
+
+void cli_zk_defaults(struct cli_zk_opts *z)
+{
+	const char *env = getenv(CLI_ZK_ENV);
+
+	z->hosts = env && *env ? env : NULL;
+	z->cluster = CLI_CLUSTER_DEFAULT;
+	z->timeout_ms = CLI_ZK_TIMEOUT_DEFAULT;
+}
+
+int cli_zk_check(const char *cmd, const struct cli_zk_opts *z)
+{
+	if (!z->hosts)
+		return usage_error(cmd, "--zk HOSTS is required (or set %s): "
+				   "HOST:PORT[,HOST:PORT...][/CHROOT]",
+				   CLI_ZK_ENV);
+	if (!*z->hosts)
+		return usage_error(cmd, "--zk is empty, expected "
+				   "HOST:PORT[,HOST:PORT...][/CHROOT]");
+	if (strlen(z->hosts) > TOPO_HOSTS_MAX)
+		return usage_error(cmd, "--zk is longer than %d bytes",
+				   TOPO_HOSTS_MAX);
+	if (cli_check_name("--cluster", z->cluster, TOPO_NAME_MAX))
+		return usage_error(cmd, "%s", fr_errmsg());
+	if (z->timeout_ms == 0)
+		return usage_error(cmd, "--timeout 0: expected 1..%d ms",
+				   INT32_MAX);
+	return 0;
+}
+
+/* Connect to ZooKeeper or say why not; *rc is the exit code then (2 when
+ * the client refused the hosts string, 1 otherwise). */
+static struct topo_admin *zk_connect(const char *cmd,
+				     const struct cli_zk_opts *z, int *rc)
+{
+	struct topo_admin *a;
+	enum fr_err err;
+
+	a = topo_admin_connect(z->hosts, z->cluster, (uint32_t)z->timeout_ms,
+			       &err);
+	if (!a) {
+		fprintf(stderr, "freshet %s: %s\n", cmd,
+			*fr_errmsg() ? fr_errmsg() : fr_strerror(err));
+		*rc = err == FR_ERR_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
+	}
+	return a;
+}
+
+int print_json_line(const char *cmd, json_t *root)
+{
+	int rc = EXIT_RUNTIME;
+
+	if (root && json_dumpf(root, stdout, JSON_COMPACT |
+			       JSON_PRESERVE_ORDER |
+			       JSON_REAL_PRECISION(9)) == 0) {
+		putchar('\n');
+		rc = 0;
+	}
+	json_decref(root);
+	if (rc)
+		fprintf(stderr, "freshet %s: cannot build the JSON output\n",
+			cmd);
+	return rc;
+}
+
+const char *cli_show(char *buf, size_t cap, const char *s)
+{
+	size_t i;
+
+	for (i = 0; s && s[i] && i + 1 < cap; i++)
+		buf[i] = (unsigned char)s[i] >= 0x20 &&
+				 (unsigned char)s[i] < 0x7f ? s[i] : '?';
+	if (cap)
+		buf[i] = '\0';
+	return buf;
+}
+
+/* ========================================================================
+ * model create | list | describe
+ * ===================================================================== */
+
+static const char model_help[] =
+	"usage: freshet model create --zk HOSTS [--cluster NAME] --name M\n"
+	"                            --table NAME:ROWS:DIM[:f32|f16] "
+	"[--table ...]\n"
+	"                            --shards N [--priority P] "
+	"[--timeout MS]\n"
+	"       freshet model list [--zk HOSTS] [--cluster NAME] [--json]\n"
+	"       freshet model describe M [--zk HOSTS] [--cluster NAME] "
+	"[--json]\n"
+	"\n"
+	"The model registry in ZooKeeper: /freshet/<cluster>/models/<M>.\n"
+	"A definition is written once and never changed.\n"
+	"\n"
+	"  --zk HOSTS         ZooKeeper, HOST:PORT[,HOST:PORT...][/CHROOT]\n"
+	"                     (default: $FRESHET_ZK)\n"
+	"  --cluster NAME     cluster name (default freshet)\n"
+	"  --timeout MS       how long to wait for the ZooKeeper session\n"
+	"                     (default 5000)\n"
+	"  --name M           model name, 1..63 bytes of [A-Za-z0-9_.-]\n"
+	"  --table SPEC       NAME:ROWS:DIM[:f32|f16] (dtype f32 when left\n"
+	"                     out); give it once per table, 1..64 tables\n"
+	"  --shards N         shards per table, 1..1048576\n"
+	"  --priority P       larger is more urgent (default 0)\n"
+	"  --json             list, describe: one JSON object\n"
+	"\n"
+	"Exit: 0 done, 1 ZooKeeper unreachable or refused (e.g. the model\n"
+	"already exists, or is not there), 2 usage error (nothing written),\n"
+	"3 list: listed, but some definitions are malformed (warned).\n";
+
+/* Options every model subcommand takes; 1 when ch was one of them (*rc
+ * set), 0 when not. */
+static int zk_option(const char *cmd, int ch, struct cli_zk_opts *z,
+		     int *rc)
+{
+	*rc = 0;
+	switch (ch) {
+	case 'z': z->hosts = optarg; return 1;
+	case 'c': z->cluster = optarg; return 1;
+	case 'T':
+		*rc = parse_uint_opt(cmd, "--timeout", optarg, INT32_MAX,
+				     &z->timeout_ms);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+#define ZK_LONGOPTS                                           \
+	{ "zk", required_argument, NULL, 'z' },               \
+	{ "cluster", required_argument, NULL, 'c' },          \
+	{ "timeout", required_argument, NULL, 'T' },          \
+	{ "help", no_argument, NULL, 'h' }
+
+static json_t *model_json(const struct shard_model_def *def)
+{
+	json_t *o, *tables;
+	uint64_t total = 0;
+
+	tables = json_array();
+	for (uint32_t i = 0; tables && i < def->ntables; i++) {
+		const struct shard_table_def *t = &def->tables[i];
+		uint64_t bytes;
+
+		if (!fr_mul_size(t->rows, shard_row_bytes(t), &bytes))
+			bytes = UINT64_MAX;
+		if (!fr_add_size(total, bytes, &total))
+			total = UINT64_MAX;
+		json_array_append_new(tables, json_pack(
+			"{s:s,s:o,s:I,s:s,s:o}", "name", t->name,
+			"rows", json_u64(t->rows), "dim", (json_int_t)t->dim,
+			"dtype", shard_dtype_name(t->dtype),
+			"bytes", json_u64(bytes)));
+	}
+	o = json_pack("{s:s,s:I,s:I,s:o,s:o}", "name", def->name,
+		      "priority", (json_int_t)def->priority,
+		      "shards", (json_int_t)def->shards,
+		      "tables", tables, "bytes", json_u64(total));
+	return o;
+}
+
+static int model_create(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		ZK_LONGOPTS,
+		{ "name", required_argument, NULL, 'n' },
+		{ "table", required_argument, NULL, 't' },
+		{ "shards", required_argument, NULL, 's' },
+		{ "priority", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "model create";
+	struct shard_model_def def;
+	struct cli_zk_opts z;
+	struct topo_admin *a;
+	uint64_t shards = 0, prio = 0;
+	const char *name = NULL;
+	enum fr_err err;
+	int ch, rc;
+
+	memset(&def, 0, sizeof(def));
+	cli_zk_defaults(&z);
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		if (zk_option(cmd, ch, &z, &rc)) {
+			if (rc)
+				return rc;
+			continue;
+		}
+		switch (ch) {
+		case 'n': name = optarg; break;
+		case 't':
+			if (def.ntables == SHARD_TABLES_MAX)
+				return usage_error(cmd, "more than %d --table "
+						   "options", SHARD_TABLES_MAX);
+			if (cli_parse_table(optarg, &def.tables[def.ntables]))
+				return usage_error(cmd, "%s", fr_errmsg());
+			for (uint32_t i = 0; i < def.ntables; i++)
+				if (strcmp(def.tables[i].name,
+					   def.tables[def.ntables].name) == 0)
+					return usage_error(
+						cmd, "--table '%s': table '%s' "
+						"is given twice, expected "
+						"unique names", optarg,
+						def.tables[i].name);
+			def.ntables++;
+			break;
+		case 's':
+			if ((rc = parse_uint_opt(cmd, "--shards", optarg,
+						 SHARD_SHARDS_MAX, &shards)))
+				return rc;
+			if (shards == 0)
+				return usage_error(cmd, "--shards 0: expected "
+						   "1..%d", SHARD_SHARDS_MAX);
+			break;
+		case 'p':
+			if ((rc = parse_uint_opt(cmd, "--priority", optarg,
+						 UINT32_MAX, &prio)))
+				return rc;
+			break;
+		case 'h':
+			fputs(model_help, stdout);
+			return 0;
+		default:
+			return bad_option(cmd, ch, argv);
+		}
+	}
+	if (optind < argc)
+		return usage_error(cmd, "unexpected argument '%s'",
+				   argv[optind]);
+	if ((rc = cli_zk_check(cmd, &z)))
+		return rc;
+	if (!name)
+		return usage_error(cmd, "--name is required");
+	if (cli_check_name("--name", name, SHARD_NAME_MAX))
+		return usage_error(cmd, "%s", fr_errmsg());
+	if (def.ntables == 0)
+		return usage_error(cmd, "at least one --table "
+				   "NAME:ROWS:DIM[:f32|f16] is required");
+	if (shards == 0)
+		return usage_error(cmd, "--shards is required");
+	snprintf(def.name, sizeof(def.name), "%s", name);
+	def.shards = (uint32_t)shards;
+	def.priority = (uint32_t)prio;
+	if (shard_model_validate(&def))
+		return usage_error(cmd, "%s", fr_errmsg());
+
+	a = zk_connect(cmd, &z, &rc);
+	if (!a)
+		return rc;
+	err = topo_admin_model_create(a, &def);
+	topo_admin_close(a);
+	if (err == FR_ERR_EXISTS) {
+		fprintf(stderr, "freshet %s: model %s already exists "
+			"(definitions are immutable)\n", cmd, def.name);
+		return EXIT_RUNTIME;
+	}
+	if (err) {
+		fprintf(stderr, "freshet %s: model %s not created: %s\n", cmd,
+			def.name,
+			*fr_errmsg() ? fr_errmsg() : fr_strerror(err));
+		return err == FR_ERR_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
+	}
+	printf("created model %s (%u shard%s, %u table%s)\n", def.name,
+	       def.shards, def.shards == 1 ? "" : "s", def.ntables,
+	       def.ntables == 1 ? "" : "s");
+	return 0;
+}
+
+/* "users:1000000:64:f32 items:5000:32:f16", the create spec form. */
+static void print_tables_summary(const struct shard_model_def *def)
+{
+	for (uint32_t i = 0; i < def->ntables; i++)
+		printf("%s%s:%llu:%u:%s", i ? " " : "", def->tables[i].name,
+		       (unsigned long long)def->tables[i].rows,
+		       def->tables[i].dim,
+		       shard_dtype_name(def->tables[i].dtype));
+}
+
+/* What model list found for one child of models/. */
+struct listed {
+	enum { LISTED_OK, LISTED_GONE, LISTED_BAD } state;
+	struct shard_model_def def;
+	char why[512];          /* LISTED_BAD: names the path */
+};
+
+/* Read one listed model; FR_OK unless ZooKeeper itself failed. */
+static enum fr_err list_one(struct topo_admin *a, const char *cluster,
+			    const char *name, struct listed *l)
+{
+	char shown[80];
+	enum fr_err err;
+
+	err = topo_admin_model_get(a, name, &l->def);
+	switch (err) {
+	case FR_OK:
+		l->state = LISTED_OK;
+		return FR_OK;
+	case FR_ERR_NOTFOUND:   /* deleted since the listing */
+		l->state = LISTED_GONE;
+		return FR_OK;
+	case FR_ERR_INVAL:      /* a child name no model can have */
+		l->state = LISTED_BAD;
+		snprintf(l->why, sizeof(l->why), "/freshet/%s/models/%s: %s",
+			 cluster, cli_show(shown, sizeof(shown), name),
+			 fr_errmsg());
+		return FR_OK;
+	case FR_ERR_CORRUPT:
+	case FR_ERR_TOOBIG:     /* the detail names the path */
+		l->state = LISTED_BAD;
+		snprintf(l->why, sizeof(l->why), "%s", fr_errmsg());
+		return FR_OK;
+	default:
+		return err;
+	}
+}
+
+static int model_list(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		ZK_LONGOPTS,
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "model list";
+	struct listed *ls = NULL;
+	struct cli_zk_opts z;
+	struct topo_admin *a;
+	char **names = NULL, shown[80];
+	bool json = false;
+	json_t *root, *jm, *jb;
+	uint32_t n = 0, nok = 0, nbad = 0;
+	int ch, rc;
+
+	cli_zk_defaults(&z);
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		if (zk_option(cmd, ch, &z, &rc)) {
+			if (rc)
+				return rc;
+			continue;
+		}
+		switch (ch) {
+		case 'j': json = true; break;
+		case 'h':
+			fputs(model_help, stdout);
+			return 0;
+		default:
+			return bad_option(cmd, ch, argv);
+		}
+	}
+	if (optind < argc)
+		return usage_error(cmd, "unexpected argument '%s'",
+				   argv[optind]);
+	if ((rc = cli_zk_check(cmd, &z)))
+		return rc;
+
+	a = zk_connect(cmd, &z, &rc);
+	if (!a)
+		return rc;
+	rc = EXIT_RUNTIME;
+	if (topo_admin_model_list(a, &names, &n)) {
+		fprintf(stderr, "freshet %s: %s\n", cmd, fr_errmsg());
+		goto out;
+	}
+	ls = calloc(n ? n : 1, sizeof(*ls));
+	if (!ls) {
+		fprintf(stderr, "freshet %s: out of memory\n", cmd);
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (list_one(a, z.cluster, names[i], &ls[i])) {
+			fprintf(stderr, "freshet %s: %s\n", cmd, fr_errmsg());
+			goto out;
+		}
+		if (ls[i].state == LISTED_BAD) {
+			fprintf(stderr, "freshet %s: warning: %s; skipped\n",
+				cmd, ls[i].why);
+			nbad++;
+		}
+		nok += ls[i].state == LISTED_OK;
+	}
+
+	if (json) {
+		root = json_pack("{s:s,s:[],s:[]}", "cluster", z.cluster,
+				 "models", "malformed");
+		jm = json_object_get(root, "models");
+		jb = json_object_get(root, "malformed");
+		for (uint32_t i = 0; root && i < n; i++) {
+			if (ls[i].state == LISTED_OK)
+				json_array_append_new(jm,
+						      model_json(&ls[i].def));
+			else if (ls[i].state == LISTED_BAD)
+				json_array_append_new(jb, json_pack(
+					"{s:s,s:s}", "name",
+					cli_show(shown, sizeof(shown),
+						 names[i]),
+					"error", ls[i].why));
+		}
+		rc = print_json_line(cmd, root);
+	} else {
+		if (nok + nbad)
+			printf("  %-24s %10s %8s  %s\n", "MODEL", "PRIORITY",
+			       "SHARDS", "TABLES (NAME:ROWS:DIM:DTYPE)");
+		for (uint32_t i = 0; i < n; i++) {
+			if (ls[i].state == LISTED_OK) {
+				printf("  %-24s %10u %8u  ", ls[i].def.name,
+				       ls[i].def.priority, ls[i].def.shards);
+				print_tables_summary(&ls[i].def);
+				putchar('\n');
+			} else if (ls[i].state == LISTED_BAD) {
+				printf("! %-24s malformed (see the warning "
+				       "on standard error)\n",
+				       cli_show(shown, sizeof(shown),
+						names[i]));
+			}
+		}
+		rc = 0;
+	}
+	if (!rc && nbad)
+		rc = EXIT_UNHEALTHY;
+out:
+	free(ls);
+	free(names);
+	topo_admin_close(a);
+	return rc;
+}
+
+/* "1.5 GiB": sizes in binary units for people. */
+static const char *human_bytes(uint64_t v, char *buf, size_t cap)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB",
+					     "PiB", "EiB" };
+	double d = (double)v;
+	unsigned u = 0;
+
+	while (d >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		d /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, cap, "%llu B", (unsigned long long)v);
+	else
+		snprintf(buf, cap, "%.1f %s", d, unit[u]);
+	return buf;
+}
+
+static int model_describe(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		ZK_LONGOPTS,
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "model describe", *name;
+	struct shard_model_def def;
+	struct cli_zk_opts z;
+	struct topo_admin *a;
+	uint64_t total = 0, bytes;
+	bool json = false;
+	char hb[32];
+	enum fr_err err;
+	int ch, rc;
+
+	cli_zk_defaults(&z);
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		if (zk_option(cmd, ch, &z, &rc)) {
+			if (rc)
+				return rc;
+			continue;
+		}
+		switch (ch) {
+		case 'j': json = true; break;
+		case 'h':
+			fputs(model_help, stdout);
+			return 0;
+		default:
+			return bad_option(cmd, ch, argv);
+		}
+	}
+	if (optind >= argc)
+		return usage_error(cmd, "which model? (freshet model describe "
+				   "M --zk HOSTS)");
+	name = argv[optind];
+	if (optind + 1 < argc)
+		return usage_error(cmd, "unexpected argument '%s'",
+				   argv[optind + 1]);
+	if (cli_check_name("model name", name, SHARD_NAME_MAX))
+		return usage_error(cmd, "%s", fr_errmsg());
+	if ((rc = cli_zk_check(cmd, &z)))
+		return rc;
+
+	a = zk_connect(cmd, &z, &rc);
+	if (!a)
+		return rc;
+	err = topo_admin_model_get(a, name, &def);
+	topo_admin_close(a);
+	if (err) {
+		fprintf(stderr, "freshet %s: %s\n", cmd,
+			*fr_errmsg() ? fr_errmsg() : fr_strerror(err));
+		return EXIT_RUNTIME;
+	}
+	if (json)
+		return print_json_line(cmd, model_json(&def));
+
+	printf("model     %s\npriority  %u\nshards    %u\ntables    %u\n\n",
+	       def.name, def.priority, def.shards, def.ntables);
+	printf("%-24s %20s %6s %6s %20s\n", "TABLE", "ROWS", "DIM", "DTYPE",
+	       "BYTES");
+	for (uint32_t i = 0; i < def.ntables; i++) {
+		const struct shard_table_def *t = &def.tables[i];
+
+		if (!fr_mul_size(t->rows, shard_row_bytes(t), &bytes))
+			bytes = UINT64_MAX;
+		if (!fr_add_size(total, bytes, &total))
+			total = UINT64_MAX;
+		printf("%-24s %20llu %6u %6s %20llu\n", t->name,
+		       (unsigned long long)t->rows, t->dim,
+		       shard_dtype_name(t->dtype), (unsigned long long)bytes);
+	}
+	printf("%-24s %20s %6s %6s %20llu (%s)\n", "total", "", "", "",
+	       (unsigned long long)total, human_bytes(total, hb, sizeof(hb)));
+	return 0;
+}
+
+static int cmd_model(int argc, char **argv)
+{
+	const char *sub = argc > 1 ? argv[1] : NULL;
+
+	if (!sub) {
+		fputs(model_help, stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(sub, "create") == 0)
+		return model_create(argc - 1, argv + 1);
+	if (strcmp(sub, "list") == 0)
+		return model_list(argc - 1, argv + 1);
+	if (strcmp(sub, "describe") == 0)
+		return model_describe(argc - 1, argv + 1);
+	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 ||
+	    strcmp(sub, "help") == 0) {
+		fputs(model_help, stdout);
+		return 0;
+	}
+	fprintf(stderr, "freshet model: unknown subcommand '%s', expected "
+		"create, list or describe\n(see 'freshet model --help')\n",
+		sub);
+	return EXIT_USAGE;
+}
+
+/* ========================================================================
  * main
  * ===================================================================== */
 
@@ -591,6 +1146,10 @@ int main(int argc, char **argv)
 		rc = cmd_publish(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "lookup") == 0) {
 		rc = cmd_lookup(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "model") == 0) {
+		rc = cmd_model(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "status") == 0) {
+		rc = cmd_status(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
 		   strcmp(cmd, "-h") == 0) {
 		const char *what = argc > 2 ? argv[2] : "";
@@ -599,6 +1158,10 @@ int main(int argc, char **argv)
 			fputs(publish_help, stdout);
 		} else if (strcmp(what, "lookup") == 0) {
 			fputs(lookup_help, stdout);
+		} else if (strcmp(what, "model") == 0) {
+			fputs(model_help, stdout);
+		} else if (strcmp(what, "status") == 0) {
+			fputs(status_help, stdout);
 		} else if (!*what) {
 			fputs(main_help, stdout);
 		} else {
