@@ -140,6 +140,9 @@ class Node:
                 total += v
         return total
 
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
     def kill9(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
@@ -178,16 +181,33 @@ class Cluster:
 
     peers, if given, is {node id: [peer ids]}: the ids each node lists in
     its [peers] section instead of every other node (another topology for
-    the same nodes, e.g. a star).  A node missing from it lists none."""
+    the same nodes, e.g. a star).  A node missing from it lists none.
+
+    zk, if given, is a zk.ZooKeeper: nodes join it ([zookeeper] hosts,
+    cluster = the test's own name) and find their peers there, so no
+    [peers] are written unless `peers` asks for some.  dcs is a list of
+    dc names, one per node (default all "dc1").  registry=True leaves the
+    [model] sections out: the test registers models in ZooKeeper
+    (register_models()) and nodes pick them up live.  advertise, if
+    given, is called with each Node before its config is written and
+    returns the port other nodes should dial for it (node.advertise),
+    e.g. a dcproxy.DcProxy in front of it, or None."""
 
     def __init__(self, n, models=(MODEL_DEFAULT,), extra=None, name="itest",
-                 peers=None):
+                 peers=None, zk=None, dcs=None, registry=False,
+                 advertise=None):
         tmp = os.environ.get("FRESHET_TEST_TMP")
         if tmp:
             os.makedirs(tmp, exist_ok=True)
         self.dir = tempfile.mkdtemp(prefix="freshet-%s-" % name, dir=tmp)
         self.models = list(models)
         self.peer_map = peers
+        self.zk = zk
+        self.registry = registry
+        self.cluster_name = "%s-%d" % (name.replace("_", "-"), os.getpid())
+        self.dcs = list(dcs) if dcs else ["dc1"] * n
+        if len(self.dcs) != n:
+            raise ValueError("dcs names %d dcs for %d nodes" % (len(self.dcs), n))
         ports = free_ports(2 * n)
         self.nodes = []
         for i in range(n):
@@ -195,23 +215,32 @@ class Cluster:
             data = os.path.join(self.dir, "data%d" % nid)
             conf = os.path.join(self.dir, "node%d.conf" % nid)
             self.nodes.append(Node(self, nid, ports[2 * i], ports[2 * i + 1], data, conf))
+            self.nodes[-1].dc = self.dcs[i]
         for node in self.nodes:
+            node.advertise_port = advertise(node) if advertise else None
             self._write_conf(node, extra or {})
         _live.append(self)
 
     def _write_conf(self, node, extra):
         lines = ["[node]",
                  "id = %d" % node.id,
-                 "dc = dc1",
+                 "dc = %s" % node.dc,
                  "listen = 127.0.0.1:%d" % node.port,
                  "admin = 127.0.0.1:%d" % node.admin_port,
+                 "advertise = %s" % ("127.0.0.1:%d" % node.advertise_port
+                                     if node.advertise_port else ""),
                  "data_dir = %s" % node.data_dir,
                  "log_level = info",
                  "backend = cpu"]
+        if self.zk:
+            lines.append("cluster = %s" % self.cluster_name)
         sections = {"gossip": {"digest_interval_ms": 100,
                                "pull_timeout_ms": 1000,
                                "reconnect_min_ms": 50,
                                "reconnect_max_ms": 500}}
+        if self.zk:
+            sections["zookeeper"] = {"hosts": self.zk.hosts,
+                                     "session_timeout_ms": 4000}
         for sec, kv in extra.items():
             sections.setdefault(sec, {}).update(kv)
         for sec, kv in sections.items():
@@ -221,15 +250,49 @@ class Cluster:
         for other in self.nodes:
             if other is node:
                 continue
+            if self.zk and self.peer_map is None:
+                continue
             if self.peer_map is None or other.id in self.peer_map.get(node.id, ()):
                 lines.append("peer = %d@127.0.0.1:%d" % (other.id, other.port))
-        for m in self.models:
+        for m in ([] if self.registry else self.models):
             lines.append("[model %s]" % m["name"])
             lines.append("shards = %d" % m["shards"])
             lines.append("priority = %d" % m["priority"])
             lines += ["table = %s" % t for t in m["tables"]]
         with open(node.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    def register_models(self):
+        """Create every model in ZooKeeper with `freshet model create`."""
+        for m in self.models:
+            args = ["model", "create", "--zk", self.zk.hosts,
+                    "--cluster", self.cluster_name, "--name", m["name"],
+                    "--shards", m["shards"], "--priority", m["priority"]]
+            for t in m["tables"]:
+                args += ["--table", t]
+            cli(*args)
+
+    def leader_of(self, dc, timeout=30):
+        """The node that says it leads dc (by its /status), waiting for
+        exactly one."""
+        end = time.time() + timeout
+        seen = None
+        while time.time() < end:
+            leaders = []
+            for node in self.nodes:
+                if node.dc != dc or not node.alive():
+                    continue
+                try:
+                    if node.status()["topology"]["leader"]:
+                        leaders.append(node)
+                except (OSError, KeyError, ValueError):
+                    pass
+            if len(leaders) == 1:
+                return leaders[0]
+            seen = [n.id for n in leaders]
+            time.sleep(0.1)
+        raise AssertionError("dc %s: no single leader after %d s (leaders: %r)"
+                             % (dc, timeout, seen))
 
     def start(self):
         for node in self.nodes:
