@@ -28,16 +28,30 @@ replica.  The ratios gossip/star are the result; absolute numbers on a
 shared 2-core machine are noise.  A readable table comes first; the last
 line is one JSON object (as for the other benches).
 
+With --dcs D > 1 it measures data centres instead (D x K nodes, every
+link between dcs capped at --wan-mbit), side by side on the same updates:
+"freshet" (ZooKeeper, the model in the registry, only leaders link dcs),
+"star" (static peers, every replica pulls from the publisher's node, so
+each remote replica's copy crosses the WAN) and "redis" (a redis-server in
+dc1, the trainer XADDs each update, a consumer process per replica XREADs
+it, those outside dc1 through one bench/wan_proxy.py per dc with the same
+token bucket as the nodes').  Per mode: latency p50/p99 and WAN bytes over
+the ideal (D-1)*U; then a priority run (two registry models, the WAN
+saturated by the low-priority one): p99 of each and their ratio.
+
 Not a correctness test (tests/integration/ is), though it does check that
 each run ends converged and serves the published values.
 """
 
 import argparse
+import atexit
 import json
 import os
 import random
 import shutil
+import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -48,6 +62,11 @@ MODEL = "emb"
 TABLE = "emb"
 QUICK = {"rows": 65536, "dim": 16, "publishes": 6, "interval_ms": 200,
          "idle_shards": 10000, "idle_seconds": 2}
+# --dcs > 1: a 100k x 64 f32 table; an update of 5 % of it is 5,000 rows,
+# 1.38 MB on the wire (docs/wire.md §2: 8 + 8 + 4 + 256 bytes a row).
+DC = {"rows": 100000, "frac": 0.05, "publishes": 16, "interval_ms": 1000,
+      "poll_ms": 2.0}
+DC_QUICK = {"publishes": 6, "interval_ms": 700, "prio_seconds": 6}
 
 
 def parse_args():
@@ -92,16 +111,72 @@ def parse_args():
                          "update then also pays first-touch page faults on "
                          "fresh table pages: a warm-up cost, not propagation)")
     ap.add_argument("--seed", type=int, default=20261125)
+    g = ap.add_argument_group(
+        "several data centres (--dcs > 1)",
+        "D x K nodes; freshet (ZooKeeper, leaders link dcs) vs star (every "
+        "replica pulls from the publisher's node) vs a Redis Streams broker in "
+        "dc1, every replica outside dc1 reading through a capped WAN proxy; "
+        "then a priority run. Defaults there: --rows %d --frac %g --publishes %d "
+        "--interval-ms %d --poll-ms %g (--quick: --publishes %d --interval-ms %d "
+        "--prio-seconds %g)" % (DC["rows"], DC["frac"], DC["publishes"],
+                                DC["interval_ms"], DC["poll_ms"], DC_QUICK["publishes"],
+                                DC_QUICK["interval_ms"], DC_QUICK["prio_seconds"]))
+    g.add_argument("--dcs", type=int, default=1,
+                   help="data centres (%(default)s: the single-DC bench above)")
+    g.add_argument("--nodes-per-dc", type=int, default=3, help="nodes per dc (%(default)s)")
+    g.add_argument("--wan-mbit", type=int, default=100,
+                   help="WAN budget, Mbit/s, per (node, remote dc) in the nodes "
+                        "(gossip.wan_mbit) and per remote dc and direction in the "
+                        "Redis proxies (%(default)s; 100 Mbit/s = 12.5 MB/s)")
+    g.add_argument("--dc-modes", default="freshet,star,redis",
+                   help="comma-separated, of freshet, star and redis (%(default)s)")
+    g.add_argument("--no-priority", dest="priority", action="store_false",
+                   help="skip the two-model priority run")
+    g.add_argument("--prio-seconds", type=float, default=20,
+                   help="priority run: publishing time (%(default)s)")
+    g.add_argument("--prio-wan-mbit", type=int, default=20,
+                   help="priority run: gossip.wan_mbit (%(default)s; lower than "
+                        "--wan-mbit so that a 2-core machine can offer more than "
+                        "the WAN carries)")
+    g.add_argument("--prio-load", type=float, default=1.5,
+                   help="priority run: low-priority bytes offered per second, as "
+                        "a multiple of --prio-wan-mbit (%(default)s)")
+    g.add_argument("--prio-lo-rows", type=int, default=1000,
+                   help="priority run: rows per low-priority update (%(default)s)")
+    g.add_argument("--prio-hi-rows", type=int, default=100,
+                   help="priority run: rows per high-priority update (%(default)s)")
+    g.add_argument("--prio-hi-ms", type=int, default=250,
+                   help="priority run: time between high-priority updates (%(default)s)")
+    g.add_argument("--redis-server", default="/usr/bin/redis-server",
+                   help="redis-server binary (%(default)s)")
     ap.add_argument("--quick", action="store_true",
                     help="small sizes for a smoke run (under 30 s): --rows %d --dim "
                          "%d --publishes %d --interval-ms %d --idle-shards %d "
                          "--idle-seconds %d, unless given" % tuple(QUICK.values()))
     a = ap.parse_args()
-    if a.quick:
-        # Only what the command line left at its default.
-        for k, v in QUICK.items():
-            if getattr(a, k) == ap.get_default(k):
+    # Only what the command line left at its default.
+    presets = [DC] + ([DC_QUICK] if a.quick else []) if a.dcs > 1 \
+        else ([QUICK] if a.quick else [])
+    given = {k for k in vars(a) if getattr(a, k) != ap.get_default(k)}
+    for p in presets:
+        for k, v in p.items():
+            if k not in given:
                 setattr(a, k, v)
+    if a.dcs < 1 or a.nodes_per_dc < 1:
+        ap.error("--dcs and --nodes-per-dc: expected at least 1")
+    if a.dcs > 1:
+        if a.dcs * a.nodes_per_dc > 64:
+            ap.error("--dcs x --nodes-per-dc: at most 64 nodes on one machine")
+        if a.wan_mbit < 1 or a.prio_wan_mbit < 1:
+            ap.error("--wan-mbit, --prio-wan-mbit: expected at least 1")
+        if a.prio_load <= 0 or a.prio_seconds <= 0 or a.prio_hi_ms < 1:
+            ap.error("--prio-load, --prio-seconds, --prio-hi-ms: expected > 0")
+        if not 1 <= a.prio_lo_rows <= a.rows or not 1 <= a.prio_hi_rows <= a.rows:
+            ap.error("--prio-lo-rows, --prio-hi-rows: expected 1..--rows")
+        a.dc_modes = [m for m in a.dc_modes.split(",") if m]
+        for m in a.dc_modes:
+            if m not in ("freshet", "star", "redis"):
+                ap.error("--dc-modes: '%s' is not freshet, star or redis" % m)
     a.modes = [m for m in a.modes.split(",") if m]
     for m in a.modes:
         if m not in ("gossip", "star"):
@@ -141,9 +216,11 @@ def random_f32(rng, n):
 class Update:
     """One published update: its rows, values, sentinels and timings."""
 
-    def __init__(self, rows, values, shards, nnodes):
+    def __init__(self, rows, values, shards, nnodes, model=MODEL, table=TABLE):
         self.rows = rows
         self.values = values
+        self.model = model
+        self.table = table
         first = {}
         for r in rows:
             first.setdefault(r % shards, r)
@@ -154,13 +231,13 @@ class Update:
         self.seen = [None] * nnodes   # per node: first time every sentinel had it
 
 
-def make_updates(a):
+def make_updates(a, nnodes=None):
     rng = random.Random(a.seed)
     m = max(1, int(round(a.frac * a.rows)))
     ups = []
     for _ in range(a.publishes):
         rows = rng.sample(range(a.rows), m)
-        ups.append(Update(rows, random_f32(rng, m * a.dim), a.shards, a.nodes))
+        ups.append(Update(rows, random_f32(rng, m * a.dim), a.shards, nnodes or a.nodes))
     return ups, m
 
 
@@ -207,17 +284,21 @@ class Pollers:
                 if not active:
                     time.sleep(self.poll_s)
                     continue
-                rows = set()
+                want = {}   # (model, table) -> rows
                 for u, v in active:
-                    rows.update(u.sentinels if v is None else left.get(id(u), u.sentinels))
-                rows = sorted(rows)
+                    want.setdefault((u.model, u.table), set()).update(
+                        u.sentinels if v is None else left.get(id(u), u.sentinels))
+                vmaps = {}
                 t0 = time.monotonic()
-                vers, _, _ = conn.lookup(MODEL, TABLE, rows, want_values=False)
+                for (mod, tab), rows in want.items():
+                    rows = sorted(rows)
+                    vers, _, _ = conn.lookup(mod, tab, rows, want_values=False)
+                    vmaps[(mod, tab)] = dict(zip(rows, vers))
                 t = time.monotonic()
                 self.lookups[i] += 1
                 self.rtt[i] += t - t0
-                vmap = dict(zip(rows, vers))
                 for u, v in active:
+                    vmap = vmaps[(u.model, u.table)]
                     seen = None
                     if v is None:
                         minv = min(vmap[r] for r in u.sentinels)
@@ -366,6 +447,30 @@ def seed_data_dirs(c, snap):
             shutil.copyfile(snap, dst)
 
 
+def timed_publish(fp, pub, pollers, updates, frames_, interval_s, t_start):
+    """Send update k at t_start + k * interval_s (or at once when late),
+    each on the publisher connection pub, waiting for its ack (a BUSY
+    answer is retried after the node's hint); the pollers learn of each
+    update before it is sent and of its version when it is acked."""
+    for k, (u, (rid, frame)) in enumerate(zip(updates, frames_)):
+        delay = t_start + k * interval_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        pollers.add(u)
+        u.t_send = time.monotonic()
+        while True:
+            pub.send_frame(frame)
+            try:
+                version, _ = pub.publish_wait(rid)
+                break
+            except fp.ProtoError as e:
+                if e.code != fp.FR_ERR_BUSY:
+                    raise
+                time.sleep(max(e.retry_after_ms, 1) / 1000.0)
+        u.t_ack = time.monotonic()
+        pollers.set_version(u, version)
+
+
 def run_mode(h, fp, a, mode, updates, snap):
     peer_map = None if mode == "gossip" else star_peers(a.nodes)
     res = {"topology": "full mesh" if mode == "gossip" else "star on node 1"}
@@ -388,24 +493,8 @@ def run_mode(h, fp, a, mode, updates, snap):
         before = [traffic(n) for n in c.nodes]
         pollers = Pollers(fp, c.nodes, a.poll_ms / 1000.0)
         try:
-            t_start = time.monotonic() + 0.2
-            for k, (u, (rid, frame)) in enumerate(zip(updates, frames_)):
-                delay = t_start + k * a.interval_ms / 1000.0 - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                pollers.add(u)
-                u.t_send = time.monotonic()
-                while True:
-                    pub.send_frame(frame)
-                    try:
-                        version, _ = pub.publish_wait(rid)
-                        break
-                    except fp.ProtoError as e:
-                        if e.code != fp.FR_ERR_BUSY:
-                            raise
-                        time.sleep(max(e.retry_after_ms, 1) / 1000.0)
-                u.t_ack = time.monotonic()
-                pollers.set_version(u, version)
+            timed_publish(fp, pub, pollers, updates, frames_, a.interval_ms / 1000.0,
+                          time.monotonic() + 0.2)
             ok = pollers.wait_all(120)
         finally:
             pollers.close()
@@ -504,6 +593,657 @@ def run_idle(h, fp, a, shards):
             "bytes_per_s_max": round(max(rates), 1), "written_shards": w}
 
 
+# ===========================================================================
+# Several data centres (--dcs > 1): freshet vs star vs a Redis Streams broker
+# ===========================================================================
+
+ROW_HDR = 8 + 8 + 4          # a row on the wire: id, version, origin (+ values)
+STREAM = "emb"               # the Redis stream
+_RHDR = struct.Struct("<qII")  # Redis entry: seq (-1: stop), rows, dim
+_extra_cleanup = []          # callables: Redis, proxies, consumers, ZooKeeper
+
+
+def _cleanup_extra():
+    while _extra_cleanup:
+        try:
+            _extra_cleanup.pop()()
+        except Exception:  # cleanup goes on whatever one step raised
+            pass
+
+
+def dc_names(a):
+    return ["dc%d" % (i + 1) for i in range(a.dcs) for _ in range(a.nodes_per_dc)]
+
+
+def wan_out(c):
+    """Bytes every node sent to nodes of other dcs (freshet_dc_bytes_total
+    with src_dc = its dc, dst_dc another), summed: each byte that crossed
+    a dc boundary is counted once, by its sender."""
+    total = 0.0
+    for n in c.nodes:
+        for (name, labels), v in n.metrics().items():
+            d = dict(labels)
+            if name == "freshet_dc_bytes_total" and d.get("src_dc") == n.dc \
+                    and d.get("dst_dc") != n.dc:
+                total += v
+    return total
+
+
+def dc_egress(c, dc):
+    """Bytes the nodes of dc sent to other dcs."""
+    total = 0.0
+    for n in c.nodes:
+        if n.dc != dc:
+            continue
+        for (name, labels), v in n.metrics().items():
+            d = dict(labels)
+            if name == "freshet_dc_bytes_total" and d.get("src_dc") == dc \
+                    and d.get("dst_dc") != dc:
+                total += v
+    return total
+
+
+def register_models(h, c):
+    """The models in ZooKeeper: `freshet model create` when the CLI has
+    it, else the znode written directly (the registry's JSON form)."""
+    try:
+        c.register_models()
+        return "cli"
+    except (AssertionError, OSError, subprocess.SubprocessError) as e:
+        sys.stderr.write("bench_propagation: freshet model create failed (%s); "
+                         "writing the znodes with kazoo\n" % str(e).strip()[:200])
+    from kazoo.client import KazooClient
+    zc = KazooClient(hosts=c.zk.hosts, timeout=10)
+    zc.start(timeout=15)
+    try:
+        for m in c.models:
+            tabs = []
+            for t in m["tables"]:
+                name, rows, dim, dtype = (t.split(":") + ["f32"])[:4]
+                tabs.append({"name": name, "rows": int(rows), "dim": int(dim), "dtype": dtype})
+            doc = {"name": m["name"], "priority": m["priority"], "shards": m["shards"],
+                   "tables": tabs}
+            zc.create("/freshet/%s/models/%s" % (c.cluster_name, m["name"]),
+                      json.dumps(doc).encode(), makepath=True)
+    finally:
+        zc.stop()
+        zc.close()
+    return "kazoo"
+
+
+def wait_serving(c, models, timeout=60):
+    """Until every node's /status lists every model (registry models
+    arrive through a ZooKeeper watch)."""
+    end = time.monotonic() + timeout
+    while True:
+        missing = {}
+        for n in c.nodes:
+            try:
+                have = {m["name"] for m in n.status()["models"]}
+            except (OSError, ValueError, KeyError):
+                have = set()
+            if not set(models) <= have:
+                missing[n.id] = sorted(set(models) - have)
+        if not missing:
+            return
+        if time.monotonic() > end:
+            raise RuntimeError("models not served after %d s: %r" % (timeout, missing))
+        time.sleep(0.1)
+
+
+def warm_up(fp, pub, pollers, model, table, dim, shards, nnodes, seed, timeout=90):
+    """One small update (a row in every shard) published and waited for
+    on every node: links, elections and registry are all in place before
+    anything is timed."""
+    rng = random.Random(seed)
+    rows = list(range(shards))
+    u = Update(rows, random_f32(rng, len(rows) * dim), shards, nnodes, model, table)
+    timed_publish(fp, pub, pollers, [u],
+                  [pub.publish_frame(model, table, rows, u.values, dim)], 0, time.monotonic())
+    if not pollers.wait_all(timeout):
+        raise RuntimeError("warm-up update of %s not applied everywhere after %d s%s"
+                           % (model, timeout, ": " + "; ".join(pollers.errors)
+                              if pollers.errors else ""))
+
+
+def reset(updates, nnodes):
+    for u in updates:
+        u.t_send = u.t_ack = u.version = None
+        u.seen = [None] * nnodes
+
+
+def lat_stats(updates):
+    lat = [max(s - u.t_send for s in u.seen) * 1000 for u in updates]
+    return {"p50_ms": round(pct(lat, 50), 2), "p99_ms": round(pct(lat, 99), 2),
+            "mean_ms": round(sum(lat) / len(lat), 2), "max_ms": round(max(lat), 2)}
+
+
+def per_dc_mean(updates, dcs):
+    """Mean over updates of publish -> applied on a node, over the nodes
+    of each dc (dcs: the dc of each node, in poller order)."""
+    return {dc: round(sum(u.seen[i] - u.t_send for u in updates for i in range(len(dcs))
+                          if dcs[i] == dc) * 1000 / (len(updates) * dcs.count(dc)), 2)
+            for dc in sorted(set(dcs))}
+
+
+def run_dc_nodes(h, fp, a, mode, updates, zk):
+    """freshet (ZooKeeper, registry, leaders link dcs) or star (static
+    peers: every replica peers only with node 1, which peers with all)."""
+    n = a.dcs * a.nodes_per_dc
+    extra = gossip_extra(a)
+    extra["gossip"]["wan_mbit"] = a.wan_mbit
+    model = bench_model(a)
+    kw = {"zk": zk, "registry": True} if mode == "freshet" else {"peers": star_peers(n)}
+    reset(updates, n)
+    with h.Cluster(n, models=[model], extra=extra, name="bench-" + mode,
+                   dcs=dc_names(a), **kw) as c:
+        res = {}
+        if mode == "freshet":
+            res["registered_with"] = register_models(h, c)
+        t0 = time.monotonic()
+        c.start()
+        if mode == "freshet":
+            leaders = {dc: c.leader_of(dc, timeout=60) for dc in sorted(set(c.dcs))}
+            res["leaders"] = {dc: l.id for dc, l in leaders.items()}
+            # The trainer knows no leader: it publishes to a replica of
+            # dc1, whose rows then take one more hop inside dc1.
+            pub_node = next((x for x in c.nodes if x.dc == "dc1"
+                             and x is not leaders["dc1"]), leaders["dc1"])
+            res["topology"] = "ZooKeeper: leaders link dcs, replicas pull in their dc"
+        else:
+            wait_links(c, star_peers(n))
+            pub_node = c.nodes[0]
+            res["topology"] = "star on node 1 (dc1): every replica pulls from it"
+        wait_serving(c, [MODEL])
+        res["startup_s"] = round(time.monotonic() - t0, 2)
+        res["publish_to"] = pub_node.id
+        pub = fp.Conn(pub_node.addr, timeout=120)
+        pollers = Pollers(fp, c.nodes, a.poll_ms / 1000.0)
+        try:
+            warm_up(fp, pub, pollers, MODEL, TABLE, a.dim, a.shards, n, a.seed + 7)
+            frames_ = [pub.publish_frame(MODEL, TABLE, struct.pack("<%dQ" % len(u.rows), *u.rows),
+                                         u.values, a.dim) for u in updates]
+            time.sleep(0.5)   # the warm-up's last notifications settle
+            w0 = wan_out(c)
+            timed_publish(fp, pub, pollers, updates, frames_, a.interval_ms / 1000.0,
+                          time.monotonic() + 0.2)
+            ok = pollers.wait_all(180)
+        finally:
+            pollers.close()
+            pub.close()
+        if pollers.errors:
+            raise RuntimeError("%s: %s" % (mode, "; ".join(pollers.errors)))
+        if not ok:
+            missing = {c.nodes[i].id: sum(1 for u in updates if u.seen[i] is None)
+                       for i in range(n)}
+            raise RuntimeError("%s: updates not applied everywhere after 180 s "
+                               "(updates missing per node: %r)" % (mode, missing))
+        time.sleep(0.5)   # the last exchanges counted on both sides
+        res["wan_bytes"] = round(wan_out(c) - w0)
+        res.update(lat_stats(updates))
+        res["per_dc_mean_ms"] = per_dc_mean(updates, c.dcs)
+        res["poll_rtt_ms"] = round(sum(pollers.rtt) * 1000 / max(1, sum(pollers.lookups)), 3)
+        c.wait_converged(timeout=120)
+        res["converged"] = True
+    return res
+
+
+# --- Redis Streams -----------------------------------------------------------
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGKILL when the bench dies (prctl
+    PR_SET_PDEATHSIG), so no redis-server outlives a killed run."""
+    import ctypes
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except OSError:
+        pass
+
+
+def start_redis(binary, tmp):
+    import redis
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", tmp, "--daemonize", "no",
+         "--logfile", os.path.join(tmp, "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent, start_new_session=True)
+
+    def stop():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _extra_cleanup.append(stop)
+    r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=30)
+    end = time.monotonic() + 20
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError("redis-server exited with %d" % proc.returncode)
+        try:
+            r.ping()
+            return proc, port, r
+        except redis.exceptions.ConnectionError:
+            if time.monotonic() > end:
+                raise RuntimeError("redis-server not answering on port %d after 20 s" % port)
+            time.sleep(0.05)
+
+
+def _free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class WanProxy:
+    """bench/wan_proxy.py in a process of its own: one remote dc's link."""
+
+    def __init__(self, target_port, mbit):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(SRC, "bench", "wan_proxy.py"),
+             "--target", "127.0.0.1:%d" % target_port, "--mbit", str(mbit)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            start_new_session=True)
+        _extra_cleanup.append(self.close)
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "port":
+            raise RuntimeError("wan_proxy.py did not start (said %r)" % line)
+        self.port = int(line[1])
+
+    def stats(self):
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()   # end of stdin: it exits
+                self.proc.wait(5)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def redis_consumer(idx, port, rows, dim, out):
+    """One replica (a process of its own): XREAD BLOCK the stream from the
+    start, decode every entry into its own copy of the table, and report
+    (seq, time applied) for each; at the stop entry, the table's CRC."""
+    import zlib
+    import redis
+    ppid = os.getppid()
+    rb = 4 * dim
+    table = bytearray(rows * rb)
+    try:
+        r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=60)
+        r.ping()
+        out.send(("ready", idx))
+        last = b"0-0"
+        while True:
+            resp = r.xread({STREAM: last}, block=500, count=4)
+            if not resp:
+                if os.getppid() != ppid:
+                    return
+                continue
+            for eid, fields in resp[0][1]:
+                last = eid
+                p = fields[b"d"]
+                seq, n, d = _RHDR.unpack_from(p, 0)
+                if seq < 0:
+                    out.send(("done", idx, zlib.crc32(table)))
+                    return
+                if d != dim or len(p) != _RHDR.size + n * (8 + rb):
+                    raise ValueError("entry %d: %d rows of dim %d in %d bytes"
+                                     % (seq, n, d, len(p)))
+                mv = memoryview(p)
+                ids = mv[_RHDR.size:_RHDR.size + 8 * n].cast("Q")
+                vals = mv[_RHDR.size + 8 * n:]
+                for i, row in enumerate(ids):
+                    table[row * rb:(row + 1) * rb] = vals[i * rb:(i + 1) * rb]
+                out.send(("seen", idx, seq, time.monotonic()))
+    except Exception as e:  # reported by the parent
+        out.send(("error", idx, repr(e)))
+
+
+def run_dc_redis(a, updates, tmp):
+    """A redis-server in dc1; the trainer XADDs one entry per update; a
+    consumer process per replica XREADs it, those outside dc1 through
+    their dc's capped proxy; latency = XADD -> last replica decoded it."""
+    import multiprocessing
+    import multiprocessing.connection as mpc
+    import zlib
+    n = a.dcs * a.nodes_per_dc
+    dcs = dc_names(a)
+    reset(updates, n)
+    res = {"topology": "redis-server in dc1; replicas XREAD BLOCK, remote dcs "
+                       "through one %d Mbit/s proxy per dc" % a.wan_mbit}
+    rdir = tempfile.mkdtemp(prefix="redis-", dir=tmp)
+    proc, port, r = start_redis(a.redis_server, rdir)
+    res["redis_version"] = r.info("server").get("redis_version")
+    proxies = {dc: WanProxy(port, a.wan_mbit) for dc in sorted(set(dcs)) if dc != "dc1"}
+    ctx = multiprocessing.get_context("fork")
+    readers, procs = [], []
+    for i in range(n):
+        rd, wr = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=redis_consumer, daemon=True,
+                        args=(i, port if dcs[i] == "dc1" else proxies[dcs[i]].port,
+                              a.rows, a.dim, wr))
+        p.start()
+        wr.close()
+        readers.append(rd)
+        procs.append(p)
+
+    def stop_consumers():
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+            p.join(5)
+    _extra_cleanup.append(stop_consumers)
+
+    seen = {}      # seq -> [time per consumer]
+    crcs = {}
+
+    def drain(until, want=None):
+        """Take consumer messages until time `until` or until want() holds."""
+        while True:
+            left = until - time.monotonic()
+            if want is not None and want():
+                return True
+            if left <= 0:
+                return False
+            for rd in mpc.wait(readers, timeout=min(left, 0.05)):
+                try:
+                    msg = rd.recv()
+                except EOFError:
+                    readers.remove(rd)
+                    continue
+                if msg[0] == "seen":
+                    seen.setdefault(msg[2], [None] * n)[msg[1]] = msg[3]
+                elif msg[0] == "done":
+                    crcs[msg[1]] = msg[2]
+                elif msg[0] == "ready":
+                    seen.setdefault("ready", [None] * n)[msg[1]] = 1
+                else:
+                    raise RuntimeError("redis consumer %d: %s" % (msg[1], msg[2]))
+
+    def all_seen(seq):
+        return lambda: seq in seen and all(x is not None for x in seen[seq])
+
+    t0 = time.monotonic()
+    if not drain(time.monotonic() + 30, all_seen("ready")):
+        raise RuntimeError("redis consumers not connected after 30 s")
+    payloads = [b"".join((_RHDR.pack(k + 1, len(u.rows), a.dim),
+                          struct.pack("<%dQ" % len(u.rows), *u.rows), u.values))
+                for k, u in enumerate(updates)]
+    # Warm-up entry (seq 0): every consumer's path is open and decoding.
+    wrows = list(range(a.shards))
+    r.xadd(STREAM, {"d": b"".join((_RHDR.pack(0, len(wrows), a.dim),
+                                   struct.pack("<%dQ" % len(wrows), *wrows),
+                                   random_f32(random.Random(a.seed + 7), len(wrows) * a.dim)))})
+    if not drain(time.monotonic() + 60, all_seen(0)):
+        raise RuntimeError("redis warm-up entry not decoded by every consumer after 60 s")
+    res["startup_s"] = round(time.monotonic() - t0, 2)
+    time.sleep(0.3)
+    b0 = {dc: p.stats() for dc, p in proxies.items()}
+    t_start = time.monotonic() + 0.2
+    for k, (u, pl) in enumerate(zip(updates, payloads)):
+        drain(t_start + k * a.interval_ms / 1000.0)
+        u.t_send = time.monotonic()
+        r.xadd(STREAM, {"d": pl})
+        u.t_ack = time.monotonic()
+    if not drain(time.monotonic() + 180, lambda: all(all_seen(k + 1)() for k in range(len(updates)))):
+        raise RuntimeError("redis: updates not decoded by every consumer after 180 s")
+    time.sleep(0.3)
+    b1 = {dc: p.stats() for dc, p in proxies.items()}
+    for k, u in enumerate(updates):
+        u.seen = seen[k + 1]
+    res["wan_bytes"] = sum(b1[dc][w] - b0[dc][w] for dc in proxies for w in ("up", "down"))
+    res.update(lat_stats(updates))
+    res["per_dc_mean_ms"] = per_dc_mean(updates, dcs)
+    res["xadd_ms_mean"] = round(sum(u.t_ack - u.t_send for u in updates) * 1000 / len(updates), 2)
+    res["stream_entry_bytes"] = len(payloads[0])
+    # Stop entry; every replica must hold exactly what the trainer sent.
+    r.xadd(STREAM, {"d": _RHDR.pack(-1, 0, a.dim)})
+    if not drain(time.monotonic() + 60, lambda: len(crcs) == n):
+        raise RuntimeError("redis consumers did not finish (%d of %d)" % (len(crcs), n))
+    want = bytearray(a.rows * 4 * a.dim)
+    rb = 4 * a.dim
+    warm_vals = random_f32(random.Random(a.seed + 7), len(wrows) * a.dim)
+    for i, row in enumerate(wrows):
+        want[row * rb:(row + 1) * rb] = warm_vals[i * rb:(i + 1) * rb]
+    for u in updates:
+        for i, row in enumerate(u.rows):
+            want[row * rb:(row + 1) * rb] = u.values[i * rb:(i + 1) * rb]
+    if set(crcs.values()) != {zlib.crc32(want)}:
+        raise RuntimeError("redis consumers hold other tables than published: %r" % crcs)
+    res["converged"] = True
+    stop_consumers()
+    for p in proxies.values():
+        p.close()
+    r.close()
+    proc.kill()
+    proc.wait()
+    return res
+
+
+# --- priority: two models, WAN saturated ------------------------------------
+
+PULL_COUNTERS = ("freshet_pulls_total", "freshet_pull_retries_total",
+                 "freshet_pulls_failed_total")
+
+
+def run_priority(h, fp, a, zk):
+    """Models hi (priority 100) and lo (priority 1) in the registry; lo
+    offered at --prio-load x --prio-wan-mbit (more than the WAN carries),
+    hi a small update every --prio-hi-ms; latency of each to every node."""
+    n = a.dcs * a.nodes_per_dc
+    shards = 16
+    hi = {"name": "hi", "shards": shards, "priority": 100,
+          "tables": ["hi:%d:%d:f32" % (a.rows, a.dim)]}
+    lo = {"name": "lo", "shards": shards, "priority": 1,
+          "tables": ["lo:%d:%d:f32" % (a.rows, a.dim)]}
+    extra = gossip_extra(a)
+    extra["gossip"]["wan_mbit"] = a.prio_wan_mbit
+    row_wire = ROW_HDR + 4 * a.dim
+    rate = a.prio_load * a.prio_wan_mbit * 125000.0       # offered lo bytes/s
+    lo_int = a.prio_lo_rows * row_wire / rate
+    n_lo = max(2, int(a.prio_seconds / lo_int))
+    n_hi = max(2, int(a.prio_seconds * 1000 / a.prio_hi_ms))
+    rng = random.Random(a.seed + 99)
+
+    def mk(model, k, m):
+        return [Update(rng.sample(range(a.rows), m), random_f32(rng, m * a.dim),
+                       shards, n, model, model) for _ in range(k)]
+    los, his = mk("lo", n_lo, a.prio_lo_rows), mk("hi", n_hi, a.prio_hi_rows)
+    res = {"wan_mbit": a.prio_wan_mbit, "offered_lo_mbit": round(rate * 8 / 1e6, 1),
+           "lo_rows": a.prio_lo_rows, "hi_rows": a.prio_hi_rows,
+           "hi_interval_ms": a.prio_hi_ms, "seconds": a.prio_seconds,
+           "lo_updates": n_lo, "hi_updates": n_hi}
+    with h.Cluster(n, models=[hi, lo], extra=extra, name="bench-prio", dcs=dc_names(a),
+                   zk=zk, registry=True) as c:
+        register_models(h, c)
+        c.start()
+        leaders = {dc: c.leader_of(dc, timeout=60) for dc in sorted(set(c.dcs))}
+        pub_node = next((x for x in c.nodes if x.dc == "dc1" and x is not leaders["dc1"]),
+                        leaders["dc1"])
+        wait_serving(c, ["hi", "lo"])
+        pubs = [fp.Conn(pub_node.addr, timeout=300) for _ in range(2)]
+        pollers = Pollers(fp, c.nodes, a.poll_ms / 1000.0)
+        errors = []
+        try:
+            for m_ in ("hi", "lo"):
+                warm_up(fp, pubs[0], pollers, m_, m_, a.dim, shards, n, a.seed + 8)
+            frames_ = [[p.publish_frame(u.model, u.table, struct.pack("<%dQ" % len(u.rows),
+                                                                      *u.rows), u.values, a.dim)
+                        for u in us] for p, us in zip(pubs, (los, his))]
+            time.sleep(0.5)
+            e0, w0 = dc_egress(c, "dc1"), wan_out(c)
+            r0 = {k: sum(x.metric_sum(k) for x in c.nodes) for k in PULL_COUNTERS}
+            t_start = time.monotonic() + 0.2
+
+            def stream(k):
+                try:
+                    timed_publish(fp, pubs[k], pollers, (los, his)[k], frames_[k],
+                                  (lo_int, a.prio_hi_ms / 1000.0)[k], t_start)
+                except Exception as e:  # reported below
+                    errors.append(repr(e))
+            ts = [threading.Thread(target=stream, args=(k,)) for k in (0, 1)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            t_pub = time.monotonic() - t_start
+            e1, w1 = dc_egress(c, "dc1"), wan_out(c)
+            ok = pollers.wait_all(max(120, 6 * a.prio_seconds)) if not errors else False
+            time.sleep(0.5)
+            w2 = wan_out(c)
+            r1 = {k: sum(x.metric_sum(k) for x in c.nodes) for k in PULL_COUNTERS}
+        finally:
+            pollers.close()
+            for p in pubs:
+                p.close()
+        if errors or pollers.errors:
+            raise RuntimeError("priority run: %s" % "; ".join(errors + pollers.errors))
+        if not ok:
+            raise RuntimeError("priority run: updates not applied everywhere in time")
+        res["publish_s"] = round(t_pub, 2)
+        res["achieved_lo_mbit"] = round(n_lo * a.prio_lo_rows * row_wire * 8 / t_pub / 1e6, 1)
+        res["dc1_egress_mbit"] = round((e1 - e0) * 8 / t_pub / 1e6, 1)
+        res["wan_mbit_all_dcs"] = round((w1 - w0) * 8 / t_pub / 1e6, 1)
+        res["wan_over_ideal"] = round(
+            (w2 - w0) / ((a.dcs - 1) * row_wire * (n_lo * a.prio_lo_rows
+                                                   + n_hi * a.prio_hi_rows)), 3)
+        res.update({k.replace("freshet_", ""): round(r1[k] - r0[k]) for k in PULL_COUNTERS})
+        res["hi"], res["lo"] = lat_stats(his), lat_stats(los)
+        res["leaders"] = {dc: x.id for dc, x in leaders.items()}
+        res["publish_to"] = pub_node.id
+        for key, us in (("hi", his), ("lo", los)):
+            res[key]["per_dc_mean_ms"] = per_dc_mean(us, c.dcs)
+            res[key]["per_node_mean_ms"] = {
+                c.nodes[i].id: round(sum(u.seen[i] - u.t_send for u in us) * 1000 / len(us), 1)
+                for i in range(n)}
+        for key, us in (("hi", his), ("lo", los)):
+            # Does the wait grow with the backlog?
+            q = len(us) // 4 or 1
+            res[key]["first_quarter_mean_ms"] = round(
+                sum(max(s - u.t_send for s in u.seen) for u in us[:q]) * 1000 / q, 1)
+            res[key]["last_quarter_mean_ms"] = round(
+                sum(max(s - u.t_send for s in u.seen) for u in us[-q:]) * 1000 / q, 1)
+        c.wait_converged(timeout=180)
+        res["converged"] = True
+    res["p99_hi_over_lo"] = round(res["hi"]["p99_ms"] / res["lo"]["p99_ms"], 3)
+    res["p50_hi_over_lo"] = round(res["hi"]["p50_ms"] / res["lo"]["p50_ms"], 3)
+    return res
+
+
+def main_dcs(a, h, fp):
+    import zk as zkmod
+    if "redis" in a.dc_modes and not os.access(a.redis_server, os.X_OK):
+        sys.stderr.write("bench_propagation: --redis-server %s: not an executable "
+                         "(Debian package redis-server)\n" % a.redis_server)
+        return 1
+    n = a.dcs * a.nodes_per_dc
+    updates, m = make_updates(a, n)
+    row_wire = ROW_HDR + 4 * a.dim
+    u_bytes = m * row_wire                      # one update on the wire
+    U = u_bytes * len(updates)                  # all of them
+    ideal = (a.dcs - 1) * U
+    bps = a.wan_mbit * 125000.0
+    print("bench_propagation: %d dcs x %d nodes on loopback, WAN %d Mbit/s (%.2f MB/s) per "
+          "remote dc; table %d x %d f32 in %d shards; %d updates of %d rows (%.2f MB on the "
+          "wire) every %d ms into dc1; ideal WAN bytes (D-1)U = %.1f MB"
+          % (a.dcs, a.nodes_per_dc, a.wan_mbit, bps / 1e6, a.rows, a.dim, a.shards,
+             a.publishes, m, u_bytes / 1e6, a.interval_ms, ideal / 1e6), flush=True)
+    print("  WAN floor per update at %.1f MB/s: freshet U/B = %.0f ms (one copy per remote "
+          "dc), star and redis K*U/B = %.0f ms (a copy per remote replica); the buckets "
+          "hold 0.2 s of budget (%.1f MB), so an update smaller than that passes a rested "
+          "link at once" % (bps / 1e6, u_bytes / bps * 1000,
+                            a.nodes_per_dc * u_bytes / bps * 1000, 0.2 * bps / 1e6), flush=True)
+    res = {}
+    t_all = time.monotonic()
+    if os.environ.get("FRESHET_TEST_TMP"):
+        os.makedirs(os.environ["FRESHET_TEST_TMP"], exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="freshet-bench-dc-", dir=os.environ.get("FRESHET_TEST_TMP"))
+    _extra_cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    zk = None
+    try:
+        if "freshet" in a.dc_modes or a.priority:
+            zk = zkmod.ZooKeeper(dir=tmp)
+            _extra_cleanup.append(zk.close)
+            zk.start()
+        for mode in a.dc_modes:
+            t0 = time.monotonic()
+            if mode == "redis":
+                res[mode] = run_dc_redis(a, updates, tmp)
+            else:
+                res[mode] = run_dc_nodes(h, fp, a, mode, updates, zk)
+            res[mode]["wan_over_ideal"] = round(res[mode]["wan_bytes"] / ideal, 3)
+            print("  %s done in %.1f s" % (mode, time.monotonic() - t0), flush=True)
+        if a.priority:
+            t0 = time.monotonic()
+            res["priority"] = run_priority(h, fp, a, zk)
+            print("  priority run done in %.1f s" % (time.monotonic() - t0), flush=True)
+    finally:
+        _cleanup_extra()
+
+    print()
+    print("%-8s %9s %9s %9s %9s %10s %10s" % ("mode", "p50 ms", "p99 ms", "mean ms",
+                                             "max ms", "WAN MB", "WAN/ideal"))
+    for mode in a.dc_modes:
+        r = res[mode]
+        print("%-8s %9.1f %9.1f %9.1f %9.1f %10.2f %10.3f"
+              % (mode, r["p50_ms"], r["p99_ms"], r["mean_ms"], r["max_ms"],
+                 r["wan_bytes"] / 1e6, r["wan_over_ideal"]))
+    for mode in a.dc_modes:
+        print("%s mean ms per dc: %s" % (mode, "  ".join(
+            "%s %.1f" % kv for kv in res[mode]["per_dc_mean_ms"].items())))
+    ratios = {}
+    for other in ("star", "redis"):
+        if "freshet" in res and other in res:
+            f, o = res["freshet"], res[other]
+            for k, key in (("p50", "p50_ms"), ("p99", "p99_ms"), ("wan_bytes", "wan_bytes")):
+                ratios["%s_freshet_over_%s" % (k, other)] = round(f[key] / o[key], 3) \
+                    if o[key] else None
+            print("ratios freshet/%s: p50 %.2f, p99 %.2f, WAN bytes %.3f"
+                  % (other, ratios["p50_freshet_over_%s" % other],
+                     ratios["p99_freshet_over_%s" % other],
+                     ratios["wan_bytes_freshet_over_%s" % other]))
+    if a.priority:
+        p = res["priority"]
+        print("priority run (%d Mbit/s WAN, lo offered %.1f Mbit/s, achieved %.1f; dc1 sent "
+              "%.1f Mbit/s to other dcs; %.0f s): hi (prio 100, %d rows every %d ms) p50 %.1f "
+              "p99 %.1f ms; lo (prio 1, %d rows) p50 %.1f p99 %.1f ms; mean of the first and last quarter of "
+              "the updates: hi %.0f -> %.0f ms, lo %.0f -> %.0f ms; p99 hi/lo %.3f"
+              % (p["wan_mbit"], p["offered_lo_mbit"], p["achieved_lo_mbit"],
+                 p["dc1_egress_mbit"], p["publish_s"], p["hi_rows"], p["hi_interval_ms"],
+                 p["hi"]["p50_ms"], p["hi"]["p99_ms"], p["lo_rows"], p["lo"]["p50_ms"],
+                 p["lo"]["p99_ms"], p["hi"]["first_quarter_mean_ms"],
+                 p["hi"]["last_quarter_mean_ms"], p["lo"]["first_quarter_mean_ms"],
+                 p["lo"]["last_quarter_mean_ms"], p["p99_hi_over_lo"]))
+    print("note: freshet and star latencies are polled (up to %.1f ms pause + one LOOKUP "
+          "round trip, ~%s ms); Redis consumers are pushed to (XREAD BLOCK) and time "
+          "their own decode. Redis entries carry id + values only (%d B a row against "
+          "the nodes' %d), so redis WAN/ideal reads a little low. Total %.0f s."
+          % (a.poll_ms, "/".join("%.2f" % res[m_]["poll_rtt_ms"] for m_ in a.dc_modes
+                                 if "poll_rtt_ms" in res[m_]) or "-",
+             8 + 4 * a.dim, row_wire, time.monotonic() - t_all))
+    out = {"bench": "propagation", "dcs": a.dcs, "nodes_per_dc": a.nodes_per_dc,
+           "wan_mbit": a.wan_mbit, "rows": a.rows, "dim": a.dim, "frac": a.frac,
+           "rows_per_update": m, "update_wire_bytes": u_bytes, "publishes": a.publishes,
+           "interval_ms": a.interval_ms, "shards": a.shards, "poll_ms": a.poll_ms,
+           "ideal_wan_bytes": ideal, "quick": a.quick}
+    for mode in a.dc_modes:
+        out[mode] = res[mode]
+    out["ratios"] = ratios
+    if a.priority:
+        out["priority"] = res["priority"]
+    print(json.dumps(out, separators=(",", ":")))
+    return 0
+
+
 def main():
     a = parse_args()
     os.environ["FRESHET_BUILD_DIR"] = os.path.abspath(a.build_dir)
@@ -516,6 +1256,23 @@ def main():
     if not os.access(h.FRESHETD, os.X_OK):
         sys.stderr.write("bench_propagation: %s not built\n" % h.FRESHETD)
         return 1
+    if a.dcs > 1:
+        # Redis, the proxies, the consumers and ZooKeeper go too, on a
+        # deadline, a SIGTERM or an error (atexit does not run on the
+        # deadline's os._exit).
+        def on_alarm(signum, frame):
+            sys.stderr.write("bench_propagation: timed out\n")
+            h._cleanup_all()
+            _cleanup_extra()
+            os._exit(3)
+
+        def on_term(signum, frame):
+            raise SystemExit(143)
+        atexit.register(_cleanup_extra)
+        signal.signal(signal.SIGALRM, on_alarm)
+        signal.signal(signal.SIGTERM, on_term)
+        signal.alarm(240 if a.quick else 1800)
+        return main_dcs(a, h, fp)
     h.deadline(150 if a.quick else 1800)
     t_all = time.monotonic()
     updates, m = make_updates(a)
