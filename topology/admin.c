@@ -186,6 +186,10 @@ struct topo_admin *topo_admin_connect(const char *hosts, const char *cluster,
 	e = check_hosts(hosts);
 	if (!e)
 		e = topo_check_name(cluster, TOPO_NAME_MAX, "cluster name");
+	/* A chroot that does not exist yet is made (as Kafka does), so a
+	 * new environment needs no manual step in ZooKeeper. */
+	if (!e)
+		e = topo_chroot_ensure(hosts, timeout_ms);
 	if (e)
 		goto out_err;
 	a = calloc(1, sizeof(*a));
@@ -752,4 +756,50 @@ enum fr_err topo_admin_leaders(struct topo_admin *a, struct topo_leader **out,
 	*out = arr;
 	*n = cnt;
 	return FR_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * The chroot
+ * ---------------------------------------------------------------------- */
+
+enum fr_err topo_chroot_ensure(const char *hosts, uint32_t timeout_ms)
+{
+	char base[TOPO_HOSTS_MAX + 1], path[TOPO_HOSTS_MAX + 1];
+	const char *chroot = NULL, *lb = NULL;
+	struct topo_admin *a;
+	enum fr_err err = FR_OK;
+
+	for (const char *p = hosts; *p; p++) {
+		if (*p == '[')
+			lb = p;
+		else if (*p == ']')
+			lb = NULL;
+		else if (*p == '/' && !lb) {
+			chroot = p;
+			break;
+		}
+	}
+	if (!chroot || !chroot[1])
+		return FR_OK;
+	if ((size_t)(chroot - hosts) >= sizeof(base) ||
+	    strlen(chroot) >= sizeof(path))
+		return fr_fail(FR_ERR_INVAL, "ZooKeeper hosts '%s': too long",
+			       hosts);
+	memcpy(base, hosts, (size_t)(chroot - hosts));
+	base[chroot - hosts] = '\0';
+	a = topo_admin_connect(base, "chroot", timeout_ms, &err);
+	if (!a)
+		return err;
+	/* "/a/b/c": create "/a", "/a/b", "/a/b/c" in turn. */
+	for (size_t i = 1; !err; i++) {
+		if (chroot[i] != '/' && chroot[i] != '\0')
+			continue;
+		memcpy(path, chroot, i);
+		path[i] = '\0';
+		err = zk_ensure(a, path);
+		if (chroot[i] == '\0')
+			break;
+	}
+	topo_admin_close(a);
+	return err;
 }

@@ -1139,6 +1139,11 @@ static void publish(struct topo *t)
 
 static void open_session(struct topo *t)
 {
+	/* The chroot is made first when missing (best effort: if it fails,
+	 * ensure_node says so on the first create). */
+	if (topo_chroot_ensure(t->cfg.hosts, 2000))
+		fr_log(FR_LOG_DEBUG, MOD, "chroot of '%s' not checked: %s",
+		       t->cfg.hosts, fr_errmsg());
 	/* Never resume an old session (rule 6): clientid NULL. */
 	t->th_zh = zookeeper_init2(t->cfg.hosts, watch_cb,
 				   (int)t->cfg.session_timeout_ms, NULL,

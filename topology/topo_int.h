@@ -32,6 +32,12 @@ enum fr_err topo_check_roles(const char *s, const char *what);
 /* Every field of a member (used by the encoder and by topo_new). */
 enum fr_err topo_member_check(const struct topo_member *m);
 
+/* If hosts ends in a chroot ("h:2181/a/b"), connect without it and create
+ * /a and /a/b when missing: the ZooKeeper client refuses every call under
+ * a chroot that does not exist.  FR_OK when there is no chroot.  Blocks up
+ * to about timeout_ms; not for the loop thread. */
+enum fr_err topo_chroot_ensure(const char *hosts, uint32_t timeout_ms);
+
 /* Copy at most cap-1 bytes of untrusted s into buf for a log line,
  * replacing anything unprintable by '?' and marking a cut with "...". */
 const char *topo_show(char *buf, size_t cap, const char *s, size_t len);

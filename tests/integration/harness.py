@@ -191,11 +191,12 @@ class Cluster:
     (register_models()) and nodes pick them up live.  advertise, if
     given, is called with each Node before its config is written and
     returns the port other nodes should dial for it (node.advertise),
-    e.g. a dcproxy.DcProxy in front of it, or None."""
+    e.g. a dcproxy.DcProxy in front of it, or None.  chroot ("/a/b") is
+    appended to the ZooKeeper hosts: the cluster lives under it."""
 
     def __init__(self, n, models=(MODEL_DEFAULT,), extra=None, name="itest",
                  peers=None, zk=None, dcs=None, registry=False,
-                 advertise=None):
+                 advertise=None, chroot=""):
         tmp = os.environ.get("FRESHET_TEST_TMP")
         if tmp:
             os.makedirs(tmp, exist_ok=True)
@@ -203,6 +204,7 @@ class Cluster:
         self.models = list(models)
         self.peer_map = peers
         self.zk = zk
+        self.zk_hosts = (zk.hosts + chroot) if zk else None
         self.registry = registry
         self.cluster_name = "%s-%d" % (name.replace("_", "-"), os.getpid())
         self.dcs = list(dcs) if dcs else ["dc1"] * n
@@ -239,7 +241,7 @@ class Cluster:
                                "reconnect_min_ms": 50,
                                "reconnect_max_ms": 500}}
         if self.zk:
-            sections["zookeeper"] = {"hosts": self.zk.hosts,
+            sections["zookeeper"] = {"hosts": self.zk_hosts,
                                      "session_timeout_ms": 4000}
         for sec, kv in extra.items():
             sections.setdefault(sec, {}).update(kv)
@@ -265,7 +267,7 @@ class Cluster:
     def register_models(self):
         """Create every model in ZooKeeper with `freshet model create`."""
         for m in self.models:
-            args = ["model", "create", "--zk", self.zk.hosts,
+            args = ["model", "create", "--zk", self.zk_hosts,
                     "--cluster", self.cluster_name, "--name", m["name"],
                     "--shards", m["shards"], "--priority", m["priority"]]
             for t in m["tables"]:

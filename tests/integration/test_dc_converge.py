@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""3 DCs x 3 nodes on a real ZooKeeper, the model registered in ZooKeeper:
+"""3 DCs x 3 nodes on a real ZooKeeper (under a chroot the nodes create),
+the model registered in ZooKeeper:
 
 1. every dc elects exactly one leader, and only leaders link dcs;
 2. a stream of publishes into dc1 (distinct rows, so nothing coalesces)
@@ -80,6 +81,7 @@ def publish_rows(node, first, count, batch=2000, key=None):
 with zkmod.ZooKeeper() as zk, \
         h.Cluster(len(DCS) * PER_DC, models=[MODEL], name="dc_converge", zk=zk,
                   dcs=[d for d in DCS for _ in range(PER_DC)], registry=True,
+                  chroot="/itest/dc-converge",
                   extra={"zookeeper": {"session_timeout_ms": SESSION_MS},
                          "gossip": {"digest_interval_ms": 100}}) as c:
     c.register_models()
