@@ -994,22 +994,27 @@ static enum fr_err listener_open(struct node *n)
  * Start and stop
  * ===================================================================== */
 
+/* A token bucket of mbit Mbit/s: refilled every NET_RATE_TICK_MS, a
+ * burst of two ticks. */
+static struct ev_token_bucket_cfg *bucket_new(uint32_t mbit)
+{
+	uint64_t per_tick = (uint64_t)mbit * 125000 /
+		(1000 / NET_RATE_TICK_MS);
+	struct timeval tick = { 0, NET_RATE_TICK_MS * 1000 };
+
+	if (per_tick < 1)
+		per_tick = 1;
+	return ev_token_bucket_cfg_new(per_tick, 2 * per_tick, per_tick,
+				       2 * per_tick, &tick);
+}
+
 enum fr_err node_net_start(struct node *n)
 {
 	const struct config *cfg = n->cfg;
 	enum fr_err rc;
 
 	if (cfg->link_mbit) {
-		/* Per tick of 100 ms; a burst of two ticks. */
-		uint64_t per_tick = (uint64_t)cfg->link_mbit * 125000 /
-			(1000 / NET_RATE_TICK_MS);
-		struct timeval tick = { 0, NET_RATE_TICK_MS * 1000 };
-
-		if (per_tick < 1)
-			per_tick = 1;
-		n->rate_cfg = ev_token_bucket_cfg_new(per_tick, 2 * per_tick,
-						      per_tick, 2 * per_tick,
-						      &tick);
+		n->rate_cfg = bucket_new(cfg->link_mbit);
 		if (!n->rate_cfg)
 			return fr_fail(FR_ERR_INVAL, "gossip.link_mbit %u: "
 				       "token bucket refused",
@@ -1021,15 +1026,7 @@ enum fr_err node_net_start(struct node *n)
 		fr_log(FR_LOG_WARN, "net", "no DNS resolver; peer names are "
 		       "resolved with blocking lookups");
 	if (cfg->wan_mbit) {
-		uint64_t per_tick = (uint64_t)cfg->wan_mbit * 125000 /
-			(1000 / NET_RATE_TICK_MS);
-		struct timeval tick = { 0, NET_RATE_TICK_MS * 1000 };
-
-		if (per_tick < 1)
-			per_tick = 1;
-		n->wan_cfg = ev_token_bucket_cfg_new(per_tick, 2 * per_tick,
-						     per_tick, 2 * per_tick,
-						     &tick);
+		n->wan_cfg = bucket_new(cfg->wan_mbit);
 		if (!n->wan_cfg)
 			return fr_fail(FR_ERR_INVAL, "gossip.wan_mbit %u: "
 				       "token bucket refused", cfg->wan_mbit);
