@@ -1,0 +1,438 @@
+/*
+ * fuzz_topo.c — libFuzzer target for topology/'s znode codecs: the member,
+ * leader and model JSON and the election child names, all of which a node
+ * reads from ZooKeeper and must treat as untrusted (DISTRIBUTED rule 7).
+ *
+ * The first input byte picks what to fuzz and the rest is its input:
+ *   0 member decode          1 leader decode
+ *   2 model decode as "ctr"  3 model decode, znode name = the input up to
+ *                              its first '\n', JSON after it
+ *   4 election child parse   5 election rank: lines split on '\n', the
+ *                              first is ours, the rest the children
+ *   6 member encode          7 leader encode
+ *   8 model encode           (6..8 fill the struct from the raw bytes)
+ * Besides "no crash, no leak", it checks the contracts topology.h states:
+ * a decoder fails with FR_ERR_INVAL/FR_ERR_CORRUPT and a detail and leaves
+ * *out untouched; what it accepts re-encodes, and that decodes again to
+ * the same struct; what an encoder accepts decodes back to what it was
+ * given (a node never writes what it would refuse to read); the rank and
+ * predecessor agree with the children.  A broken contract traps.
+ *
+ * Not here: the ZooKeeper calls themselves (tests/integration).
+ */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "topology/topology.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define SENTINEL 0xa5
+#define PRED_CAP (TOPO_NAME_MAX + 32)   /* topology.h's promise */
+#define RANK_MAX 512                    /* children per input */
+
+static void check(int ok)
+{
+	if (!ok)
+		__builtin_trap();
+}
+
+/* A failed decode: the right codes, a detail, *out not written. */
+static void failed(enum fr_err err, const void *out, size_t n)
+{
+	const uint8_t *p = out;
+
+	check(err == FR_ERR_INVAL || err == FR_ERR_CORRUPT);
+	check(fr_errmsg()[0] != '\0');
+	for (size_t i = 0; i < n; i++)
+		check(p[i] == SENTINEL);
+}
+
+/* A NUL-terminated heap copy of n bytes (exact size, so ASan sees reads
+ * past the end). */
+static char *cstr(const uint8_t *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (s) {
+		memcpy(s, p, n);
+		s[n] = '\0';
+	}
+	return s;
+}
+
+/* ------------------------------------------------------------------------
+ * Member
+ * ---------------------------------------------------------------------- */
+
+static void member_same(const struct topo_member *a,
+			const struct topo_member *b)
+{
+	check(a->node_id == b->node_id);
+	check(strcmp(a->dc, b->dc) == 0);
+	check(strcmp(a->addr, b->addr) == 0);
+	check(strcmp(a->admin, b->admin) == 0);
+	check(strcmp(a->roles, b->roles) == 0);
+	check(a->generation == b->generation);
+}
+
+/* m was accepted (by the decoder or the encoder): it encodes, decodes back
+ * to itself, and that encodes to the same bytes. */
+static void member_round(const struct topo_member *m)
+{
+	struct topo_member m2;
+	enum fr_err err;
+	char *j1, *j2;
+
+	j1 = topo_member_encode(m, &err);
+	check(j1 != NULL && err == FR_OK);
+	memset(&m2, SENTINEL, sizeof(m2));
+	check(topo_member_decode(j1, strlen(j1), &m2) == FR_OK);
+	member_same(m, &m2);
+	j2 = topo_member_encode(&m2, &err);
+	check(j2 != NULL && strcmp(j1, j2) == 0);
+	free(j1);
+	free(j2);
+}
+
+static void member_decode(const uint8_t *p, size_t n)
+{
+	struct topo_member m;
+	enum fr_err err;
+
+	memset(&m, SENTINEL, sizeof(m));
+	fr_errclear();
+	err = topo_member_decode((const char *)p, n, &m);
+	if (err == FR_OK)
+		member_round(&m);
+	else
+		failed(err, &m, sizeof(m));
+}
+
+static void member_encode(const uint8_t *p, size_t n)
+{
+	struct topo_member m;
+	enum fr_err err;
+	char *j;
+
+	memset(&m, 0, sizeof(m));
+	memcpy(&m, p, n < sizeof(m) ? n : sizeof(m));
+	m.dc[sizeof(m.dc) - 1] = '\0';
+	m.addr[sizeof(m.addr) - 1] = '\0';
+	m.admin[sizeof(m.admin) - 1] = '\0';
+	m.roles[sizeof(m.roles) - 1] = '\0';
+	j = topo_member_encode(&m, &err);
+	if (j) {
+		free(j);
+		member_round(&m);
+	} else {
+		check(err != FR_OK);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Leader
+ * ---------------------------------------------------------------------- */
+
+static void leader_same(const struct topo_leader *a,
+			const struct topo_leader *b)
+{
+	check(strcmp(a->dc, b->dc) == 0);
+	check(a->node_id == b->node_id);
+	check(strcmp(a->addr, b->addr) == 0);
+	check(a->epoch == b->epoch);
+	check(a->generation == b->generation);
+}
+
+static void leader_round(const struct topo_leader *l)
+{
+	struct topo_leader l2;
+	enum fr_err err;
+	char *j1, *j2;
+
+	j1 = topo_leader_encode(l, &err);
+	check(j1 != NULL && err == FR_OK);
+	memset(&l2, SENTINEL, sizeof(l2));
+	check(topo_leader_decode(j1, strlen(j1), &l2) == FR_OK);
+	leader_same(l, &l2);
+	j2 = topo_leader_encode(&l2, &err);
+	check(j2 != NULL && strcmp(j1, j2) == 0);
+	free(j1);
+	free(j2);
+}
+
+static void leader_decode(const uint8_t *p, size_t n)
+{
+	struct topo_leader l;
+	enum fr_err err;
+
+	memset(&l, SENTINEL, sizeof(l));
+	fr_errclear();
+	err = topo_leader_decode((const char *)p, n, &l);
+	if (err == FR_OK)
+		leader_round(&l);
+	else
+		failed(err, &l, sizeof(l));
+}
+
+static void leader_encode(const uint8_t *p, size_t n)
+{
+	struct topo_leader l;
+	enum fr_err err;
+	char *j;
+
+	memset(&l, 0, sizeof(l));
+	memcpy(&l, p, n < sizeof(l) ? n : sizeof(l));
+	l.dc[sizeof(l.dc) - 1] = '\0';
+	l.addr[sizeof(l.addr) - 1] = '\0';
+	j = topo_leader_encode(&l, &err);
+	if (j) {
+		free(j);
+		leader_round(&l);
+	} else {
+		check(err != FR_OK);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Model
+ * ---------------------------------------------------------------------- */
+
+static void model_same(const struct shard_model_def *a,
+		       const struct shard_model_def *b)
+{
+	check(strcmp(a->name, b->name) == 0);
+	check(a->priority == b->priority);
+	check(a->shards == b->shards);
+	check(a->ntables == b->ntables);
+	for (uint32_t i = 0; i < a->ntables; i++) {
+		const struct shard_table_def *x = &a->tables[i];
+		const struct shard_table_def *y = &b->tables[i];
+
+		check(strcmp(x->name, y->name) == 0);
+		check(x->rows == y->rows);
+		check(x->dim == y->dim);
+		check(x->dtype == y->dtype);
+	}
+}
+
+static void model_round(const struct shard_model_def *def)
+{
+	struct shard_model_def *d2 = malloc(sizeof(*d2));
+	enum fr_err err;
+	char *j1, *j2;
+
+	if (!d2)
+		return;
+	j1 = topo_model_encode(def, &err);
+	check(j1 != NULL && err == FR_OK);
+	memset(d2, SENTINEL, sizeof(*d2));
+	check(topo_model_decode(def->name, j1, strlen(j1), d2) == FR_OK);
+	model_same(def, d2);
+	j2 = topo_model_encode(d2, &err);
+	check(j2 != NULL && strcmp(j1, j2) == 0);
+	free(j1);
+	free(j2);
+	free(d2);
+}
+
+static void model_decode(const char *name, const uint8_t *p, size_t n)
+{
+	struct shard_model_def *def = malloc(sizeof(*def));
+	enum fr_err err;
+
+	if (!def)
+		return;
+	memset(def, SENTINEL, sizeof(*def));
+	fr_errclear();
+	err = topo_model_decode(name, (const char *)p, n, def);
+	if (err == FR_OK) {
+		check(strcmp(def->name, name) == 0);
+		model_round(def);
+	} else {
+		failed(err, def, sizeof(*def));
+	}
+	free(def);
+}
+
+/* "name\n{json}": the znode name is everything before the first '\n'. */
+static void model_decode_named(const uint8_t *p, size_t n)
+{
+	const uint8_t *nl = memchr(p, '\n', n);
+	size_t nlen = nl ? (size_t)(nl - p) : n;
+	char *name = cstr(p, nlen);
+
+	if (!name)
+		return;
+	model_decode(name, p + nlen + (nl ? 1 : 0), n - nlen - (nl ? 1 : 0));
+	free(name);
+}
+
+static void model_encode(const uint8_t *p, size_t n)
+{
+	struct shard_model_def *def = calloc(1, sizeof(*def));
+	enum fr_err err;
+	char *j;
+
+	if (!def)
+		return;
+	memcpy(def, p, n < sizeof(*def) ? n : sizeof(*def));
+	def->name[sizeof(def->name) - 1] = '\0';
+	for (uint32_t i = 0; i < SHARD_TABLES_MAX; i++)
+		def->tables[i].name[sizeof(def->tables[i].name) - 1] = '\0';
+	j = topo_model_encode(def, &err);
+	if (j) {
+		free(j);
+		model_round(def);
+	} else {
+		check(err != FR_OK);
+	}
+	free(def);
+}
+
+/* ------------------------------------------------------------------------
+ * Election
+ * ---------------------------------------------------------------------- */
+
+static void election_parse(const uint8_t *p, size_t n)
+{
+	char *s = cstr(p, n);
+	char canon[64];
+	uint32_t id, id2;
+	uint64_t gen, seq, gen2, seq2;
+	int len;
+
+	if (!s)
+		return;
+	if (topo_election_parse(s, &id, &gen, &seq) == FR_OK) {
+		/* Fits the predecessor buffer topology.h promises. */
+		check(strlen(s) < PRED_CAP);
+		check(id >= 1 && id != UINT32_MAX && seq < 10000000000ull);
+		len = snprintf(canon, sizeof(canon), "n_%" PRIu32 "_%" PRIu64
+			       "_%010" PRIu64, id, gen, seq);
+		check(len > 0 && (size_t)len < sizeof(canon));
+		check(topo_election_parse(canon, &id2, &gen2, &seq2) == FR_OK);
+		check(id2 == id && gen2 == gen && seq2 == seq);
+	}
+	free(s);
+}
+
+static void election_rank(const uint8_t *p, size_t n)
+{
+	char **lines = calloc(RANK_MAX, sizeof(*lines));
+	char *pred = malloc(PRED_CAP);
+	uint32_t nl = 0, rank = UINT32_MAX, id, below = 0;
+	uint64_t gen, myseq = 0, sq, pseq;
+	bool mine_ok, found = false;
+	size_t off = 0;
+	enum fr_err err;
+
+	if (!lines || !pred)
+		goto out;
+	while (off <= n && nl < RANK_MAX) {
+		const uint8_t *e = memchr(p + off, '\n', n - off);
+		size_t len = e ? (size_t)(e - (p + off)) : n - off;
+
+		lines[nl] = cstr(p + off, len);
+		if (!lines[nl])
+			goto out;
+		nl++;
+		off += len + 1;
+	}
+	mine_ok = topo_election_parse(lines[0], &id, &gen, &myseq) == FR_OK;
+	/* What the answer must be, counted independently. */
+	for (uint32_t i = 1; i < nl; i++) {
+		if (topo_election_parse(lines[i], &id, &gen, &sq) != FR_OK)
+			continue;
+		if (strcmp(lines[i], lines[0]) == 0)
+			found = true;
+		else if (sq < myseq)
+			below++;
+	}
+	memset(pred, SENTINEL, PRED_CAP);
+	err = topo_election_rank((const char *const *)(lines + 1), nl - 1,
+				 lines[0], &rank, pred, PRED_CAP);
+	if (!mine_ok) {
+		check(err == FR_ERR_INVAL);
+	} else if (!found) {
+		check(err == FR_ERR_NOTFOUND);
+	} else {
+		check(err == FR_OK);
+		check(rank == below);
+		if (rank > 0) {
+			/* pred is a child below us, and none below is
+			 * closer. */
+			check(memchr(pred, '\0', PRED_CAP) != NULL);
+			check(topo_election_parse(pred, &id, &gen, &pseq) ==
+			      FR_OK);
+			check(pseq < myseq && strcmp(pred, lines[0]) != 0);
+			found = false;
+			for (uint32_t i = 1; i < nl; i++) {
+				if (topo_election_parse(lines[i], &id, &gen,
+							&sq) != FR_OK ||
+				    strcmp(lines[i], lines[0]) == 0)
+					continue;
+				check(!(sq < myseq && sq > pseq));
+				if (strcmp(lines[i], pred) == 0)
+					found = true;
+			}
+			check(found);
+		}
+	}
+out:
+	if (lines)
+		for (uint32_t i = 0; i < nl; i++)
+			free(lines[i]);
+	free(lines);
+	free(pred);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const uint8_t *p = data + 1;
+	size_t n;
+	uint8_t *copy;
+
+	if (size < 1)
+		return 0;
+	/* An exact-size copy: the decoders get no NUL after the bytes. */
+	n = size - 1;
+	copy = malloc(n ? n : 1);
+	if (!copy)
+		return 0;
+	memcpy(copy, p, n);
+	switch (data[0] % 9) {
+	case 0:
+		member_decode(copy, n);
+		break;
+	case 1:
+		leader_decode(copy, n);
+		break;
+	case 2:
+		model_decode("ctr", copy, n);
+		break;
+	case 3:
+		model_decode_named(copy, n);
+		break;
+	case 4:
+		election_parse(copy, n);
+		break;
+	case 5:
+		election_rank(copy, n);
+		break;
+	case 6:
+		member_encode(copy, n);
+		break;
+	case 7:
+		leader_encode(copy, n);
+		break;
+	default:
+		model_encode(copy, n);
+		break;
+	}
+	free(copy);
+	return 0;
+}
