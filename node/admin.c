@@ -269,6 +269,12 @@ static void status_cb(struct evhttp_request *req, void *arg)
 		json_array_append_new(models, model_json(n, &n->models[i],
 							 shards));
 	json_object_set_new(root, "models", models);
+	json_object_set_new(root, "backend_info", json_pack(
+		"{s:s,s:i,s:I,s:I}", "backend", n->be ? n->be->name : "none",
+		"device", n->be && strcmp(n->be->name, "cuda") == 0 ?
+			  (int)n->cfg->gpu_device : -1,
+		"bytes", (json_int_t)n->be_bytes,
+		"budget_bytes", (json_int_t)((uint64_t)n->cfg->gpu_budget_mb << 20)));
 	json_object_set_new(root, "peers", peers_json(n));
 	json_object_set_new(root, "topology", topology_json(n));
 	json_object_set_new(root, "wal", json_pack(

@@ -142,6 +142,10 @@ static const struct config_key keys[] = {
 	  .help = "table backend; auto picks cuda when a GPU is present, else cpu" },
 	U32(SEC_NODE, "max_frame_mb", 1, 1024, "64", CFG(max_frame_mb),
 	    "largest frame sent or accepted, MiB"),
+	U32(SEC_NODE, "gpu_device", 0, 255, "0", CFG(gpu_device),
+	    "CUDA device ordinal the cuda backend puts tables on"),
+	U32(SEC_NODE, "gpu_budget_mb", 0, 16777216, "0", CFG(gpu_budget_mb),
+	    "most table bytes the backend may hold, MiB (all models); 0 = what the device has free"),
 	/* [publish] */
 	U32(SEC_PUBLISH, "queue_max", 1, 1000000, "1024",
 	    CFG(publish_queue_max),

@@ -8,7 +8,7 @@
  *
  * File layout:
  *   [node]    id, dc, cluster, listen, advertise, admin, data_dir, log_level,
- *             backend, max_frame_mb
+ *             backend, max_frame_mb, gpu_device, gpu_budget_mb
  *   [publish] queue_max, retry_after_ms, max_rows
  *   [gossip]  digest_interval_ms, full_interval_ms, pull_timeout_ms,
  *             max_inflight_mb, max_pull_mb, link_mbit, wan_mbit,
@@ -68,6 +68,8 @@ struct config {
 	enum fr_log_level log_level;      /* default info */
 	char backend[8];                  /* auto|cpu|cuda, default auto */
 	uint32_t max_frame_mb;            /* 1..1024, default 64 */
+	uint32_t gpu_device;              /* 0..255, default 0 */
+	uint32_t gpu_budget_mb;           /* 0 (no limit)..16777216, default 0 */
 	/* [publish] */
 	uint32_t publish_queue_max;       /* 1..1000000, default 1024 */
 	uint32_t retry_after_ms;          /* 1..60000, default 50 */

@@ -312,14 +312,20 @@ void metrics_render(struct node *n, struct evbuffer *b)
 			    n->cfg->node_id, esc(n->cfg->dc, e[0], sizeof(e[0])),
 			    esc(n->cfg->cluster, e[1], sizeof(e[1])),
 			    NODE_VERSION_STRING);
-	family(b, "freshet_backend_info", "gauge",
-	       "The table backend in use; the value is 1.");
-	evbuffer_add_printf(b, "freshet_backend_info{backend=\"%s\"} 1\n",
-			    n->be ? n->be->name : "none");
 	family(b, "freshet_generation", "gauge",
 	       "Start count of this data dir.");
 	evbuffer_add_printf(b, "freshet_generation %llu\n",
 			    (unsigned long long)n->generation);
+	family(b, "freshet_backend_info", "gauge",
+	       "The table backend lookups are served from (device: CUDA ordinal, -1 for cpu); the value is 1.");
+	evbuffer_add_printf(b, "freshet_backend_info{backend=\"%s\",device=\"%d\"} 1\n",
+			    n->be ? n->be->name : "none",
+			    n->be && strcmp(n->be->name, "cuda") == 0 ?
+			    (int)n->cfg->gpu_device : -1);
+	family(b, "freshet_backend_bytes", "gauge",
+	       "Table bytes held by the backend, all models (node.gpu_budget_mb bounds it).");
+	evbuffer_add_printf(b, "freshet_backend_bytes %llu\n",
+			    (unsigned long long)n->be_bytes);
 	family(b, "freshet_uptime_seconds", "gauge", "Seconds since start.");
 	evbuffer_add_printf(b, "freshet_uptime_seconds %llu\n",
 			    (unsigned long long)((fr_mono_ms() -

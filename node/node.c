@@ -346,12 +346,28 @@ static enum fr_err model_backend_setup(struct node *n, struct node_model *m,
 			.rows = td->rows,
 			.dim = td->dim,
 			.dtype = (enum gpu_dtype)td->dtype,
+			.device = (int)n->cfg->gpu_device,
 		};
+		uint64_t bytes = td->rows * shard_row_bytes(td);
+		uint64_t budget = (uint64_t)n->cfg->gpu_budget_mb << 20;
 
+		/* node.gpu_budget_mb covers every model together; the backend
+		 * checks what one table needs against what the device has. */
+		if (budget && bytes > budget - n->be_bytes)
+			return fr_fail(FR_ERR_TOOBIG, "model '%s' table '%s': "
+				       "needs %llu bytes, %llu of node."
+				       "gpu_budget_mb (%u MiB) are left",
+				       m->def->name, td->name,
+				       (unsigned long long)bytes,
+				       (unsigned long long)(budget -
+							    n->be_bytes),
+				       n->cfg->gpu_budget_mb);
 		m->tables[t].gt = gpu_table_new(n->be, &d, &rc);
 		if (!m->tables[t].gt)
 			return fr_fail(rc, "model '%s' table '%s': %s",
 				       m->def->name, td->name, fr_errmsg());
+		m->tables[t].bytes = bytes;
+		n->be_bytes += bytes;
 		rc = backend_fill(n, m, t, ids);
 		if (rc)
 			return rc;
@@ -359,10 +375,13 @@ static enum fr_err model_backend_setup(struct node *n, struct node_model *m,
 	return FR_OK;
 }
 
-static void model_free(struct node_model *m)
+static void model_free(struct node *n, struct node_model *m)
 {
-	for (uint32_t t = 0; t < SHARD_TABLES_MAX; t++)
+	for (uint32_t t = 0; t < SHARD_TABLES_MAX; t++) {
+		if (m->tables[t].gt)
+			n->be_bytes -= m->tables[t].bytes;
 		gpu_table_free(m->tables[t].gt);
+	}
 	shard_store_free(m->st);
 	memset(m, 0, sizeof(*m));
 }
@@ -423,7 +442,7 @@ enum fr_err node_model_add_live(struct node *n,
 		char msg[512];
 
 		snprintf(msg, sizeof(msg), "%s", fr_errmsg());
-		model_free(m);
+		model_free(n, m);
 		return fr_fail(rc, "%s", msg);
 	}
 	n->nmodels++;
@@ -690,7 +709,7 @@ void node_free(struct node *n)
 		if (n->sig_ev[i])
 			event_free(n->sig_ev[i]);
 	for (uint32_t i = 0; i < n->nmodels; i++)
-		model_free(&n->models[i]);
+		model_free(n, &n->models[i]);
 	free(n->models);
 	node_idem_free(n);
 	free(n->won);

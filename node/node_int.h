@@ -58,6 +58,7 @@ struct topo;
 struct node_table {
 	struct gpu_table *gt;        /* mirror the lookups read */
 	uint64_t max_version;        /* newest row version held */
+	uint64_t bytes;              /* rows * row bytes in the backend */
 };
 
 struct node_model {
@@ -162,6 +163,7 @@ struct node {
 	uint64_t start_wall_ms;
 	uint32_t max_frame;
 	const struct gpu_backend *be;
+	uint64_t be_bytes;               /* table bytes in the backend, all models */
 
 	uint32_t nmodels;
 	struct node_model *models;

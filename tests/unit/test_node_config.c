@@ -325,7 +325,7 @@ static void test_string_errors(void)
 static void test_unknown_key_section(void)
 {
 	LOAD_FAILS(NODE_MIN "idd = 3\n", ":6: [node] idd: unknown key",
-		   "expected one of: id, dc, cluster, listen, advertise, admin, data_dir, log_level, backend, max_frame_mb");
+		   "expected one of: id, dc, cluster, listen, advertise, admin, data_dir, log_level, backend, max_frame_mb, gpu_device, gpu_budget_mb");
 	LOAD_FAILS("[gossip]\nreconnect_ms = 3\n", "[gossip] reconnect_ms",
 		   "unknown key", "reconnect_min_ms, reconnect_max_ms");
 	LOAD_FAILS("[model m]\nshard = 3\n", "[model m] shard: unknown key",
