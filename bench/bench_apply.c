@@ -18,8 +18,25 @@
  *
  * Output: a readable table, then one JSON line.
  *
- * What it is not: a lookup (gather) benchmark, or a test — it checks one
- * batch's bytes so that it never times a broken apply, nothing more.
+ * With --backend cuda (or auto on a machine with a device) the table is
+ * in device memory and the limit is the PCIe link instead: apply's
+ * throughput is compared with cudaMemcpyAsync H2D copies of the same
+ * bytes from pinned memory, in the same run, again as the median of
+ * neighbouring per-sample ratios.  An apply returns once its batch is
+ * staged, so each apply sample ends with a one-row gather, which waits
+ * for the table's stream.  Beside it: a host memcpy into pinned memory
+ * (apply's staging copy, the other bound), the scatter kernel alone timed
+ * with CUDA events (its effective device bandwidth, counting the rows
+ * read, the ids read and the rows written), and the latency of 512-id
+ * gathers, alone and issued between applies queued back to back (the
+ * backend is single-threaded per table, so "during an apply stream"
+ * means each gather waits behind the apply queued before it).  The table
+ * defaults to 10M rows, and to rows of 64 and then 128 floats unless
+ * --dim names one; the JSON line names the device.  CUDA calls the bench
+ * needs live behind gpu/cuda_bench.h.  docs/gpu.md has how to run it.
+ *
+ * What it is not: a test — it checks one batch's bytes so that it never
+ * times a broken apply, nothing more.
  *
  * Usage: bench_apply [--backend cpu|cuda|auto] [--rows N] [--dim D] [--quick]
  */
@@ -29,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu/cuda_bench.h"
 #include "gpu/gpu.h"
 
 /* Bytes written per timed sample: well past the last-level cache, so a
@@ -41,7 +59,17 @@ struct bench_opts {
 	uint64_t rows;
 	uint32_t dim;
 	bool quick;
+	bool rows_set;   /* --rows given (else the backend's default) */
+	bool dim_set;    /* --dim given (else cuda runs 64 and 128) */
 };
+
+/* cuda defaults: >= 10M rows, so the table (2.56 GB at 256-byte rows) is
+ * far past the L2 and the ids spread over all of HBM. */
+#define BENCH_CUDA_ROWS 10000000ull
+/* Ids per lookup for the gather latency, and the apply batch that runs
+ * between lookups. */
+#define BENCH_GATHER_IDS 512
+#define BENCH_GATHER_APPLY_BYTES (4u << 20)
 
 struct bench_result {
 	size_t batch_bytes;
@@ -83,8 +111,9 @@ static int bench_usage(const char *argv0)
 {
 	fprintf(stderr,
 		"usage: %s [--backend cpu|cuda|auto] [--rows N] [--dim D] [--quick]\n"
-		"  --rows N   table rows (default 1048576)\n"
-		"  --dim D    floats per row (default 64, i.e. 256-byte rows)\n"
+		"  --rows N   table rows (default 1048576; cuda: 10000000)\n"
+		"  --dim D    floats per row (default 64, i.e. 256-byte rows;\n"
+		"             cuda: 64, then 128)\n"
 		"  --quick    fewer samples per batch size\n",
 		argv0);
 	return 2;
@@ -113,6 +142,8 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
 	o->rows = 1u << 20;
 	o->dim = 64;
 	o->quick = false;
+	o->rows_set = false;
+	o->dim_set = false;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -127,6 +158,7 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
 					argv[i]);
 				return 2;
 			}
+			o->rows_set = true;
 		} else if (strcmp(a, "--dim") == 0 && i + 1 < argc) {
 			if (!bench_parse_u64(argv[++i], 1, 1u << 20, &v)) {
 				fprintf(stderr, "bench_apply: --dim: expected an integer in [1, 1048576], got '%s'\n",
@@ -134,6 +166,7 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
 				return 2;
 			}
 			o->dim = (uint32_t)v;
+			o->dim_set = true;
 		} else {
 			return bench_usage(argv[0]);
 		}
@@ -157,25 +190,28 @@ static void bench_shuffle(uint64_t *perm, uint64_t rows, size_t n,
 	}
 }
 
-/* One timed sample of `calls` applies of batch_rows rows; bytes/ns. */
+/* One timed sample of `calls` applies of batch_rows rows; bytes/ns.
+ * With `drain` (a row's worth of scratch), the sample ends with a one-row
+ * gather, which waits until a backend that queues its applies (cuda) has
+ * finished them; the cpu backend is timed without one. */
 static double bench_apply_sample(struct gpu_table *t, const uint64_t *ids,
 				 const uint64_t *vers, const void *vals,
 				 size_t batch_rows, size_t calls, size_t rb,
-				 int *failed)
+				 void *drain, int *failed)
 {
 	uint64_t t0 = fr_mono_ns(), t1;
+	enum fr_err e = FR_OK;
 	size_t c;
 
-	for (c = 0; c < calls; c++) {
-		enum fr_err e = gpu_apply(t, ids + c * batch_rows, vers, vals,
-					  batch_rows);
-
-		if (e) {
-			fprintf(stderr, "bench_apply: apply: %s: %s\n",
-				fr_strerror(e), fr_errmsg());
-			*failed = 1;
-			return 0;
-		}
+	for (c = 0; c < calls && !e; c++)
+		e = gpu_apply(t, ids + c * batch_rows, vers, vals, batch_rows);
+	if (!e && drain)
+		e = gpu_gather(t, ids, 1, drain);
+	if (e) {
+		fprintf(stderr, "bench_apply: apply: %s: %s\n",
+			fr_strerror(e), fr_errmsg());
+		*failed = 1;
+		return 0;
 	}
 	t1 = fr_mono_ns();
 	return (double)(calls * batch_rows * rb) / (double)(t1 - t0 + 1);
@@ -269,14 +305,15 @@ static int bench_size(struct gpu_table *t, const struct bench_opts *o,
 					      seed);
 				ga[s] = bench_apply_sample(t, perm, vers, vals,
 							   batch_rows, calls,
-							   rb, &failed);
+							   rb, NULL, &failed);
 				break;
 			case 1:
 				bench_shuffle(perm, o->rows, calls * batch_rows,
 					      seed);
 				gu[s] = bench_apply_sample(t, perm, vers_down,
 							   vals, batch_rows,
-							   calls, rb, &failed);
+							   calls, rb, NULL,
+							   &failed);
 				break;
 			default:
 				gm[s] = bench_memcpy_sample(table, table_bytes,
@@ -301,11 +338,12 @@ static int bench_size(struct gpu_table *t, const struct bench_opts *o,
 	return failed;
 }
 
-int main(int argc, char **argv)
+/* The host-memory backend: apply against memcpy into the same table. */
+static int bench_cpu_main(const struct bench_opts *op,
+			  const struct gpu_backend *be)
 {
 	struct bench_result res[BENCH_NSIZES];
-	struct bench_opts o;
-	const struct gpu_backend *be;
+	struct bench_opts o = *op;
 	struct gpu_table_desc d;
 	struct gpu_table *t = NULL;
 	uint64_t *perm = NULL, *vers = NULL, *vers_down = NULL, seed = 0x2545f4914f6cdd1dull;
@@ -315,15 +353,6 @@ int main(int argc, char **argv)
 	enum fr_err e;
 	int rc;
 
-	rc = bench_parse(argc, argv, &o);
-	if (rc)
-		return rc;
-	e = gpu_backend_select(o.backend, &be);
-	if (e) {
-		fprintf(stderr, "bench_apply: --backend %s: %s\n",
-			o.backend, fr_errmsg());
-		return 2;
-	}
 	memset(&d, 0, sizeof(d));
 	d.name = "bench_apply";
 	d.rows = o.rows;
@@ -412,4 +441,391 @@ out_free_bufs:
 out_free_table:
 	gpu_table_free(t);
 	return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * cuda: apply against H2D copies of the same bytes from pinned memory
+ * ---------------------------------------------------------------------- */
+
+/* The largest batch; also the pinned baseline buffer's size. */
+#define BENCH_MAX_BATCH (64u << 20)
+
+struct bench_cuda_result {
+	size_t row_bytes;
+	size_t batch_bytes;
+	size_t batch_rows;
+	double apply_gbps;       /* versions in batch order */
+	double unordered_gbps;   /* versions falling: repeats looked for */
+	double h2d_gbps;         /* cudaMemcpyAsync from pinned, same bytes */
+	double ratio;            /* median of per-sample apply/h2d */
+	double ratio_unordered;
+	double stage_gbps;       /* host memcpy into pinned memory */
+	double scatter_gbps;     /* kernel alone: (2 rows + 8 B id) per row */
+};
+
+struct bench_cuda_lat {
+	size_t row_bytes;
+	size_t reps;
+	size_t busy_apply_bytes;
+	double alone_p50_us, alone_p99_us;
+	double busy_p50_us, busy_p99_us;
+};
+
+/* p50 and p99 of v[0..n) in microseconds (v in ns; sorted in place). */
+static void bench_pcts(double *v, size_t n, double *p50, double *p99)
+{
+	size_t i99 = n * 99 / 100;
+
+	qsort(v, n, sizeof(*v), bench_cmp_double);
+	*p50 = v[n / 2] / 1e3;
+	*p99 = v[i99 < n ? i99 : n - 1] / 1e3;
+}
+
+static int bench_cuda_size(struct gpu_table *t, uint64_t rows, size_t batch_bytes, size_t samples,
+			   uint64_t *perm, uint64_t *vers, uint64_t *vers_down,
+			   uint8_t *vals, uint64_t *seed,
+			   struct gpu_cuda_bench *b, void *scratch,
+			   struct bench_cuda_result *r)
+{
+	size_t rb = gpu_row_bytes(t);
+	size_t batch_rows = batch_bytes / rb, calls, reps;
+	uint8_t *pinned = gpu_cuda_bench_host(b);
+	double *g = malloc(7 * samples * sizeof(double));
+	double *ga, *gu, *gh, *ra, *ru, *gs, *gk;
+	int failed = 0;
+	size_t s, i, k, c;
+	uint64_t ns, t0;
+	enum fr_err e;
+
+	if (!g)
+		return 1;
+	ga = g;
+	gu = g + samples;
+	gh = g + 2 * samples;
+	ra = g + 3 * samples;
+	ru = g + 4 * samples;
+	gs = g + 5 * samples;
+	gk = g + 6 * samples;
+	batch_bytes = batch_rows * rb;
+	calls = BENCH_SAMPLE_BYTES / batch_bytes;
+	if (calls == 0)
+		calls = 1;
+	if (calls * batch_rows > rows)
+		calls = (size_t)(rows / batch_rows);
+	for (i = 0; i < batch_rows; i++) {
+		vers[i] = 1000 + i;
+		vers_down[i] = 1000 + batch_rows - i;
+	}
+	for (i = 0; i < batch_bytes; i++)
+		vals[i] = (uint8_t)bench_rand(seed);
+
+	bench_shuffle(perm, rows, batch_rows, seed);
+	failed = bench_verify(t, perm, vers, vals, batch_rows, rb);
+	for (s = 0; s < samples && !failed; s++) {
+		for (k = 0; k < 3 && !failed; k++) {
+			switch ((s + k) % 3) {
+			case 0:
+				bench_shuffle(perm, rows, calls * batch_rows,
+					      seed);
+				ga[s] = bench_apply_sample(t, perm, vers, vals,
+							   batch_rows, calls,
+							   rb, scratch,
+							   &failed);
+				break;
+			case 1:
+				bench_shuffle(perm, rows, calls * batch_rows,
+					      seed);
+				gu[s] = bench_apply_sample(t, perm, vers_down,
+							   vals, batch_rows,
+							   calls, rb, scratch,
+							   &failed);
+				break;
+			default:
+				e = gpu_cuda_bench_h2d(b, batch_bytes, calls,
+						       &ns);
+				if (e) {
+					fprintf(stderr, "bench_apply: H2D baseline: %s\n",
+						fr_errmsg());
+					failed = 1;
+				}
+				gh[s] = (double)(calls * batch_bytes) /
+					(double)(ns + 1);
+				break;
+			}
+		}
+		ra[s] = ga[s] / gh[s];
+		ru[s] = gu[s] / gh[s];
+	}
+	/* The two other bounds: apply's own host copy into pinned memory,
+	 * and its kernel alone (each launch over one staging chunk). */
+	reps = BENCH_SAMPLE_BYTES / batch_bytes;
+	if (reps == 0)
+		reps = 1;
+	for (s = 0; s < samples && !failed; s++) {
+		t0 = fr_mono_ns();
+		for (c = 0; c < calls; c++)
+			memcpy(pinned, vals, batch_bytes);
+		gs[s] = (double)(calls * batch_bytes) /
+			(double)(fr_mono_ns() - t0 + 1);
+		bench_shuffle(perm, rows, batch_rows, seed);
+		e = gpu_cuda_bench_scatter(t, perm, batch_rows, reps, &ns);
+		if (e) {
+			fprintf(stderr, "bench_apply: scatter kernel: %s\n",
+				fr_errmsg());
+			failed = 1;
+		}
+		gk[s] = (double)(reps * batch_rows * (2 * rb + 8)) /
+			(double)(ns + 1);
+	}
+	if (!failed) {
+		r->row_bytes = rb;
+		r->batch_bytes = batch_bytes;
+		r->batch_rows = batch_rows;
+		r->apply_gbps = bench_median(ga, samples);
+		r->unordered_gbps = bench_median(gu, samples);
+		r->h2d_gbps = bench_median(gh, samples);
+		r->ratio = bench_median(ra, samples);
+		r->ratio_unordered = bench_median(ru, samples);
+		r->stage_gbps = bench_median(gs, samples);
+		r->scatter_gbps = bench_median(gk, samples);
+	}
+	free(g);
+	return failed;
+}
+
+/* Latency of BENCH_GATHER_IDS-id gathers: alone (the stream idle), then
+ * each issued right after an apply of BENCH_GATHER_APPLY_BYTES, queued
+ * back to back, so it waits behind that apply on the table's stream. */
+static int bench_cuda_gather(struct gpu_table *t, uint64_t rows,
+			     uint64_t *perm, const uint8_t *vals,
+			     uint64_t *seed, void *scratch, size_t reps,
+			     struct bench_cuda_lat *l)
+{
+	size_t rb = gpu_row_bytes(t), apply_rows, r, i;
+	uint64_t ids[BENCH_GATHER_IDS], t0;
+	double *lat = malloc(2 * reps * sizeof(double));
+	enum fr_err e = FR_OK;
+
+	if (!lat)
+		return 1;
+	apply_rows = BENCH_GATHER_APPLY_BYTES / rb;
+	if (apply_rows == 0)
+		apply_rows = 1;
+	if (apply_rows > rows)
+		apply_rows = (size_t)rows;
+	for (r = 0; r < reps && !e; r++) {
+		for (i = 0; i < BENCH_GATHER_IDS; i++)
+			ids[i] = bench_rand(seed) % rows;
+		t0 = fr_mono_ns();
+		e = gpu_gather(t, ids, BENCH_GATHER_IDS, scratch);
+		lat[r] = (double)(fr_mono_ns() - t0);
+	}
+	for (r = 0; r < reps && !e; r++) {
+		for (i = 0; i < BENCH_GATHER_IDS; i++)
+			ids[i] = bench_rand(seed) % rows;
+		bench_shuffle(perm, rows, apply_rows, seed);
+		e = gpu_apply(t, perm, NULL, vals, apply_rows);
+		if (e)
+			break;
+		t0 = fr_mono_ns();
+		e = gpu_gather(t, ids, BENCH_GATHER_IDS, scratch);
+		lat[reps + r] = (double)(fr_mono_ns() - t0);
+	}
+	if (e) {
+		fprintf(stderr, "bench_apply: gather latency: %s: %s\n",
+			fr_strerror(e), fr_errmsg());
+		free(lat);
+		return 1;
+	}
+	l->row_bytes = rb;
+	l->reps = reps;
+	l->busy_apply_bytes = apply_rows * rb;
+	bench_pcts(lat, reps, &l->alone_p50_us, &l->alone_p99_us);
+	bench_pcts(lat + reps, reps, &l->busy_p50_us, &l->busy_p99_us);
+	free(lat);
+	return 0;
+}
+
+/* A JSON string: quotes and backslashes escaped, controls dropped. */
+static void bench_json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			putchar('\\');
+		if ((unsigned char)*s >= 0x20)
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static int bench_cuda_main(const struct bench_opts *o,
+			   const struct gpu_backend *be)
+{
+	struct bench_cuda_result res[2 * BENCH_NSIZES];
+	struct bench_cuda_lat lat[2];
+	uint32_t dims[2] = { 64, 128 };
+	size_t ndims = 2, nres = 0, nlat = 0, k, j, samples, max_rb, min_rb;
+	uint64_t rows = o->rows_set ? o->rows : BENCH_CUDA_ROWS;
+	uint64_t *perm = NULL, *vers = NULL, *vers_down = NULL;
+	uint64_t seed = 0x2545f4914f6cdd1dull;
+	uint8_t *vals = NULL, *scratch = NULL;
+	struct gpu_cuda_bench *b = NULL;
+	double ratio_min = -1;
+	char dev[256];
+	enum fr_err e;
+	int rc = 1;
+
+	if (o->dim_set) {
+		dims[0] = o->dim;
+		ndims = 1;
+	}
+	max_rb = min_rb = (size_t)dims[0] * 4;
+	if (ndims == 2 && (size_t)dims[1] * 4 > max_rb)
+		max_rb = (size_t)dims[1] * 4;
+	if (max_rb > BENCH_MAX_BATCH || rows < BENCH_GATHER_IDS) {
+		fprintf(stderr, "bench_apply: cuda: expected rows of at most %u bytes and at least %d table rows\n",
+			BENCH_MAX_BATCH, BENCH_GATHER_IDS);
+		return 2;
+	}
+	e = gpu_cuda_bench_device_name(0, dev, sizeof(dev));
+	if (e) {
+		fprintf(stderr, "bench_apply: cuda device 0: %s\n", fr_errmsg());
+		return 1;
+	}
+	b = gpu_cuda_bench_new(0, BENCH_MAX_BATCH, &e);
+	if (!b) {
+		fprintf(stderr, "bench_apply: %s\n", fr_errmsg());
+		return 1;
+	}
+	perm = malloc(rows * sizeof(*perm));
+	vers = malloc((BENCH_MAX_BATCH / min_rb + 1) * sizeof(*vers));
+	vers_down = malloc((BENCH_MAX_BATCH / min_rb + 1) * sizeof(*vers_down));
+	vals = malloc(BENCH_MAX_BATCH);
+	scratch = malloc(BENCH_GATHER_IDS * max_rb);
+	if (!perm || !vers || !vers_down || !vals || !scratch) {
+		fprintf(stderr, "bench_apply: out of memory\n");
+		goto out;
+	}
+	for (k = 0; k < rows; k++)
+		perm[k] = k;
+	for (k = 0; k < BENCH_MAX_BATCH; k++)
+		vals[k] = (uint8_t)bench_rand(&seed);
+
+	samples = o->quick ? 5 : 21;
+	printf("bench_apply: backend %s on %s, table %llu rows, medians of %zu samples of %u MiB\n",
+	       be->name, dev, (unsigned long long)rows, samples,
+	       BENCH_SAMPLE_BYTES >> 20);
+	for (j = 0; j < ndims; j++) {
+		struct gpu_table_desc d;
+		struct gpu_table *t;
+		size_t rb = (size_t)dims[j] * 4;
+
+		memset(&d, 0, sizeof(d));
+		d.name = "bench_apply";
+		d.rows = rows;
+		d.dim = dims[j];
+		d.dtype = GPU_F32;
+		d.device = 0;
+		t = gpu_table_new(be, &d, &e);
+		if (!t) {
+			fprintf(stderr, "bench_apply: %s: %s\n", fr_strerror(e),
+				fr_errmsg());
+			goto out;
+		}
+		printf("\n%zu-byte rows (%u floats), table %.2f GB\n", rb,
+		       dims[j], (double)rows * rb / 1e9);
+		printf("%10s %8s %11s %8s %9s %10s %14s %11s %13s\n", "batch",
+		       "rows", "apply GB/s", "Mrows/s", "H2D GB/s",
+		       "apply/H2D", "unordered/H2D", "stage GB/s",
+		       "scatter GB/s");
+		for (k = 0; k < BENCH_NSIZES; k++) {
+			struct bench_cuda_result *r = &res[nres];
+
+			if (bench_sizes[k] < rb || bench_sizes[k] / rb > rows)
+				continue;
+			if (bench_cuda_size(t, rows, bench_sizes[k], samples,
+					    perm, vers, vers_down, vals, &seed,
+					    b, scratch, r)) {
+				gpu_table_free(t);
+				goto out;
+			}
+			if (r->batch_bytes >= (4u << 20) &&
+			    (ratio_min < 0 || r->ratio < ratio_min))
+				ratio_min = r->ratio;
+			printf("%7zu KiB %8zu %11.2f %8.1f %9.2f %10.2f %14.2f %11.2f %13.1f\n",
+			       bench_sizes[k] >> 10, r->batch_rows,
+			       r->apply_gbps, r->apply_gbps * 1e3 / (double)rb,
+			       r->h2d_gbps, r->ratio, r->ratio_unordered,
+			       r->stage_gbps, r->scatter_gbps);
+			nres++;
+		}
+		if (bench_cuda_gather(t, rows, perm, vals, &seed, scratch,
+				      o->quick ? 50 : 400, &lat[nlat])) {
+			gpu_table_free(t);
+			goto out;
+		}
+		printf("gather of %d ids: alone p50 %.1f us, p99 %.1f us; behind a %zu KiB apply p50 %.1f us, p99 %.1f us\n",
+		       BENCH_GATHER_IDS, lat[nlat].alone_p50_us,
+		       lat[nlat].alone_p99_us,
+		       lat[nlat].busy_apply_bytes >> 10,
+		       lat[nlat].busy_p50_us, lat[nlat].busy_p99_us);
+		nlat++;
+		gpu_table_free(t);
+	}
+
+	printf("{\"bench\":\"apply\",\"backend\":\"%s\",\"device\":", be->name);
+	bench_json_str(dev);
+	printf(",\"table_rows\":%llu,\"samples\":%zu,\"sample_bytes\":%u,\"results\":[",
+	       (unsigned long long)rows, samples, BENCH_SAMPLE_BYTES);
+	for (k = 0; k < nres; k++)
+		printf("%s{\"row_bytes\":%zu,\"batch_bytes\":%zu,\"batch_rows\":%zu,\"apply_gbps\":%.3f,\"apply_mrows\":%.3f,\"h2d_gbps\":%.3f,\"ratio\":%.3f,\"unordered_gbps\":%.3f,\"ratio_unordered\":%.3f,\"stage_memcpy_gbps\":%.3f,\"scatter_dev_gbps\":%.3f}",
+		       k ? "," : "", res[k].row_bytes, res[k].batch_bytes,
+		       res[k].batch_rows, res[k].apply_gbps,
+		       res[k].apply_gbps * 1e3 / (double)res[k].row_bytes,
+		       res[k].h2d_gbps, res[k].ratio, res[k].unordered_gbps,
+		       res[k].ratio_unordered, res[k].stage_gbps,
+		       res[k].scatter_gbps);
+	printf("],\"gather\":[");
+	for (k = 0; k < nlat; k++)
+		printf("%s{\"row_bytes\":%zu,\"ids\":%d,\"reps\":%zu,\"alone_p50_us\":%.2f,\"alone_p99_us\":%.2f,\"behind_apply_bytes\":%zu,\"behind_apply_p50_us\":%.2f,\"behind_apply_p99_us\":%.2f}",
+		       k ? "," : "", lat[k].row_bytes, BENCH_GATHER_IDS,
+		       lat[k].reps, lat[k].alone_p50_us, lat[k].alone_p99_us,
+		       lat[k].busy_apply_bytes, lat[k].busy_p50_us,
+		       lat[k].busy_p99_us);
+	if (ratio_min < 0)
+		printf("],\"ratio_min_ge_4mb\":null}\n");
+	else
+		printf("],\"ratio_min_ge_4mb\":%.3f}\n", ratio_min);
+	rc = 0;
+
+out:
+	free(scratch);
+	free(vals);
+	free(vers_down);
+	free(vers);
+	free(perm);
+	gpu_cuda_bench_free(b);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts o;
+	const struct gpu_backend *be;
+	enum fr_err e;
+	int rc;
+
+	rc = bench_parse(argc, argv, &o);
+	if (rc)
+		return rc;
+	e = gpu_backend_select(o.backend, &be);
+	if (e) {
+		fprintf(stderr, "bench_apply: --backend %s: %s\n",
+			o.backend, fr_errmsg());
+		return 2;
+	}
+	if (strcmp(be->name, "cuda") == 0)
+		return bench_cuda_main(&o, be);
+	return bench_cpu_main(&o, be);
 }

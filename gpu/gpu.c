@@ -3,10 +3,11 @@
  * wrappers that dispatch through a table's backend, and the rules every
  * backend shares (descriptor checks, row-id checks, duplicate resolution).
  *
- * What is not here: moving bytes.  That is each backend's job (cpu.c; the
- * CUDA backend arrives in issue [4/5] — until then gpu_backend_cuda()
- * returns NULL and this file only probes for devices through
- * cuda_probe.cu, so that "auto" can say why it chose the CPU).
+ * What is not here: moving bytes.  That is each backend's job (cpu.c,
+ * and cuda.cu in builds with FRESHET_HAVE_CUDA; this file reaches the
+ * latter only through cuda_int.h and probes for devices through
+ * cuda_probe.cu, so that "auto" can say why it chose the CPU).  Without
+ * CUDA, the benchmark helpers of cuda_bench.h are stubs here that say so.
  */
 #include <assert.h>
 #include <stdatomic.h>
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu/cuda_bench.h"
+#include "gpu/cuda_int.h"
 #include "gpu/gpu_int.h"
 
 /* ------------------------------------------------------------------------
@@ -22,10 +25,13 @@
 
 const struct gpu_backend *gpu_backend_cuda(void)
 {
-	/* No CUDA backend yet, even in a CUDA build: it is issue [4/5].  A
-	 * stand-in that copied through host memory would pass the vectors
-	 * while testing nothing about a device, so there is none. */
+#ifdef FRESHET_HAVE_CUDA
+	/* Whether or not a device is present: "cuda" and "auto" ask
+	 * gpu_cuda_device_count() before they hand it out. */
+	return gpu_cuda_backend();
+#else
 	return NULL;
+#endif
 }
 
 int gpu_cuda_device_count(void)
@@ -56,8 +62,6 @@ static const char *gpu_cuda_unavailable(int *ndev)
 	return "this build has no CUDA support (FRESHET_CUDA=OFF or no nvcc)";
 #else
 	*ndev = gpu_cuda_device_count();
-	if (!gpu_backend_cuda())
-		return "the CUDA backend is not implemented in this version";
 	if (*ndev == 0)
 		return "no CUDA device is present";
 	return NULL;
@@ -419,3 +423,54 @@ void *gpu_table_host_bytes(struct gpu_table *t)
 {
 	return gpu_base(t)->host_bytes;
 }
+
+/* ------------------------------------------------------------------------
+ * Benchmark helpers without CUDA (cuda_bench.h; cuda.cu has the real ones)
+ * ---------------------------------------------------------------------- */
+
+#ifndef FRESHET_HAVE_CUDA
+static enum fr_err gpu_no_cuda(const char *what)
+{
+	return fr_fail(FR_ERR_UNSUPPORTED,
+		       "%s: this build has no CUDA support (FRESHET_CUDA=OFF or no nvcc)",
+		       what);
+}
+
+enum fr_err gpu_cuda_bench_device_name(int device, char *buf, size_t len)
+{
+	if (len)
+		buf[0] = '\0';
+	return gpu_no_cuda("cuda device name");
+}
+
+struct gpu_cuda_bench *gpu_cuda_bench_new(int device, size_t bytes,
+					  enum fr_err *err)
+{
+	*err = gpu_no_cuda("cuda H2D baseline");
+	return NULL;
+}
+
+void gpu_cuda_bench_free(struct gpu_cuda_bench *b)
+{
+	assert(!b);   /* _new never made one */
+}
+
+void *gpu_cuda_bench_host(struct gpu_cuda_bench *b)
+{
+	return NULL;
+}
+
+enum fr_err gpu_cuda_bench_h2d(struct gpu_cuda_bench *b, size_t bytes,
+			       size_t calls, uint64_t *ns)
+{
+	*ns = 0;
+	return gpu_no_cuda("cuda H2D baseline");
+}
+
+enum fr_err gpu_cuda_bench_scatter(struct gpu_table *t, const uint64_t *rows,
+				   size_t n, size_t reps, uint64_t *ns)
+{
+	*ns = 0;
+	return gpu_no_cuda("cuda scatter kernel");
+}
+#endif /* !FRESHET_HAVE_CUDA */

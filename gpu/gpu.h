@@ -17,6 +17,18 @@
  *
  * Threads: a table is used by one thread at a time.  Every call is
  * synchronous: when it returns, an apply is visible to every later gather.
+ *
+ * The cuda backend (docs/gpu.md) keeps that promise with one CUDA stream
+ * per table rather than by waiting: apply and restore return once the
+ * batch is copied into pinned staging memory (the caller may reuse its
+ * arrays at once) and the device work follows on the stream; gather and
+ * checksum run on the same stream and wait for it, so they see every
+ * earlier apply whole.  A CUDA error in work already queued is reported
+ * by the next call on that table.  Any CUDA error is FR_ERR_GPU, with the
+ * runtime's text in the detail and logged once; the table's contents are
+ * then unknown, and every later call on it fails the same way: free it
+ * and build it again from the host store.  A cuda table may move between
+ * threads (each call makes its device current), never be used by two.
  */
 #ifndef FRESHET_GPU_H
 #define FRESHET_GPU_H

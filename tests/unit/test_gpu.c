@@ -4,8 +4,8 @@
  * particular to the CPU backend (huge-page-sized tables, the streaming
  * path at scale).
  *
- * What is not here: the CUDA backend's run of the vectors (issue [4/5]
- * adds it as its own executable with label "cuda").
+ * What is not here: the CUDA backend's run of the vectors and its own
+ * cases (test_gpu_cuda.c, label "cuda").
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,12 +36,20 @@ static void test_select_cpu(void)
 static void test_select_cuda(void)
 {
 	const struct gpu_backend *be = gpu_backend_cpu();
+	enum fr_err e = gpu_backend_select("cuda", &be);
 
-	/* This version has no CUDA backend in any build. */
-	CU_ASSERT_PTR_NULL(gpu_backend_cuda());
-	CU_ASSERT_EQUAL(gpu_backend_select("cuda", &be), FR_ERR_UNSUPPORTED);
+	if (gpu_backend_cuda() && gpu_cuda_device_count() > 0) {
+		CU_ASSERT_EQUAL(e, FR_OK);
+		CU_ASSERT_PTR_EQUAL(be, gpu_backend_cuda());
+		CU_ASSERT_STRING_EQUAL(be->name, "cuda");
+		return;
+	}
+	/* No CUDA in the build, or no device: refused, saying why. */
+	CU_ASSERT_EQUAL(e, FR_ERR_UNSUPPORTED);
 	CU_ASSERT_PTR_NULL(be);
 	CU_ASSERT_PTR_NOT_NULL(strstr(fr_errmsg(), "cuda"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(fr_errmsg(), gpu_backend_cuda() ?
+				      "no CUDA device" : "no CUDA support"));
 }
 
 static void test_select_bogus(void)
@@ -226,7 +234,7 @@ static void test_cpu_large_odd(void)
 
 static const struct fr_unit_test select_tests[] = {
 	{ "cpu", test_select_cpu },
-	{ "cuda unsupported", test_select_cuda },
+	{ "cuda when available, else refused", test_select_cuda },
 	{ "bogus names", test_select_bogus },
 	{ "auto picks cpu, logs once", test_select_auto_logs_once },
 	{ "cuda device count", test_device_count },
