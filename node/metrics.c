@@ -322,6 +322,10 @@ void metrics_render(struct node *n, struct evbuffer *b)
 			    n->be ? n->be->name : "none",
 			    n->be && strcmp(n->be->name, "cuda") == 0 ?
 			    (int)n->cfg->gpu_device : -1);
+	family(b, "freshet_backend_rebuilds_total", "counter",
+	       "Backend tables remade from the store after a backend (GPU) error.");
+	evbuffer_add_printf(b, "freshet_backend_rebuilds_total %llu\n",
+			    (unsigned long long)n->metrics.backend_rebuilds);
 	family(b, "freshet_backend_bytes", "gauge",
 	       "Table bytes held by the backend, all models (node.gpu_budget_mb bounds it).");
 	evbuffer_add_printf(b, "freshet_backend_bytes %llu\n",

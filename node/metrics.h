@@ -51,6 +51,7 @@ struct node_metrics {
 	uint64_t snapshots_ok, snapshots_failed;
 	uint64_t hlc_refused;            /* remote versions too far ahead */
 	uint64_t stale_epoch_refused;    /* WAN HELLOs from deposed leaders */
+	uint64_t backend_rebuilds;       /* tables remade after a backend error */
 	struct metrics_hist publish_latency;   /* receive -> ack */
 	struct metrics_hist apply_latency;     /* store apply + mirror, peers */
 	struct metrics_hist replication_delay; /* wall now - version's ms */

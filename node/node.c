@@ -147,10 +147,12 @@ enum fr_err node_apply_batch(struct node *n, struct node_model *m,
 		return FR_OK;
 out_diverged:
 	/* The store has the rows; lookups would now serve older values.
-	 * That must be loud: it is a bug or a failing device. */
+	 * That must be loud: it is a bug or a failing device.  Rebuild the
+	 * table from the store, which is the source of truth. */
 	fr_log(FR_LOG_ERROR, "node", "model '%s' table %u: backend apply of "
-	       "%zu rows failed, lookups may serve stale rows: %s",
+	       "%zu rows failed: %s; rebuilding the table from the store",
 	       m->def->name, b->table, k, fr_errmsg());
+	node_table_rebuild(n, m, b->table);
 	return FR_OK;
 }
 
@@ -331,15 +333,14 @@ static enum fr_err backend_fill(struct node *n, struct node_model *m,
 	return FR_OK;
 }
 
-/* Backend tables of one model, filled from its store.  ids: scratch of
- * NODE_FILL_CHUNK entries.  On error the tables made are left for
- * model_backend_free. */
-static enum fr_err model_backend_setup(struct node *n, struct node_model *m,
-				       uint64_t *ids)
+/* Backend table t of model m, filled from its store.  ids: scratch of
+ * NODE_FILL_CHUNK entries. */
+static enum fr_err table_backend_setup(struct node *n, struct node_model *m,
+				       uint32_t t, uint64_t *ids)
 {
 	enum fr_err rc;
 
-	for (uint32_t t = 0; t < m->def->ntables; t++) {
+	{
 		const struct shard_table_def *td = &m->def->tables[t];
 		struct gpu_table_desc d = {
 			.name = td->name,
@@ -373,6 +374,52 @@ static enum fr_err model_backend_setup(struct node *n, struct node_model *m,
 			return rc;
 	}
 	return FR_OK;
+}
+
+/* Backend tables of one model.  On error the tables made are left for
+ * model_free. */
+static enum fr_err model_backend_setup(struct node *n, struct node_model *m,
+				       uint64_t *ids)
+{
+	enum fr_err rc;
+
+	for (uint32_t t = 0; t < m->def->ntables; t++) {
+		rc = table_backend_setup(n, m, t, ids);
+		if (rc)
+			return rc;
+	}
+	return FR_OK;
+}
+
+bool node_table_rebuild(struct node *n, struct node_model *m, uint32_t t)
+{
+	struct node_table *tab = &m->tables[t];
+	uint64_t *ids = malloc(NODE_FILL_CHUNK * sizeof(*ids));
+	enum fr_err rc = FR_ERR_NOMEM;
+
+	n->metrics.backend_rebuilds++;
+	if (tab->gt) {
+		n->be_bytes -= tab->bytes;
+		gpu_table_free(tab->gt);
+		tab->gt = NULL;
+	}
+	if (ids)
+		rc = table_backend_setup(n, m, t, ids);
+	free(ids);
+	if (rc) {
+		fr_log(FR_LOG_ERROR, "node", "model '%s' table '%s': rebuild "
+		       "failed, lookups of it fail until a restart: %s",
+		       m->def->name, m->def->tables[t].name, fr_errmsg());
+		if (tab->gt) {
+			n->be_bytes -= tab->bytes;
+			gpu_table_free(tab->gt);
+			tab->gt = NULL;
+		}
+		return false;
+	}
+	fr_log(FR_LOG_WARN, "node", "model '%s' table '%s': rebuilt from the "
+	       "store", m->def->name, m->def->tables[t].name);
+	return true;
 }
 
 static void model_free(struct node *n, struct node_model *m)

@@ -269,6 +269,10 @@ void node_wal_log_replicated(struct node *n, struct node_model *m,
 enum fr_err node_apply_batch(struct node *n, struct node_model *m,
 			     const struct shard_batch *b,
 			     struct shard_apply_result *res);
+/* Free backend table t of m and make it again from the store (after the
+ * backend failed, e.g. FR_ERR_GPU).  false when that failed too (logged;
+ * the table is then absent and its lookups fail).  Loop thread. */
+bool node_table_rebuild(struct node *n, struct node_model *m, uint32_t t);
 /* Re-arm the gossip timer at gossip_next_deadline(). */
 void node_gossip_arm(struct node *n);
 

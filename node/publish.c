@@ -696,7 +696,12 @@ bool node_lookup_handle(struct node_conn *c, const uint8_t *p, size_t len)
 		lookup_error(c, q.req_id, FR_ERR_NOMEM, "out of memory");
 		goto out_free;
 	}
-	rc = gpu_gather(m->tables[ti].gt, q.rows, q.n, raw);
+	rc = m->tables[ti].gt ? gpu_gather(m->tables[ti].gt, q.rows, q.n, raw)
+			      : fr_fail(FR_ERR_GPU, "table '%s' has no backend "
+					"table (its rebuild failed)", td->name);
+	if (rc == FR_ERR_GPU && m->tables[ti].gt &&
+	    node_table_rebuild(c->node, m, (uint32_t)ti))
+		rc = gpu_gather(m->tables[ti].gt, q.rows, q.n, raw);
 	if (rc) {
 		snprintf(msg, sizeof(msg), "backend gather: %s", fr_errmsg());
 		lookup_error(c, q.req_id, rc, msg);

@@ -36,13 +36,18 @@
  *
  * Leadership is claimed by the thread only while it is rank 0 in
  * election/<dc> and leaders/<dc> is ours.  The loop thread may take it
- * away: when a view says "disconnected" while we lead, it arms a timer
- * for 2/3 of the negotiated session timeout and, if no connected view
- * comes first, delivers the last view with leader=false (rule 2).  A
- * connected view is only posted after the pass that re-checked the
- * election, so it may restore leadership.  The epoch is the election
- * sequence + 1, so a leader's epoch is never 0 and rises with every
- * candidacy.
+ * away (rule 2): t->contact_ms is the send time of the newest request
+ * ZooKeeper answered; while we lead, the thread sends a small probe every
+ * timeout/PROBE_DIV (never waiting for it), and a watchdog timer on the loop
+ * thread delivers the last view with leader=false once contact is 2/3 of
+ * the negotiated session timeout old.  It counts from the last contact,
+ * not from when the client noticed the loss: after a silent cut the
+ * client itself needs 2/3 of the timeout to notice, and ZooKeeper may
+ * expire the session at 3/3.  Leadership comes back only with fresh
+ * contact and a connected view, and a connected view is only posted
+ * after the pass that re-checked the election.  The epoch is the
+ * election sequence + 1, so a leader's epoch is never 0 and rises with
+ * every candidacy.
  *
  * Not here: the admin client (admin.c), JSON (codec.c).
  */
@@ -89,6 +94,13 @@
 #define MAILBOX_CAP 8
 #define BAD_SEEN_MAX 256
 #define LEAVE_WAIT_MS 700         /* topo_free: wait for our deletes */
+#define PROBE_DIV 10              /* leaders probe every timeout/10 ... */
+#define PROBE_MIN_MS 50           /* ... but at most every 50 ms */
+/* Bounds on what a view holds (rule 13): children past these, in name
+ * order, are left out (and logged), so every node leaves out the same. */
+#define MEMBERS_MAX 4096
+#define LEADERS_MAX 256
+#define MODELS_MAX 256
 
 /* A watcher's context: the bits to set when it fires. */
 struct topo_watch {
@@ -99,7 +111,6 @@ struct topo_watch {
 /* A view on its way to the loop: one allocation, arrays after the head. */
 struct topo_msg {
 	struct topo_view v;
-	uint64_t down_since_ms;  /* fr_mono_ms() when the session went down */
 };
 
 struct bad_seen {
@@ -135,6 +146,12 @@ struct topo {
 	/* Counters written by the topology thread, read by the loop. */
 	atomic_uint_fast64_t connects, disconnects, expirations;
 	atomic_uint_fast64_t elections_won, bad_znodes;
+	/* Contact (rule 2): fr_mono_ms() at which a request was sent that
+	 * ZooKeeper answered, newest first; written by the topology and
+	 * completion threads, read by the loop's watchdog. */
+	atomic_uint_fast64_t contact_ms;
+	atomic_uint_fast64_t probe_sent_ms;
+	atomic_bool probe_busy;
 
 	/* Topology thread only. */
 	zhandle_t *th_zh;
@@ -142,7 +159,8 @@ struct topo {
 	unsigned th_dirty;
 	bool th_connected, th_expired_once;
 	uint32_t th_timeout_ms;
-	uint64_t th_down_since;
+	uint64_t th_probe_next;
+	unsigned th_cap_warned;           /* D_* bits of lists cut at a cap */
 	char th_election[64];             /* our child's name, "" when none */
 	bool th_member_ok;                /* nodes/<dc>/<id> is ours */
 	bool th_elected, th_leader_owned;
@@ -205,6 +223,31 @@ static void leave_done_cb(int rc, const void *data)
 	t->leave_left--;
 	pthread_cond_signal(&t->cond);
 	pthread_mutex_unlock(&t->lock);
+}
+
+static bool conn_lost(int rc);
+
+/* Any thread: ZooKeeper answered a request sent at `sent` (fr_mono_ms()),
+ * so the session was alive then.  Keeps the newest. */
+static void contact(struct topo *t, uint64_t sent)
+{
+	uint_fast64_t cur = atomic_load(&t->contact_ms);
+
+	while (sent > cur &&
+	       !atomic_compare_exchange_weak(&t->contact_ms, &cur, sent))
+		;
+}
+
+/* The leader's probe came back (completion thread): any answer but a
+ * lost connection is contact. */
+static void probe_cb(int rc, const struct Stat *st, const void *data)
+{
+	struct topo *t = (struct topo *)data;
+
+	(void)st;
+	if (!conn_lost(rc))
+		contact(t, atomic_load(&t->probe_sent_ms));
+	atomic_store(&t->probe_busy, false);
 }
 
 /* ZooKeeper's log lines ("...:ZOO_ERROR@func@line: text") into fr_log.
@@ -317,9 +360,13 @@ static void zk_fail(const char *what, const char *path, int rc)
 static int get_data(struct topo *t, const char *path, struct topo_watch *w,
 		    int *len, struct Stat *st)
 {
+	uint64_t sent = fr_mono_ms();
 	int n = DATA_MAX;
 	int rc = zoo_wget(t->th_zh, path, watch_cb, w, t->th_buf, &n, st);
 
+	/* Long reads (many children) keep the leader's contact fresh. */
+	if (!conn_lost(rc))
+		contact(t, sent);
 	if (rc != ZOK)
 		return rc;
 	if (st->dataLength > (int32_t)DATA_MAX) {
@@ -370,17 +417,39 @@ static int do_parents(struct topo *t)
  * Topology thread: our member znode (rules 1, 6)
  * ---------------------------------------------------------------------- */
 
-/* Still ours?  Arms the watch on our member znode.  An ephemeral of a
- * live session vanishes only when someone deletes it — most likely a
- * newer generation of this node taking over (rule 6) — so rather than
- * race it to re-create, step out and try again after RETRY_MS. */
+/* Still ours, and still saying what we registered?  Arms the watch on
+ * our member znode; data someone else wrote into it is put back (peers
+ * would otherwise leave us out of their views).  An ephemeral of a live
+ * session vanishes only when someone deletes it — most likely a newer
+ * generation of this node taking over (rule 6) — so rather than race it
+ * to re-create, step out and try again after RETRY_MS. */
 static int recheck_member(struct topo *t)
 {
 	struct Stat st;
-	int rc = zoo_wexists(t->th_zh, t->p_me, watch_cb, &t->w_member, &st);
+	int len = DATA_MAX;
+	int rc = zoo_wget(t->th_zh, t->p_me, watch_cb, &t->w_member, t->th_buf,
+			  &len, &st);
 
-	if (rc == ZOK && st.ephemeralOwner == t->th_session)
-		return ZOK;
+	if (rc == ZOK && st.ephemeralOwner == t->th_session) {
+		enum fr_err err;
+		char *json = topo_member_encode(&t->cfg.self, &err);
+
+		if (!json)
+			return ZSYSTEMERROR;   /* checked in topo_new */
+		if (st.dataLength != (int32_t)strlen(json) ||
+		    memcmp(t->th_buf, json, strlen(json)) != 0) {
+			fr_log(FR_LOG_WARN, MOD,
+			       "%s was overwritten by another client; writing ours back",
+			       t->p_me);
+			rc = zoo_set(t->th_zh, t->p_me, json, (int)strlen(json),
+				     st.version);
+			/* Written again meanwhile: its watch brings us back. */
+			if (rc == ZBADVERSION)
+				rc = ZK_RETRY;
+		}
+		free(json);
+		return rc;
+	}
 	if (rc != ZOK && rc != ZNONODE)
 		return rc;
 	fr_log(FR_LOG_WARN, MOD,
@@ -496,8 +565,13 @@ static void set_elected(struct topo *t, bool elected, uint64_t seq)
 
 /* Look for our own candidate among children (after CONNECTIONLOSS on
  * create); remove candidates of our node id from older generations —
- * ghosts of a previous life that could otherwise win (rule 6). */
-static int adopt_or_clean(struct topo *t, const struct String_vector *sv)
+ * ghosts of a previous life that could otherwise win (rule 6) — and any
+ * second candidate of this session (a create whose reply was lost but
+ * which ZooKeeper applied after we looked): an orphan ranked ahead of us
+ * would block the DC while our session lives (rule 3).  withdraw: remove
+ * every candidate of this session. */
+static int adopt_or_clean(struct topo *t, const struct String_vector *sv,
+			  bool withdraw)
 {
 	for (int32_t i = 0; i < sv->count; i++) {
 		const char *c = sv->data[i];
@@ -519,9 +593,19 @@ static int adopt_or_clean(struct topo *t, const struct String_vector *sv)
 		if (rc != ZOK)
 			return rc;
 		if (st.ephemeralOwner == t->th_session) {
-			if (!t->th_election[0] && gen == t->cfg.self.generation)
+			if (!withdraw && gen == t->cfg.self.generation &&
+			    (!t->th_election[0] ||
+			     strcmp(t->th_election, c) == 0)) {
 				snprintf(t->th_election, sizeof(t->th_election),
 					 "%s", c);
+				continue;
+			}
+			fr_log(FR_LOG_WARN, MOD, "removing %s: %s", path,
+			       withdraw ? "withdrawing" :
+			       "a second candidate of this session");
+			rc = zoo_delete(t->th_zh, path, -1);
+			if (rc != ZOK && rc != ZNONODE)
+				return rc;
 			continue;
 		}
 		if (gen < t->cfg.self.generation) {
@@ -545,21 +629,24 @@ static int do_election(struct topo *t)
 	if (!t->cfg.candidate)
 		return ZOK;
 	if (!t->th_member_ok) {
-		/* Withdraw (see do_member). */
-		if (t->th_election[0]) {
-			char path[TOPO_PATH_MAX];
+		/* Withdraw (see do_member): every candidate of this session,
+		 * also one whose create lost its reply (th_election is "" then
+		 * but the znode may exist). */
+		struct String_vector sv = { 0, NULL };
 
-			pathf(path, sizeof(path), "%s/%s", t->p_election_dc,
-			      t->th_election);
-			rc = zoo_delete(t->th_zh, path, -1);
-			if (rc != ZOK && rc != ZNONODE)
-				return rc;
-			fr_log(FR_LOG_WARN, MOD, "withdrew candidate %s: not registered",
-			       path);
+		set_elected(t, false, 0);
+		rc = zoo_get_children(t->th_zh, t->p_election_dc, 0, &sv);
+		if (rc == ZNONODE)
+			rc = ZOK;
+		else if (rc == ZOK)
+			rc = adopt_or_clean(t, &sv, true);
+		deallocate_String_vector(&sv);
+		if (rc == ZOK && t->th_election[0]) {
+			fr_log(FR_LOG_WARN, MOD, "withdrew candidate %s/%s: not registered",
+			       t->p_election_dc, t->th_election);
 			t->th_election[0] = '\0';
 		}
-		set_elected(t, false, 0);
-		return ZOK;
+		return rc;
 	}
 	for (int tries = 0; tries < 4; tries++, rc = ZK_RETRY) {
 		char pred[TOPO_NAME_MAX + 32], path[TOPO_PATH_MAX];
@@ -575,7 +662,7 @@ static int do_election(struct topo *t)
 			t->th_dirty |= D_PARENTS;
 		if (rc != ZOK)
 			break;
-		rc = adopt_or_clean(t, &sv);
+		rc = adopt_or_clean(t, &sv, false);
 		if (rc != ZOK) {
 			deallocate_String_vector(&sv);
 			break;
@@ -626,6 +713,17 @@ static int do_election(struct topo *t)
 		}
 		topo_election_parse(t->th_election, &id, &gen, &seq);
 		if (rank == 0) {
+			/* Watch our own candidate: if someone deletes it, our
+			 * successor takes over and we must stand down now,
+			 * not at the next reconnect. */
+			pathf(path, sizeof(path), "%s/%s", t->p_election_dc,
+			      t->th_election);
+			rc = zoo_wexists(t->th_zh, path, watch_cb,
+					 &t->w_election, &st);
+			if (rc == ZNONODE)
+				continue;   /* re-list: "vanished" below */
+			if (rc != ZOK)
+				break;
 			set_elected(t, true, seq);
 			break;
 		}
@@ -634,8 +732,18 @@ static int do_election(struct topo *t)
 		 * gone, re-list (rule 3). */
 		pathf(path, sizeof(path), "%s/%s", t->p_election_dc, pred);
 		rc = zoo_wexists(t->th_zh, path, watch_cb, &t->w_election, &st);
-		if (rc == ZOK)
-			break;
+		if (rc == ZOK && st.ephemeralOwner == 0) {
+			/* Not an ephemeral (made by hand or a tool): no
+			 * session's end removes it, and ranked ahead of
+			 * everyone it would block the DC for ever (rule 7). */
+			fr_log(FR_LOG_WARN, MOD,
+			       "removing %s: a candidate that is not an ephemeral znode",
+			       path);
+			rc = zoo_delete(t->th_zh, path, -1);
+			if (rc != ZOK && rc != ZNONODE)
+				break;
+			continue;   /* re-list */
+		}
 		if (rc != ZNONODE)
 			break;
 	}
@@ -651,6 +759,7 @@ static int do_leader(struct topo *t)
 {
 	struct topo_leader me;
 	enum fr_err err;
+	uint64_t sent = fr_mono_ms();
 	char *json;
 	int rc = ZOK;
 
@@ -692,21 +801,36 @@ static int do_leader(struct topo *t)
 		rc = get_data(t, t->p_leader_me, &t->w_leaders, &len, &st);
 		if (rc == ZNONODE)
 			continue;
-		if (rc != ZOK)
+		/* ZBADARGUMENTS: too big to read, but st is filled. */
+		if (rc != ZOK && rc != ZBADARGUMENTS)
 			break;
 		if (st.ephemeralOwner == t->th_session) {
-			if (strcmp(t->th_buf, json) != 0)
-				rc = zoo_set(t->th_zh, t->p_leader_me, json,
-					     (int)strlen(json), st.version);
+			if (rc == ZOK && strcmp(t->th_buf, json) == 0)
+				break;
+			/* Ours, overwritten by another client: put our
+			 * claim back (the data watch brought us here). */
+			fr_log(FR_LOG_WARN, MOD,
+			       "%s was overwritten by another client; writing ours back",
+			       t->p_leader_me);
+			rc = zoo_set(t->th_zh, t->p_leader_me, json,
+				     (int)strlen(json), st.version);
+			if (rc == ZBADVERSION)
+				continue;   /* written again meanwhile */
 			break;
 		}
-		if (topo_leader_decode(t->th_buf, (size_t)len, &other) ==
-			    FR_OK &&
-		    other.node_id == t->cfg.self.node_id &&
-		    other.generation < t->cfg.self.generation) {
-			fr_log(FR_LOG_WARN, MOD,
-			       "replacing %s left by an older generation of this node",
-			       t->p_leader_me);
+		/* Not an ephemeral (made by hand or a tool): no session's
+		 * end will remove it, so it would block the DC for ever.  A
+		 * ghost of an older generation of this node goes too. */
+		if (st.ephemeralOwner == 0 ||
+		    (rc == ZOK &&
+		     topo_leader_decode(t->th_buf, (size_t)len, &other) ==
+			     FR_OK &&
+		     other.node_id == t->cfg.self.node_id &&
+		     other.generation < t->cfg.self.generation)) {
+			fr_log(FR_LOG_WARN, MOD, "replacing %s: %s",
+			       t->p_leader_me, st.ephemeralOwner == 0 ?
+			       "not an ephemeral znode (no session holds it)" :
+			       "left by an older generation of this node");
 			rc = zoo_delete(t->th_zh, t->p_leader_me, st.version);
 			if (rc != ZOK && rc != ZNONODE && rc != ZBADVERSION)
 				break;
@@ -724,6 +848,8 @@ static int do_leader(struct topo *t)
 	}
 	free(json);
 	if (rc == ZOK) {
+		/* Every call above was answered (rule 2's clock). */
+		contact(t, sent);
 		t->th_leader_warned = false;
 		if (!t->th_leader_owned)
 			t->th_view_dirty = true;
@@ -833,6 +959,34 @@ static bool parse_id(const char *s, uint32_t *id)
 	return true;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Children in name order: the cap below then leaves out the same ones
+ * on every node. */
+static void sort_children(struct String_vector *sv)
+{
+	if (sv->count > 1)
+		qsort(sv->data, (size_t)sv->count, sizeof(sv->data[0]),
+		      name_cmp);
+}
+
+/* A list hit its cap (or no longer does): say so once. */
+static void cap_note(struct topo *t, unsigned bit, bool hit, const char *path,
+		     unsigned max)
+{
+	if (hit && !(t->th_cap_warned & bit))
+		fr_log(FR_LOG_ERROR, MOD,
+		       "%s: more than %u entries; the rest (in name order) are left out of the view",
+		       path, max);
+	if (hit)
+		t->th_cap_warned |= bit;
+	else
+		t->th_cap_warned &= ~bit;
+}
+
 /* Swap a freshly read array into the thread's copy; note a change. */
 static void replace(struct topo *t, void **cur, uint32_t *ncur, void *fresh,
 		    uint32_t nfresh, size_t size,
@@ -873,6 +1027,7 @@ static int read_nodes(struct topo *t)
 	struct String_vector dcs = { 0, NULL };
 	struct topo_member *arr = NULL;
 	uint32_t n = 0, cap = 0;
+	bool full = false;
 	int rc;
 
 	rc = zoo_wget_children(t->th_zh, t->p_nodes, watch_cb, &t->w_nodes,
@@ -882,7 +1037,9 @@ static int read_nodes(struct topo *t)
 			t->th_dirty |= D_PARENTS;
 		return rc;
 	}
-	for (int32_t i = 0; i < dcs.count && !atomic_load(&t->stop); i++) {
+	sort_children(&dcs);
+	for (int32_t i = 0; i < dcs.count && !full && !atomic_load(&t->stop);
+	     i++) {
 		struct String_vector ids = { 0, NULL };
 		char dcpath[TOPO_PATH_MAX];
 
@@ -901,6 +1058,7 @@ static int read_nodes(struct topo *t)
 		}
 		if (rc != ZOK)
 			break;
+		sort_children(&ids);
 		for (int32_t k = 0; k < ids.count; k++) {
 			char path[TOPO_PATH_MAX], why[160];
 			struct topo_member m;
@@ -908,6 +1066,10 @@ static int read_nodes(struct topo *t)
 			uint32_t id;
 			int len;
 
+			if (n == MEMBERS_MAX) {
+				full = true;
+				break;
+			}
 			if (!pathf(path, sizeof(path), "%s/%s", dcpath,
 				   ids.data[k]))
 				continue;
@@ -950,6 +1112,7 @@ static int read_nodes(struct topo *t)
 		free(arr);
 		return rc;
 	}
+	cap_note(t, D_NODES, full, t->p_nodes, MEMBERS_MAX);
 	replace(t, (void **)&t->th_members, &t->th_nmembers, arr, n,
 		sizeof(*arr), member_cmp, member_eq_v);
 	return ZOK;
@@ -960,6 +1123,7 @@ static int read_leaders(struct topo *t)
 	struct String_vector sv = { 0, NULL };
 	struct topo_leader *arr = NULL;
 	uint32_t n = 0, cap = 0;
+	bool full = false;
 	int rc;
 
 	rc = zoo_wget_children(t->th_zh, t->p_leaders, watch_cb,
@@ -969,12 +1133,17 @@ static int read_leaders(struct topo *t)
 			t->th_dirty |= D_PARENTS;
 		return rc;
 	}
-	for (int32_t i = 0; i < sv.count; i++) {
+	sort_children(&sv);
+	for (int32_t i = 0; i < sv.count && !atomic_load(&t->stop); i++) {
 		char path[TOPO_PATH_MAX];
 		struct topo_leader l;
 		struct Stat st;
 		int len;
 
+		if (n == LEADERS_MAX) {
+			full = true;
+			break;
+		}
 		if (!pathf(path, sizeof(path), "%s/%s", t->p_leaders,
 			   sv.data[i]))
 			continue;
@@ -1004,6 +1173,8 @@ static int read_leaders(struct topo *t)
 		}
 		arr[n++] = l;
 	}
+	if (rc == ZOK)
+		cap_note(t, D_LEADERS, full, t->p_leaders, LEADERS_MAX);
 	deallocate_String_vector(&sv);
 	if (rc != ZOK) {
 		free(arr);
@@ -1019,6 +1190,7 @@ static int read_models(struct topo *t)
 	struct String_vector sv = { 0, NULL };
 	struct shard_model_def *arr = NULL;
 	uint32_t n = 0, cap = 0;
+	bool full = false;
 	int rc;
 
 	rc = zoo_wget_children(t->th_zh, t->p_models, watch_cb, &t->w_models,
@@ -1028,11 +1200,16 @@ static int read_models(struct topo *t)
 			t->th_dirty |= D_PARENTS;
 		return rc;
 	}
+	sort_children(&sv);
 	for (int32_t i = 0; i < sv.count && !atomic_load(&t->stop); i++) {
 		char path[TOPO_PATH_MAX];
 		struct Stat st;
 		int len;
 
+		if (n == MODELS_MAX) {
+			full = true;
+			break;
+		}
 		if (!pathf(path, sizeof(path), "%s/%s", t->p_models,
 			   sv.data[i]))
 			continue;
@@ -1054,6 +1231,8 @@ static int read_models(struct topo *t)
 		}
 		n++;
 	}
+	if (rc == ZOK)
+		cap_note(t, D_MODELS, full, t->p_models, MODELS_MAX);
 	deallocate_String_vector(&sv);
 	if (rc != ZOK) {
 		free(arr);
@@ -1100,7 +1279,6 @@ static struct topo_msg *build_view(struct topo *t)
 	m->v.nmodels = t->th_nmodels;
 	m->v.models = (struct shard_model_def *)(base + off_d);
 	m->v.bad_znodes = atomic_load(&t->bad_znodes);
-	m->down_since_ms = t->th_down_since;
 	if (t->th_nmembers)
 		memcpy(base + off_m, t->th_members,
 		       (size_t)t->th_nmembers * sizeof(struct topo_member));
@@ -1168,10 +1346,10 @@ static void session_expired(struct topo *t)
 	zookeeper_close(t->th_zh);
 	t->th_zh = NULL;
 	atomic_fetch_add(&t->expirations, 1);
-	if (t->th_connected) {
+	if (t->th_connected)
 		atomic_fetch_add(&t->disconnects, 1);
-		t->th_down_since = fr_mono_ms();
-	}
+	/* Completions of the closed handle (ZCLOSING) are done. */
+	atomic_store(&t->probe_busy, false);
 	t->th_connected = false;
 	t->th_expired_once = true;
 	/* Every ephemeral of ours is gone with the session. */
@@ -1181,6 +1359,39 @@ static void session_expired(struct topo *t)
 	t->th_leader_owned = false;
 	t->th_view_dirty = true;
 	t->th_dirty = D_ALL;
+}
+
+/* How often a leader proves contact, for a session timeout of to ms. */
+static uint64_t probe_every(uint64_t to)
+{
+	uint64_t ms = to / PROBE_DIV;
+
+	return ms < PROBE_MIN_MS ? PROBE_MIN_MS :
+	       ms > RETRY_MS ? RETRY_MS : ms;
+}
+
+static uint64_t probe_every_ms(const struct topo *t)
+{
+	return probe_every(t->th_timeout_ms ? t->th_timeout_ms :
+			   t->cfg.session_timeout_ms);
+}
+
+/* While we lead, keep proof of contact fresh for the loop's watchdog
+ * (rule 2): one small asynchronous read at a time, never waited for.
+ * ZooKeeper answers in order, so a probe queued behind slow calls is
+ * answered after them. */
+static void probe(struct topo *t)
+{
+	uint64_t now = fr_mono_ms();
+
+	if (!t->th_elected || !t->th_leader_owned || !t->th_connected ||
+	    now < t->th_probe_next || atomic_load(&t->probe_busy))
+		return;
+	t->th_probe_next = now + probe_every_ms(t);
+	atomic_store(&t->probe_sent_ms, now);
+	atomic_store(&t->probe_busy, true);
+	if (zoo_aexists(t->th_zh, t->p_leader_me, 0, probe_cb, t) != ZOK)
+		atomic_store(&t->probe_busy, false);
 }
 
 /* One pass of the work that is dirty.  Stops at a lost connection (its
@@ -1206,6 +1417,7 @@ static void do_work(struct topo *t)
 			continue;
 		if (steps[i].bit != D_PARENTS && (t->th_dirty & D_PARENTS))
 			return;   /* parents first */
+		probe(t);
 		t->th_dirty &= ~steps[i].bit;
 		rc = steps[i].fn(t);
 		if (rc == ZOK)
@@ -1239,7 +1451,6 @@ static void step(struct topo *t)
 			       "lost the ZooKeeper connection (session 0x%" PRIx64 "); keeping the last view",
 			       (uint64_t)t->th_session);
 			t->th_connected = false;
-			t->th_down_since = fr_mono_ms();
 			t->th_view_dirty = true;
 			atomic_fetch_add(&t->disconnects, 1);
 		}
@@ -1263,12 +1474,12 @@ static void step(struct topo *t)
 		t->th_dirty = D_ALL;
 		t->th_view_dirty = true;
 	}
+	probe(t);
 	do_work(t);
 	/* A connected view only after the pass: a reconnected leader has
 	 * re-checked its rank before it claims leadership again. */
 	if (zoo_state(t->th_zh) != ZOO_CONNECTED_STATE && t->th_connected) {
 		t->th_connected = false;
-		t->th_down_since = fr_mono_ms();
 		t->th_view_dirty = true;
 		atomic_fetch_add(&t->disconnects, 1);
 	}
@@ -1338,6 +1549,18 @@ static void *topo_thread(void *arg)
 		struct timespec ts;
 		long wait_ms = t->th_pending ? POST_RETRY_MS : RETRY_MS;
 
+		/* A leader wakes for its next probe (or, while one is
+		 * unanswered, to look again a probe interval later). */
+		if (t->th_elected && t->th_leader_owned && t->th_connected) {
+			uint64_t now = fr_mono_ms();
+			uint64_t in = atomic_load(&t->probe_busy) ?
+				      probe_every_ms(t) :
+				      t->th_probe_next > now ?
+				      t->th_probe_next - now : 0;
+
+			if ((long)in < wait_ms)
+				wait_ms = (long)in;
+		}
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += wait_ms * 1000000L;
 		ts.tv_sec += ts.tv_nsec / 1000000000L;
@@ -1380,44 +1603,74 @@ static void deliver(struct topo *t)
 		t->fn(&v, t->arg);
 }
 
-static void demote_cb(evutil_socket_t fd, short what, void *arg)
+static void timer_in(struct topo *t, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000),
+			      (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(t->lp_timer, &tv);
+}
+
+/* May the last view's leadership stand?  Only while the newest contact
+ * is younger than 2/3 of the negotiated session timeout (rule 2): by
+ * then ZooKeeper may be about to expire the session and let another
+ * node win, and the client may not even have noticed the silence yet.
+ * It comes back with fresh contact on a connected view: the session was
+ * alive after the loss, so nobody else can have won.  Re-arms the
+ * watchdog while the view says leader.  True when lp_demoted changed. */
+static bool lead_check(struct topo *t)
+{
+	const struct topo_view *v = &t->lp_last->v;
+	bool was = t->lp_demoted;
+	uint64_t to, limit, age, now, c;
+
+	if (!v->leader) {
+		evtimer_del(t->lp_timer);
+		t->lp_demoted = false;
+		return was;
+	}
+	to = v->session_timeout_ms ? v->session_timeout_ms :
+	     t->cfg.session_timeout_ms;
+	limit = to * 2 / 3;
+	now = fr_mono_ms();
+	c = atomic_load(&t->contact_ms);
+	age = now >= c ? now - c : 0;
+	evtimer_del(t->lp_timer);
+	if (age >= limit) {
+		if (!t->lp_demoted)
+			fr_log(FR_LOG_WARN, MOD,
+			       "no answer from ZooKeeper for %" PRIu64 " ms (2/3 of the session timeout is %" PRIu64 " ms): stepping down as leader of dc %s",
+			       age, limit, t->cfg.self.dc);
+		t->lp_demoted = true;
+		timer_in(t, probe_every(to));
+		return !was;
+	}
+	if (t->lp_demoted && v->connected) {
+		fr_log(FR_LOG_INFO, MOD,
+		       "ZooKeeper answers again: leading dc %s", t->cfg.self.dc);
+		t->lp_demoted = false;
+	}
+	timer_in(t, t->lp_demoted ? probe_every(to) : limit - age);
+	return t->lp_demoted != was;
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct topo *t = arg;
 
 	(void)fd;
 	(void)what;
-	fr_log(FR_LOG_WARN, MOD,
-	       "no ZooKeeper contact for 2/3 of the session timeout: stepping down as leader of dc %s",
-	       t->cfg.self.dc);
-	t->lp_demoted = true;
-	deliver(t);
+	if (t->lp_last && lead_check(t))
+		deliver(t);
 }
 
 static void mailbox_cb(void *msg, void *arg)
 {
 	struct topo *t = arg;
-	struct topo_msg *m = msg;
 
 	free(t->lp_last);
-	t->lp_last = m;
-	if (m->v.connected || !m->v.leader) {
-		/* Connected views come only after a pass that re-checked
-		 * the election: what they say about leadership holds. */
-		evtimer_del(t->lp_timer);
-		t->lp_demoted = false;
-	} else if (!t->lp_demoted && !evtimer_pending(t->lp_timer, NULL)) {
-		uint32_t to = m->v.session_timeout_ms ?
-			      m->v.session_timeout_ms :
-			      t->cfg.session_timeout_ms;
-		uint64_t after = (uint64_t)to * 2 / 3;
-		uint64_t gone = fr_mono_ms() - m->down_since_ms;
-		struct timeval tv;
-
-		after = gone < after ? after - gone : 0;
-		tv.tv_sec = (time_t)(after / 1000);
-		tv.tv_usec = (suseconds_t)(after % 1000) * 1000;
-		evtimer_add(t->lp_timer, &tv);
-	}
+	t->lp_last = msg;
+	lead_check(t);
 	deliver(t);
 }
 
@@ -1521,7 +1774,7 @@ struct topo *topo_new(struct event_base *base, const struct topo_config *cfg,
 	t->mb = fr_mailbox_new(base, MAILBOX_CAP, mailbox_cb, t, &e);
 	if (!t->mb)
 		goto out_free_buf;
-	t->lp_timer = evtimer_new(base, demote_cb, t);
+	t->lp_timer = evtimer_new(base, watchdog_cb, t);
 	if (!t->lp_timer) {
 		e = fr_fail(FR_ERR_NOMEM, "topology: cannot allocate a timer");
 		goto out_free_mb;

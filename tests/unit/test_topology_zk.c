@@ -10,9 +10,14 @@
  * znodes skipped and counted; a restarted node (higher generation)
  * replacing its ghost's member and candidate znodes, and a stale one
  * (lower generation) refused and not deleting the newer one on leave;
- * self-demotion on the loop's timer while the session is cut off (through
- * a small TCP proxy in this file), and leadership regained, same epoch,
- * when the same session comes back; topo_new refusing bad config.
+ * our member and leader znodes written back when another client
+ * overwrites them, a leader whose candidate is deleted handing over, a
+ * persistent leaders/<dc> or candidate not blocking a DC; at most 256 models in a
+ * view; self-demotion on the loop's timer while the session is cut off
+ * (through a small TCP proxy in this file), by a reset or silently, about
+ * 2/3 of the session timeout after the last answer, and leadership
+ * regained, same epoch, when the same session comes back; topo_new
+ * refusing bad config.
  *
  * Not here: the JSON codec and the election rank (test_topology.c).
  */
@@ -565,6 +570,140 @@ static void test_generation_takeover(void)
 	stop(&n8);
 }
 
+static struct tnode n10, n11, n12;
+
+/* The raw data of rel, NUL-terminated, or "" when absent. */
+static void raw_get(const char *rel, char *buf, int cap)
+{
+	char path[256];
+	struct Stat st;
+	int len = cap - 1;
+
+	path_of(path, sizeof(path), rel);
+	if (zoo_get(raw, path, 0, buf, &len, &st) != ZOK || len < 0)
+		len = 0;
+	buf[len] = '\0';
+}
+
+static char member10[1024];
+
+static bool member10_back(void *arg)
+{
+	char buf[1024];
+
+	(void)arg;
+	raw_get("nodes/f/10", buf, sizeof(buf));
+	return strcmp(buf, member10) == 0;
+}
+
+static bool leader_f_back(void *arg)
+{
+	struct topo_leader l;
+	char buf[1024];
+
+	(void)arg;
+	raw_get("leaders/f", buf, sizeof(buf));
+	return topo_leader_decode(buf, strlen(buf), &l) == FR_OK &&
+	       l.node_id == 10 && l.epoch == n10.s.epoch;
+}
+
+static bool n11_took_over(void *arg)
+{
+	(void)arg;
+	return n11.s.connected && n11.s.leader && !n10.s.leader;
+}
+
+static bool n11_sees_two(void *arg)
+{
+	(void)arg;
+	return n11.s.nmembers >= 2 && leader_of(&n11.s, "f") != NULL;
+}
+
+static bool n12_leads(void *arg)
+{
+	(void)arg;
+	return n12.s.connected && n12.s.leader;
+}
+
+/* Our znodes changed by someone else are put right: member and leader
+ * data written back, and a leader whose candidate is deleted stands
+ * down at once so the next one leads.  A leaders/<dc> that is not an
+ * ephemeral (nobody's session will remove it) does not block a DC. */
+static void test_znodes_put_right(void)
+{
+	struct topo_config c = config(zk_hosts, "f", 10, 1);
+	char path[512], electpath[256], *json;
+	struct String_vector sv;
+	struct topo_leader l;
+	uint64_t epoch10;
+	enum fr_err err;
+	int deleted = 0;
+
+	start(&n10, &c);
+	CU_ASSERT_FATAL(wait_for(leads, &n10, 10000));
+	c = config(zk_hosts, "f", 11, 1);
+	start(&n11, &c);
+	CU_ASSERT_FATAL(wait_for(n11_sees_two, NULL, 10000));
+	epoch10 = n10.s.epoch;
+
+	raw_get("nodes/f/10", member10, sizeof(member10));
+	CU_ASSERT_FATAL(member10[0] == '{');
+	path_of(path, sizeof(path), "nodes/f/10");
+	CU_ASSERT_EQUAL(zoo_set(raw, path, "garbage", 7, -1), ZOK);
+	CU_ASSERT(wait_for(member10_back, NULL, 5000));
+
+	path_of(path, sizeof(path), "leaders/f");
+	CU_ASSERT_EQUAL(zoo_set(raw, path, "{", 1, -1), ZOK);
+	CU_ASSERT(wait_for(leader_f_back, NULL, 5000));
+	CU_ASSERT(n10.s.leader && !n11.s.leader);
+
+	/* Delete the leader's candidate: it must notice (it watches its own
+	 * candidate) and hand over; without that n11 would wait on
+	 * leaders/f for as long as n10's session lives. */
+	path_of(electpath, sizeof(electpath), "election/f");
+	CU_ASSERT_EQUAL_FATAL(zoo_get_children(raw, electpath, 0, &sv), ZOK);
+	for (int32_t i = 0; i < sv.count; i++)
+		if (strncmp(sv.data[i], "n_10_1_", 7) == 0) {
+			snprintf(path, sizeof(path), "%s/%s", electpath,
+				 sv.data[i]);
+			if (zoo_delete(raw, path, -1) == ZOK)
+				deleted++;
+		}
+	deallocate_String_vector(&sv);
+	CU_ASSERT_EQUAL(deleted, 1);
+	CU_ASSERT(wait_for(n11_took_over, NULL, 5000));
+	CU_ASSERT(n11.s.epoch > epoch10);
+	stop(&n10);
+	stop(&n11);
+
+	/* A persistent leaders/g left behind by hand. */
+	memset(&l, 0, sizeof(l));
+	snprintf(l.dc, sizeof(l.dc), "g");
+	l.node_id = 99;
+	snprintf(l.addr, sizeof(l.addr), "127.0.0.99:7099");
+	l.epoch = 5;
+	l.generation = 1;
+	json = topo_leader_encode(&l, &err);
+	CU_ASSERT_FATAL(json != NULL);
+	CU_ASSERT_EQUAL(raw_create(raw, "leaders/g", json, 0, NULL, 0), ZOK);
+	free(json);
+	/* ... and a persistent candidate ranked ahead of everyone. */
+	CU_ASSERT_EQUAL(raw_create(raw, "election/g", NULL, 0, NULL, 0), ZOK);
+	CU_ASSERT_EQUAL(raw_create(raw, "election/g/n_99_1_", "{}",
+				   ZOO_SEQUENCE, NULL, 0), ZOK);
+	c = config(zk_hosts, "g", 12, 1);
+	start(&n12, &c);
+	CU_ASSERT(wait_for(n12_leads, NULL, 5000));
+	CU_ASSERT(owner_of("leaders/g") > 0);
+	path_of(electpath, sizeof(electpath), "election/g");
+	CU_ASSERT_EQUAL_FATAL(zoo_get_children(raw, electpath, 0, &sv), ZOK);
+	CU_ASSERT_EQUAL(sv.count, 1);
+	if (sv.count == 1)
+		CU_ASSERT(strncmp(sv.data[0], "n_12_1_", 7) == 0);
+	deallocate_String_vector(&sv);
+	stop(&n12);
+}
+
 /* ----------------------------------------------------------------------
  * A TCP proxy that can cut every connection and refuse new ones: the
  * session is cut off without expiring (until SESSION_MS).
@@ -575,6 +714,7 @@ struct proxy {
 	uint16_t port;
 	struct sockaddr_in to;
 	atomic_bool cut, quit;
+	atomic_bool mute;   /* keep the connections, forward nothing */
 	pthread_t thread;
 };
 
@@ -596,7 +736,9 @@ static void *proxy_main(void *arg)
 			n = 0;
 		}
 		pf[np++] = (struct pollfd){ .fd = p->lfd, .events = POLLIN };
-		for (int i = 0; i < n; i++)
+		/* Muted: nothing is read, so nothing flows either way and no
+		 * end sees a reset — a silent partition (iptables DROP). */
+		for (int i = 0; i < n && !atomic_load(&p->mute); i++)
 			pf[np++] = (struct pollfd){ .fd = fds[i],
 						    .events = POLLIN };
 		if (poll(pf, (nfds_t)np, 20) <= 0)
@@ -708,10 +850,11 @@ static void test_self_demotion(void)
 	atomic_store(&px.cut, true);
 	CU_ASSERT(wait_for(demoted, NULL, SESSION_MS));
 	took = fr_mono_ms() - t_cut;
-	/* Not at once (the loss was seen at once: a reset), but after
-	 * about 2/3 of the session timeout. */
-	CU_ASSERT(took >= n6.s.timeout_ms * 2 / 3 - 100);
-	CU_ASSERT(took < n6.s.timeout_ms);
+	/* Not at once (the loss was seen at once: a reset), but about 2/3
+	 * of the session timeout after the last answer (a probe, at most
+	 * timeout/10 before the cut). */
+	CU_ASSERT(took >= n6.s.timeout_ms / 2 - 100);
+	CU_ASSERT(took <= n6.s.timeout_ms * 2 / 3 + 250);
 	CU_ASSERT(!n6.s.expired_once);
 	topo_get_stats(n6.t, &st);
 	CU_ASSERT_EQUAL(st.demotions, 1);
@@ -748,6 +891,131 @@ static void test_self_demotion(void)
 	CU_ASSERT(owner_of("leaders/c") > 0);
 	stop(&n6);
 	proxy_stop(&px);
+}
+
+static struct tnode n9;
+
+static bool n9_not_leader(void *arg)
+{
+	(void)arg;
+	return !n9.s.leader;
+}
+
+static bool n9_leads(void *arg)
+{
+	(void)arg;
+	return n9.s.connected && n9.s.leader;
+}
+
+/* A silent cut (no reset: the ZooKeeper client itself notices only after
+ * 2/3 of the session timeout without a reply): the leader must still step
+ * down about 2/3 of the timeout after its last contact, before ZooKeeper
+ * can expire the session and let another node win (rule 2). */
+static void test_silent_demotion(void)
+{
+	struct topo_config c;
+	struct topo_stats st;
+	char hosts[64];
+	uint64_t t_cut, took, to;
+
+	CU_ASSERT_FATAL(proxy_start(&px));
+	snprintf(hosts, sizeof(hosts), "127.0.0.1:%u", px.port);
+	c = config(hosts, "e", 9, 1);
+	start(&n9, &c);
+	CU_ASSERT_FATAL(wait_for(n9_leads, NULL, 10000));
+	/* Idle for a while first: contact must be kept up without any
+	 * znode changing. */
+	run_for(n9.s.timeout_ms);
+	CU_ASSERT(n9.s.leader);
+	to = n9.s.timeout_ms;
+
+	t_cut = fr_mono_ms();
+	atomic_store(&px.mute, true);
+	CU_ASSERT(wait_for(n9_not_leader, NULL, 2 * SESSION_MS));
+	took = fr_mono_ms() - t_cut;
+	CU_ASSERT(took >= to / 2 - 100);
+	CU_ASSERT(took <= to * 2 / 3 + 250);
+	if (took > to * 2 / 3 + 250)
+		fprintf(stderr, "\n  demoted %" PRIu64 " ms after a silent cut (timeout %" PRIu64 " ms)\n",
+			took, to);
+	topo_get_stats(n9.t, &st);
+	CU_ASSERT_EQUAL(st.demotions, 1);
+
+	/* The link comes back: leader again (same session or a new one). */
+	atomic_store(&px.mute, false);
+	CU_ASSERT(wait_for(n9_leads, NULL, 3 * SESSION_MS));
+	stop(&n9);
+	proxy_stop(&px);
+}
+
+/* A registry with more models than a view holds (256): the first 256 by
+ * name, the same on every node, and no more (rule 13). */
+struct capseen {
+	uint32_t nmodels;
+	char first[SHARD_NAME_MAX + 1], last[SHARD_NAME_MAX + 1];
+};
+
+static void cap_view_cb(const struct topo_view *v, void *arg)
+{
+	struct capseen *c = arg;
+
+	c->nmodels = v->nmodels;
+	if (v->nmodels) {
+		memcpy(c->first, v->models[0].name, sizeof(c->first));
+		memcpy(c->last, v->models[v->nmodels - 1].name,
+		       sizeof(c->last));
+	}
+}
+
+static bool cap_reached(void *arg)
+{
+	return ((struct capseen *)arg)->nmodels == 256;
+}
+
+static void test_model_cap(void)
+{
+	enum { NM = 257 };
+	static char paths[NM][160], datas[NM][160];
+	static zoo_op_t ops[NM];
+	static zoo_op_result_t res[NM];
+	struct topo_config c = config(zk_hosts, "a", 1, 1);
+	struct capseen seen;
+	char root[128];
+	struct topo *t;
+	enum fr_err err;
+
+	/* A cluster of its own: the other cases' views stay small. */
+	snprintf(c.cluster, sizeof(c.cluster), "%scap", cluster);
+	c.candidate = false;
+	snprintf(root, sizeof(root), "/freshet/%s", c.cluster);
+	CU_ASSERT_EQUAL_FATAL(zoo_create(raw, root, NULL, -1,
+					 &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0),
+			      ZOK);
+	snprintf(root, sizeof(root), "/freshet/%s/models", c.cluster);
+	CU_ASSERT_EQUAL_FATAL(zoo_create(raw, root, NULL, -1,
+					 &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0),
+			      ZOK);
+	for (int i = 0; i < NM; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "%s/m%03d", root, i);
+		snprintf(datas[i], sizeof(datas[i]),
+			 "{\"name\":\"m%03d\",\"priority\":1,\"shards\":1,"
+			 "\"tables\":[{\"name\":\"t\",\"rows\":1,\"dim\":1,"
+			 "\"dtype\":\"f32\"}]}", i);
+		zoo_create_op_init(&ops[i], paths[i], datas[i],
+				   (int)strlen(datas[i]), &ZOO_OPEN_ACL_UNSAFE,
+				   0, NULL, 0);
+	}
+	CU_ASSERT_EQUAL_FATAL(zoo_multi(raw, NM, ops, res), ZOK);
+
+	memset(&seen, 0, sizeof(seen));
+	t = topo_new(base, &c, cap_view_cb, &seen, &err);
+	CU_ASSERT_FATAL(t != NULL);
+	CU_ASSERT(wait_for(cap_reached, &seen, 10000));
+	run_for(300);
+	CU_ASSERT_EQUAL(seen.nmodels, 256);
+	CU_ASSERT_STRING_EQUAL(seen.first, "m000");
+	CU_ASSERT_STRING_EQUAL(seen.last, "m255");
+	topo_free(t);
 }
 
 static void test_bad_config(void)
@@ -807,7 +1075,11 @@ int main(void)
 		{ "restarted node replaces its ghost", test_ghost_replaced },
 		{ "new generation takes over from a live old one",
 		  test_generation_takeover },
+		{ "at most 256 models in a view", test_model_cap },
+		{ "znodes changed by others are put right",
+		  test_znodes_put_right },
 		{ "self-demotion while cut off, expiry", test_self_demotion },
+		{ "self-demotion after a silent cut", test_silent_demotion },
 		{ "teardown", test_teardown },
 	};
 	int rc;
