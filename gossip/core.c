@@ -81,6 +81,8 @@ struct gmodel *gossip_model_find(const struct gossip *g, const char *name,
 		struct gmodel *m = g->models[i];
 
 		if (m->name_len == len && memcmp(m->name, name, len) == 0) {
+			if (m->quarantined)
+				return NULL;   /* as if not served */
 			if (idx)
 				*idx = i;
 			return m;
@@ -583,6 +585,22 @@ void gossip_peer_up(struct gossip *g, uint32_t peer_id, uint64_t now_ms)
 	pump(g);
 }
 
+enum fr_err gossip_model_quarantine(struct gossip *g, struct shard_store *st)
+{
+	uint32_t idx;
+	struct gmodel *m = model_by_store(g, st, &idx);
+
+	if (!m)
+		return fr_fail(FR_ERR_NOTFOUND, "gossip: no such model");
+	if (m->quarantined)
+		return FR_OK;
+	m->quarantined = true;
+	gossip_cand_forget_model(g, idx);
+	for (uint32_t i = 0; i < g->npeers; i++)
+		g->peers[i]->pm[idx].full_active = false;
+	return FR_OK;
+}
+
 enum fr_err gossip_peer_set_window(struct gossip *g, uint32_t peer_id,
 				   uint64_t bytes)
 {
@@ -727,6 +745,8 @@ void gossip_tick(struct gossip *g, uint64_t now_ms)
 			for (uint32_t m = 0; m < g->nmodels; m++) {
 				struct gpeer_model *pm = &p->pm[m];
 
+				if (g->models[m]->quarantined)
+					continue;
 				if (!pm->summary_known ||
 				    pm->summary !=
 					    shard_store_summary(g->models[m]->st))

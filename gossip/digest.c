@@ -237,6 +237,9 @@ static void delta_model(struct gossip *g, struct dwriter *d, uint32_t mi)
 	struct gmodel *m = g->models[mi];
 	struct gpeer_model *pm = &d->p->pm[mi];
 	uint64_t cur, since = pm->sent_seq;
+
+	if (m->quarantined)
+		return;
 	struct glog_ent *list = NULL;
 	uint32_t n = 0;
 
@@ -304,8 +307,7 @@ void gossip_full_start(struct gossip *g, struct gpeer *p, uint32_t model)
 {
 	struct gpeer_model *pm = &p->pm[model];
 
-	(void)g;
-	if (!p->up || pm->full_active)
+	if (!p->up || pm->full_active || g->models[model]->quarantined)
 		return;
 	pm->full_active = true;
 	pm->full_pos = 0;

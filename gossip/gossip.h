@@ -96,6 +96,15 @@ void gossip_free(struct gossip *g);
  * removed first).  FR_ERR_EXISTS for a model name already added. */
 enum fr_err gossip_model_add(struct gossip *g, struct shard_store *st);
 
+/* Stop exchanging a model without removing it: its digests are no longer
+ * sent, peers' sections of it are skipped and their PULLs answered as for
+ * a model we do not serve, its candidates are dropped and late replies
+ * ignored.  For a model whose definition conflicts with the cluster's
+ * (peers would send shards and rows that do not fit ours, and be struck
+ * for it).  The store stays; there is no way back short of a restart.
+ * FR_ERR_NOTFOUND for a store not added. */
+enum fr_err gossip_model_quarantine(struct gossip *g, struct shard_store *st);
+
 /* A peer this node may exchange with (static list or from ZooKeeper).
  * Peers start down. */
 enum fr_err gossip_peer_add(struct gossip *g, uint32_t peer_id);

@@ -96,6 +96,7 @@ struct gmodel {
 	uint64_t epoch_ahead;        /* entries seen with a higher epoch */
 	uint64_t max_peer_epoch;
 	uint32_t ncands;             /* candidates of this model */
+	bool quarantined;            /* gossip_model_quarantine: not exchanged */
 };
 
 /* ------------------------------------------------------------------------
@@ -298,6 +299,8 @@ void gossip_pull_end(struct gossip *g, struct gcand *c, bool failed,
 		     uint64_t now);
 /* Forget a peer in every candidate (peer removed). */
 void gossip_cand_forget_peer(struct gossip *g, uint32_t peer);
+/* Free every pending candidate of a model (it was quarantined). */
+void gossip_cand_forget_model(struct gossip *g, uint32_t model);
 void gossip_cand_drop_have(struct gossip *g, struct gcand *c, uint32_t peer);
 void gossip_sched_run(struct gossip *g, uint64_t now);
 void gossip_sched_timeouts(struct gossip *g, uint64_t now);

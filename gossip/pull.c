@@ -713,6 +713,12 @@ enum fr_err gossip_on_pull_reply(struct gossip *g, struct gpeer *p,
 	}
 	m = g->models[c->model];
 	def = shard_store_def(m->st);
+	if (m->quarantined) {
+		/* Asked before the quarantine: the reply may not even fit
+		 * our definition.  Drop it, no blame. */
+		gossip_pull_end(g, c, false, now);
+		return FR_OK;
+	}
 	if (strncmp(rm.h.model, m->name, sizeof(rm.h.model)) != 0 ||
 	    rm.b.table != c->table || rm.b.shard != c->shard) {
 		gossip_pull_end(g, c, true, now);

@@ -301,6 +301,19 @@ void gossip_cand_forget_peer(struct gossip *g, uint32_t peer)
 		gossip_cand_drop_have(g, g->inflight[i], peer);
 }
 
+void gossip_cand_forget_model(struct gossip *g, uint32_t model)
+{
+	for (uint32_t i = 0; i < g->npending;) {
+		struct gcand *c = g->pending[i];
+
+		if (c->model == model) {
+			cand_free(g, c);
+			continue;
+		}
+		i++;
+	}
+}
+
 /* The pending candidate with the lowest priority now. */
 static struct gcand *lowest_pending(struct gossip *g, uint64_t now,
 				    double *prio)
@@ -602,7 +615,7 @@ void gossip_pull_end(struct gossip *g, struct gcand *c, bool failed,
 		free(c);
 		return;
 	}
-	if (!haves_refresh(g, c))
+	if (g->models[c->model]->quarantined || !haves_refresh(g, c))
 		cand_free(g, c);
 }
 

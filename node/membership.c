@@ -99,13 +99,25 @@ uint32_t node_models_cache_load(struct node *n, struct shard_model_def *defs,
 	return k;
 }
 
-/* Rewrite the cache with every model not from the config: temp file,
- * fsync, rename.  A failure is logged: the model is served anyway, it
- * is only its WAL records after a restart without ZooKeeper that wait. */
-static void cache_save(struct node *n)
+static bool in_config(const struct node *n, const char *name)
+{
+	for (uint32_t c = 0; c < n->cfg->nmodels; c++)
+		if (strcmp(n->cfg->models[c].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Rewrite the cache with every model not from the config, plus `extra`
+ * (a model about to be added; may be NULL): temp file, fsync, rename,
+ * fsync of the dir.  Called before the model is added, so that no WAL
+ * record of it can exist that a restart could not replay.  A failure is
+ * logged: the model is served anyway, it is only its WAL records after a
+ * restart without ZooKeeper that would wait. */
+static void cache_save(struct node *n, const struct shard_model_def *extra)
 {
 	char path[CONFIG_PATH_MAX + 32], tmp[CONFIG_PATH_MAX + 40];
 	json_t *root = json_object(), *arr = json_array();
+	const char *why = "no memory";
 	char *text = NULL;
 	int fd = -1;
 	size_t len;
@@ -113,17 +125,14 @@ static void cache_save(struct node *n)
 	if (!root || !arr || cache_path(n, path, sizeof(path)))
 		goto out_fail;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	for (uint32_t i = 0; i < n->nmodels; i++) {
-		const struct shard_model_def *d = n->models[i].def;
-		bool in_config = false;
+	for (uint32_t i = 0; i <= n->nmodels; i++) {
+		const struct shard_model_def *d = i < n->nmodels ?
+			n->models[i].def : extra;
 		enum fr_err e;
 		char *one;
 		json_t *j;
 
-		for (uint32_t c = 0; c < n->cfg->nmodels; c++)
-			if (strcmp(n->cfg->models[c].name, d->name) == 0)
-				in_config = true;
-		if (in_config)
+		if (!d || in_config(n, d->name))
 			continue;
 		one = topo_model_encode(d, &e);
 		j = one ? json_loads(one, 0, NULL) : NULL;
@@ -141,6 +150,7 @@ static void cache_save(struct node *n)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0 ||
 	    close(fd) != 0) {
+		why = strerror(errno);
 		if (fd >= 0)
 			close(fd);
 		fd = -1;
@@ -149,8 +159,14 @@ static void cache_save(struct node *n)
 	}
 	fd = -1;
 	if (rename(tmp, path) != 0) {
+		why = strerror(errno);
 		unlink(tmp);
 		goto out_fail;
+	}
+	fd = open(n->cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);   /* the rename itself durable; best effort */
+		close(fd);
 	}
 	free(text);
 	json_decref(root);
@@ -158,7 +174,7 @@ static void cache_save(struct node *n)
 out_fail:
 	fr_log(FR_LOG_ERROR, "node", "%s/%s: not written (%s); a restart "
 	       "without ZooKeeper will not replay registry models' records",
-	       n->cfg->data_dir, MODELS_CACHE, strerror(errno));
+	       n->cfg->data_dir, MODELS_CACHE, why);
 	free(text);
 	json_decref(arr);
 	json_decref(root);
@@ -182,37 +198,60 @@ static bool def_same(const struct shard_model_def *a,
 	return true;
 }
 
+static void def_text(const struct shard_model_def *d, char *buf, size_t cap)
+{
+	size_t k = (size_t)snprintf(buf, cap, "%u shards", d->shards);
+
+	for (uint32_t t = 0; t < d->ntables && k < cap; t++)
+		k += (size_t)snprintf(buf + k, cap - k, ", %s:%llu:%u:%s",
+				      d->tables[t].name,
+				      (unsigned long long)d->tables[t].rows,
+				      d->tables[t].dim,
+				      shard_dtype_name(d->tables[t].dtype));
+}
+
 static void view_models(struct node *n, const struct topo_view *v)
 {
-	bool added = false;
-
 	for (uint32_t i = 0; i < v->nmodels; i++) {
 		const struct shard_model_def *d = &v->models[i];
 		int mi = node_model_find(n, d->name);
 
 		if (mi >= 0) {
-			if (!def_same(n->models[mi].def, d) &&
-			    !n->models[mi].registry_clash) {
-				n->models[mi].registry_clash = true;
-				n->topo_models_refused++;
-				fr_log(FR_LOG_ERROR, "node", "model '%s': the "
-				       "ZooKeeper registry defines it "
-				       "differently from what this node "
-				       "serves; keeping ours", d->name);
-			}
+			struct node_model *m = &n->models[mi];
+			char ours[256], theirs[256];
+
+			if (def_same(m->def, d) || m->registry_clash)
+				continue;
+			/* Peers that serve the registry's definition would
+			 * send shards and rows that do not fit ours, and be
+			 * struck (their links dropped) for it: stop
+			 * exchanging this model; lookups and publishes here
+			 * go on from our own definition. */
+			m->registry_clash = true;
+			n->topo_models_refused++;
+			def_text(m->def, ours, sizeof(ours));
+			def_text(d, theirs, sizeof(theirs));
+			gossip_model_quarantine(n->gossip, m->st);
+			fr_log(FR_LOG_ERROR, "node", "model '%s': the ZooKeeper "
+			       "registry defines it as (%s), this node serves "
+			       "(%s) from its %s; keeping ours and no longer "
+			       "exchanging it with peers (fix the %s, then "
+			       "restart)", d->name, theirs, ours,
+			       in_config(n, d->name) ? "config" :
+			       "models.json cache",
+			       in_config(n, d->name) ? "config" :
+			       "data dir");
 			continue;
 		}
+		cache_save(n, d);
 		if (node_model_add_live(n, d) != FR_OK) {
 			n->topo_models_refused++;
 			fr_log(FR_LOG_ERROR, "node", "model '%s' from "
 			       "ZooKeeper not served: %s", d->name,
 			       fr_errmsg());
-			continue;
+			cache_save(n, NULL);
 		}
-		added = true;
 	}
-	if (added)
-		cache_save(n);
 }
 
 struct want {

@@ -349,7 +349,16 @@ static bool wan_hello_ok(struct node_conn *c, const struct proto_hello *h)
 	struct node_peer *p = node_peer_find(n, h->node_id);
 	const struct topo_leader *l = NULL;
 
-	if (!n->topo || !p || p->is_static || strcmp(h->dc, n->cfg->dc) == 0)
+	if (!n->topo || !p || p->is_static)
+		return true;
+	/* The view says which dc a node is in; a HELLO may not move it
+	 * (into ours, say, to skip the checks below). */
+	if (p->dc[0] && strcmp(h->dc, p->dc) != 0) {
+		conn_refuse(c, FR_ERR_PROTO, "node %u says dc %s, ZooKeeper "
+			    "says %s", h->node_id, h->dc, p->dc);
+		return false;
+	}
+	if (strcmp(h->dc, n->cfg->dc) == 0)
 		return true;
 	if (!n->topo_leader) {
 		conn_refuse(c, FR_ERR_PROTO, "node %u of dc %s: node %u does "
@@ -448,6 +457,11 @@ static void peer_link_up(struct node_conn *c, struct node_peer *p,
 	p->generation = h->generation;
 	snprintf(p->dc, sizeof(p->dc), "%s", h->dc);
 	p->dcx = node_dc_get(n, p->dc);
+	if (!p->dcx && n->wan_cfg && strcmp(p->dc, n->cfg->dc) != 0)
+		fr_log(FR_LOG_ERROR, "net", "peer %u: dc '%s' is one dc more "
+		       "than the %d this node keeps counters and WAN budgets "
+		       "for; its link runs without gossip.wan_mbit", p->id,
+		       p->dc, NODE_DCS_MAX);
 	p->backoff_ms = n->cfg->reconnect_min_ms;
 	snprintf(c->name, sizeof(c->name), "peer %u (%s:%u)", p->id,
 		 p->addr.host, p->addr.port);

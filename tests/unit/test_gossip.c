@@ -613,6 +613,41 @@ static void test_two_nodes(void)
 	sim_fini(&s);
 }
 
+/* A quarantined model is no longer exchanged by that node, in either
+ * direction, and nobody is blamed for it; the others go on. */
+static void test_quarantine(void)
+{
+	struct shard_model_def def;
+	struct gossip_config cfg = test_cfg();
+	struct sim s;
+	uint64_t rows[20];
+	struct gossip_stats st;
+
+	make_def(&def, "m", 1, 1, 1000, 8, 16);
+	sim_init(&s, 3, &def, 1, &cfg, 7);
+	sim_connect_all(&s);
+	CU_ASSERT(sim_run_quiet(&s, 2000));
+	CU_ASSERT_EQUAL(gossip_model_quarantine(s.nodes[1].g, s.nodes[1].st[0]),
+			FR_OK);
+	CU_ASSERT_EQUAL(gossip_model_quarantine(s.nodes[1].g, s.nodes[1].st[0]),
+			FR_OK);   /* twice is fine */
+	for (uint32_t i = 0; i < 20; i++)
+		rows[i] = i * 5;
+	publish(&s.nodes[0], 0, 0, rows, 20);
+	publish(&s.nodes[1], 0, 0, rows + 10, 5);   /* stays on node 2 */
+	sim_run_for(&s, 3000);
+	CU_ASSERT_EQUAL(shard_store_table_checksum(s.nodes[0].st[0], 0),
+			shard_store_table_checksum(s.nodes[2].st[0], 0));
+	CU_ASSERT_NOT_EQUAL(shard_store_table_checksum(s.nodes[0].st[0], 0),
+			    shard_store_table_checksum(s.nodes[1].st[0], 0));
+	gossip_get_stats(s.nodes[1].g, &st);
+	CU_ASSERT_EQUAL(st.rows_applied, 0);
+	gossip_get_stats(s.nodes[0].g, &st);
+	CU_ASSERT_EQUAL(st.bad_frames, 0);
+	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
+	sim_fini(&s);
+}
+
 /* ======================================================================
  * 2) Eight nodes, faults, three publishers
  * ==================================================================== */
@@ -1584,6 +1619,7 @@ static void test_api(void)
 static const struct fr_unit_test tests[] = {
 	{ "api edges", test_api },
 	{ "two nodes converge", test_two_nodes },
+	{ "quarantine", test_quarantine },
 	{ "8 nodes, faults, 3 publishers", test_mesh_faults },
 	{ "cut-short transfers", test_cut_short },
 	{ "coalescing", test_coalescing },
