@@ -70,6 +70,19 @@ extern "C" {
 #define FR_CUDA_GATHER_BYTES (1u << 20)
 #endif
 
+/* A chunk's entry count reaches the kernels as a u32 (at most a slot's
+ * bytes / 10), and a slot must hold the 16-byte pad before the values. */
+static_assert(FR_CUDA_STAGE_BYTES >= 64 &&
+		      (unsigned long long)FR_CUDA_STAGE_BYTES <= (1ull << 32),
+	      "FR_CUDA_STAGE_BYTES: expected 64 bytes to 4 GiB");
+static_assert(FR_CUDA_GATHER_BYTES >= 64 &&
+		      (unsigned long long)FR_CUDA_GATHER_BYTES <= (1ull << 32),
+	      "FR_CUDA_GATHER_BYTES: expected 64 bytes to 4 GiB");
+
+/* Elements per row the kernels index: a lane steps c += 32 through a row
+ * in a u32, which must not wrap (2^31 f32 elements: 8 GiB rows). */
+#define CUDA_DIM_MAX (1u << 31)
+
 #define CUDA_THREADS 256
 #define CUDA_BLOCKS_PER_SM 4   /* grid guess if the occupancy query fails */
 #define CUDA_UNROLL 4          /* rows each thread group has in flight */
@@ -645,10 +658,14 @@ static void cuda_size_grid(struct cuda_table *t, int sms)
 static enum fr_err cuda_new_fail(const struct cuda_table *t, const char *call,
 				 size_t bytes, cudaError_t ce, enum fr_err oom)
 {
+	char size[40] = "";
+
 	(void)cudaGetLastError();
+	if (bytes)
+		snprintf(size, sizeof(size), " of %zu bytes", bytes);
 	fr_log(ce == cudaErrorMemoryAllocation ? FR_LOG_WARN : FR_LOG_ERROR,
-	       "gpu", "table '%s' (cuda device %d): %s of %zu bytes: %s (%s)",
-	       t->base.name, t->device, call, bytes, cudaGetErrorString(ce),
+	       "gpu", "table '%s' (cuda device %d): %s%s: %s (%s)",
+	       t->base.name, t->device, call, size, cudaGetErrorString(ce),
 	       cudaGetErrorName(ce));
 	if (ce == cudaErrorMemoryAllocation)
 		return fr_fail(oom,
@@ -677,6 +694,13 @@ static struct gpu_table *cuda_table_new(const struct gpu_table_desc *d,
 	e = gpu_desc_check(&dd, &rb, &bytes);
 	if (e)
 		goto out;
+	if (d->dim > CUDA_DIM_MAX) {
+		e = fr_fail(FR_ERR_INVAL,
+			    "table '%s': field 'dim': expected at most %u elements per row on the cuda backend, got %u",
+			    d->name && d->name[0] ? d->name : "(unnamed)",
+			    CUDA_DIM_MAX, d->dim);
+		goto out;
+	}
 	t = (struct cuda_table *)calloc(1, sizeof(*t));
 	if (!t) {
 		e = fr_fail(FR_ERR_NOMEM, "table '%s': out of memory",
@@ -952,7 +976,7 @@ extern "C" enum fr_err gpu_cuda_bench_scatter(struct gpu_table *gt,
 {
 	struct cuda_table *t = cuda_table(gt);
 	cudaEvent_t ev[2] = { NULL, NULL };
-	uint8_t *d_ids = NULL, *d_vals = NULL;
+	uint8_t *d_ids = NULL, *d_vals = NULL, *h_ids = NULL;
 	size_t rb, r, off, m;
 	float ms = 0;
 	cudaError_t ce;
@@ -966,21 +990,32 @@ extern "C" enum fr_err gpu_cuda_bench_scatter(struct gpu_table *gt,
 	if (e)
 		return e;
 	e = gpu_rows_check(&t->base, rows, n);
-	if (e)
+	if (e || n == 0)
 		return e;
 	rb = t->base.row_bytes;
+	/* Buffers first: failing to get them leaves the table as it was. */
 	ce = cudaMalloc((void **)&d_ids, n * sizeof(uint64_t));
 	if (ce == cudaSuccess)
 		ce = cudaMalloc((void **)&d_vals, n * rb);
 	if (ce == cudaSuccess)
-		ce = cudaMemcpy(d_ids, rows, n * sizeof(uint64_t),
-				cudaMemcpyHostToDevice);
-	if (ce == cudaSuccess)
-		ce = cudaMemsetAsync(d_vals, 0x5a, n * rb, t->stream);
+		ce = cudaHostAlloc((void **)&h_ids, n * sizeof(uint64_t),
+				   cudaHostAllocDefault);
 	if (ce == cudaSuccess)
 		ce = cudaEventCreate(&ev[0]);
 	if (ce == cudaSuccess)
 		ce = cudaEventCreate(&ev[1]);
+	if (ce != cudaSuccess) {
+		e = cuda_bench_fail("bench scatter buffers", ce);
+		goto out_free;
+	}
+	/* The ids go on the table's stream, from pinned memory: a plain
+	 * cudaMemcpy from pageable memory may return before its DMA has
+	 * landed, and nothing orders a non-blocking stream after it. */
+	memcpy(h_ids, rows, n * sizeof(uint64_t));
+	ce = cudaMemcpyAsync(d_ids, h_ids, n * sizeof(uint64_t),
+			     cudaMemcpyHostToDevice, t->stream);
+	if (ce == cudaSuccess)
+		ce = cudaMemsetAsync(d_vals, 0x5a, n * rb, t->stream);
 	if (ce == cudaSuccess)
 		ce = cudaEventRecord(ev[0], t->stream);
 	/* The chunks apply would launch, each a kernel of its own. */
@@ -1000,11 +1035,16 @@ extern "C" enum fr_err gpu_cuda_bench_scatter(struct gpu_table *gt,
 		*ns = (uint64_t)((double)ms * 1e6);
 	else
 		e = cuda_fail(t, "bench scatter", "scatter kernel timing", ce);
+out_free:
+	/* Nothing may still read what is freed below. */
+	(void)cudaStreamSynchronize(t->stream);
 	if (ev[0])
 		(void)cudaEventDestroy(ev[0]);
 	if (ev[1])
 		(void)cudaEventDestroy(ev[1]);
+	(void)cudaFreeHost(h_ids);
 	(void)cudaFree(d_vals);
 	(void)cudaFree(d_ids);
+	(void)cudaGetLastError();
 	return e;
 }

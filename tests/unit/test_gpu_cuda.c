@@ -19,6 +19,7 @@
 #include <xxhash.h>
 #include <CUnit/Basic.h>
 
+#include "gpu/cuda_bench.h"
 #include "gpu/gpu.h"
 #include "gpu_vectors.h"
 #include "unit_main.h"
@@ -476,6 +477,19 @@ static void test_refusals(void)
 	CU_ASSERT_PTR_NULL(t);
 	CU_ASSERT_EQUAL(e, FR_ERR_INVAL);
 
+	/* Rows wider than the kernels index (2^31 elements), refused before
+	 * anything is allocated. */
+	d.name = "cuda_wide";
+	d.rows = 1;
+	d.dim = (1u << 31) + 1;
+	t = gpu_table_new(cu_be, &d, &e);
+	CU_ASSERT_PTR_NULL(t);
+	CU_ASSERT_EQUAL(e, FR_ERR_INVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(fr_errmsg(), "cuda_wide"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(fr_errmsg(), "'dim'"));
+	d.dim = 64;
+	d.rows = 10;
+
 	/* And the device still works after the refusals. */
 	d.device = 0;
 	t = gpu_table_new(cu_be, &d, &e);
@@ -562,6 +576,209 @@ static void test_free_with_work_queued(void)
 	free(ids);
 }
 
+/* The benchmark's scatter (gpu_cuda_bench_scatter): the ids it copies to
+ * the device land before its kernels read them, over several chunks, and
+ * exactly the rows named get the 0x5a pattern. */
+static void test_bench_scatter(void)
+{
+	const uint64_t rows = 100000;
+	const size_t n = 40000;           /* x 512 B: three chunks */
+	struct gpu_table_desc d = {
+		.name = "bench", .rows = rows, .dim = 128,
+		.dtype = GPU_F32, .device = 0,
+	};
+	enum fr_err e = FR_ERR_INVAL;
+	struct gpu_table *t = gpu_table_new(cu_be, &d, &e), *c;
+	uint64_t ns = 1, *ids = malloc(n * sizeof(*ids)), other[2];
+	uint8_t *out = malloc(n * 512);
+	size_t i;
+	int pattern = 1, zero = 1;
+
+	CU_ASSERT_EQUAL_FATAL(e, FR_OK);
+	CU_ASSERT_FATAL(ids && out);
+	for (i = 0; i < n; i++)
+		ids[i] = (n - 1 - i) * 2;    /* even rows, falling */
+	CU_ASSERT_EQUAL(gpu_cuda_bench_scatter(t, ids, n, 2, &ns), FR_OK);
+	CU_ASSERT_EQUAL(gpu_gather(t, ids, n, out), FR_OK);
+	for (i = 0; i < n * 512; i++)
+		pattern &= out[i] == 0x5a;
+	CU_ASSERT(pattern);
+	other[0] = 1;                       /* odd rows: untouched */
+	other[1] = 2 * n + 1;
+	CU_ASSERT_EQUAL(gpu_gather(t, other, 2, out), FR_OK);
+	for (i = 0; i < 2 * 512; i++)
+		zero &= out[i] == 0;
+	CU_ASSERT(zero);
+	ids[3] = rows;
+	CU_ASSERT_EQUAL(gpu_cuda_bench_scatter(t, ids, n, 1, &ns),
+			FR_ERR_RANGE);
+	c = gpu_table_new(gpu_backend_cpu(), &d, &e);
+	CU_ASSERT_EQUAL_FATAL(e, FR_OK);
+	CU_ASSERT_EQUAL(gpu_cuda_bench_scatter(c, other, 2, 1, &ns),
+			FR_ERR_INVAL);
+	gpu_table_free(c);
+	gpu_table_free(t);
+	free(out);
+	free(ids);
+}
+
+/* One table past 4 GiB or 2^32 elements: rows around each 2^k byte
+ * offset (k = 32..36) and at both ends are written and gathered back, and
+ * the checksum equals XXH3 of the same bytes built on the host, so a
+ * 32-bit offset or element index anywhere (kernels, chunked checksum)
+ * shows as a wrong row or a wrong sum.  A device with too little free
+ * memory (and the emulator, which has 1 GiB) refuses the table with
+ * FR_ERR_TOOBIG; that case is skipped, saying so. */
+#define BIG_MAXW 20
+static void big_case(const char *name, uint64_t rows, uint32_t dim,
+		     enum gpu_dtype dt)
+{
+	struct gpu_table_desc d = {
+		.name = name, .rows = rows, .dim = dim, .dtype = dt,
+		.device = 0,
+	};
+	const size_t rb = (size_t)dim * dtype_bytes(dt), chunk = 1 << 20;
+	uint64_t ids[BIG_MAXW], seed = rows, off, got = 0, k;
+	uint8_t vals[BIG_MAXW * 512], out[BIG_MAXW * 512], *buf;
+	enum fr_err e = FR_ERR_INVAL;
+	struct gpu_table *t;
+	XXH3_state_t *st;
+	size_t n = 0, i, j;
+	bool dirty = false;
+
+	CU_ASSERT_FATAL(rb <= 512);
+	t = gpu_table_new(cu_be, &d, &e);
+	if (!t) {
+		CU_ASSERT_EQUAL(e, FR_ERR_TOOBIG);
+		printf("\n    %s skipped: %s\n", name, fr_errmsg());
+		return;
+	}
+	ids[n++] = 0;
+	ids[n++] = rows - 1;
+	for (k = 32; k <= 36; k++) {
+		uint64_t r = (1ull << k) / rb;
+
+		for (j = 0; j < 3; j++)
+			if (r - 1 + j > 0 && r - 1 + j < rows - 1 &&
+			    n < BIG_MAXW)
+				ids[n++] = r - 1 + j;
+	}
+	fill_values(&seed, vals, n, dim, dt);
+	CU_ASSERT_EQUAL(gpu_apply(t, ids, NULL, vals, n), FR_OK);
+	memset(out, 0xa5, n * rb);
+	CU_ASSERT_EQUAL(gpu_gather(t, ids, n, out), FR_OK);
+	CU_ASSERT(memcmp(out, vals, n * rb) == 0);
+
+	/* The expected sum: zeros, with the written rows laid over them. */
+	buf = calloc(1, chunk);
+	st = XXH3_createState();
+	CU_ASSERT_FATAL(buf && st && XXH3_64bits_reset(st) == XXH_OK);
+	for (off = 0; off < rows * rb; off += chunk) {
+		size_t len = rows * rb - off < chunk ? (size_t)(rows * rb - off)
+						    : chunk;
+
+		if (dirty)
+			memset(buf, 0, chunk);
+		dirty = false;
+		for (i = 0; i < n; i++) {
+			uint64_t a = ids[i] * rb;
+			uint64_t lo = a > off ? a : off;
+			uint64_t hi = a + rb < off + len ? a + rb : off + len;
+
+			if (lo >= hi)
+				continue;
+			memcpy(buf + (lo - off), vals + i * rb + (lo - a),
+			       (size_t)(hi - lo));
+			dirty = true;
+		}
+		XXH3_64bits_update(st, buf, len);
+	}
+	CU_ASSERT_EQUAL(gpu_checksum(t, &got), FR_OK);
+	CU_ASSERT_EQUAL(got, XXH3_64bits_digest(st));
+	XXH3_freeState(st);
+	free(buf);
+	gpu_table_free(t);
+}
+
+static void test_big_offsets(void)
+{
+	/* 4.6 GB: byte offsets past 2^32, 16-byte elements. */
+	big_case("big_f32x128", 9000000, 128, GPU_F32);
+	/* 8.6 GB: 2-byte elements, element indices past 2^32. */
+	big_case("big_f16x3", 1431655800ull, 3, GPU_F16);
+}
+
+#ifdef FRESHET_CUDA_EMU
+/* emu.cpp: the n-th cudaMemcpyAsync from now fails (0: the next one)
+ * with cudaErrorIllegalAddress; -1: none. */
+extern long emu_fail_copy_at;
+
+/* A CUDA error marks the table broken: that op and every later one are
+ * FR_ERR_GPU with the runtime's text, the table frees cleanly, and a new
+ * table works.  Failures at the first and a later chunk of an apply, in
+ * a gather and in a checksum's second chunk.  Emulator only: a real
+ * device cannot be made to fail on cue. */
+static void test_broken_after_cuda_error(void)
+{
+	struct gpu_table_desc d = {
+		.name = "broken", .rows = 100000, .dim = 64,
+		.dtype = GPU_F32, .device = 0,
+	};
+	static const long fail_at[] = { 0, 1, 0, 1 };
+	const size_t n = 80000;           /* x 256 B: three chunks */
+	uint64_t seed = 3, sum, *ids = malloc(n * sizeof(*ids));
+	uint8_t *vals = malloc(n * 256);
+	enum fr_err e = FR_ERR_INVAL;
+	struct gpu_table *t;
+	size_t i, op;
+
+	CU_ASSERT_FATAL(ids && vals);
+	for (i = 0; i < n; i++)
+		ids[i] = i;
+	fill_values(&seed, vals, n, 64, GPU_F32);
+	for (op = 0; op < 4; op++) {
+		t = gpu_table_new(cu_be, &d, &e);
+		CU_ASSERT_EQUAL_FATAL(e, FR_OK);
+		CU_ASSERT_EQUAL(gpu_apply(t, ids, NULL, vals, 1000), FR_OK);
+		emu_fail_copy_at = fail_at[op];
+		switch (op) {
+		case 0:   /* the first chunk's copy */
+			e = gpu_apply(t, ids, NULL, vals, 10);
+			break;
+		case 1:   /* the second chunk's copy, the first queued */
+			e = gpu_apply(t, ids, NULL, vals, n);
+			break;
+		case 2:
+			e = gpu_gather(t, ids, 10, vals);
+			break;
+		default:  /* 25.6 MB: the second 8 MiB chunk's copy */
+			e = gpu_checksum(t, &sum);
+			break;
+		}
+		emu_fail_copy_at = -1;
+		CU_ASSERT_EQUAL(e, FR_ERR_GPU);
+		CU_ASSERT_PTR_NOT_NULL(strstr(fr_errmsg(), "broken"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(fr_errmsg(), "emulated error"));
+		/* Every later op is refused, naming the first error. */
+		CU_ASSERT_EQUAL(gpu_gather(t, ids, 1, vals), FR_ERR_GPU);
+		CU_ASSERT_PTR_NOT_NULL(strstr(fr_errmsg(), "refused"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(fr_errmsg(), "emulated error"));
+		CU_ASSERT_EQUAL(gpu_apply(t, ids, NULL, vals, 1), FR_ERR_GPU);
+		CU_ASSERT_EQUAL(gpu_restore(t, ids, vals, 1), FR_ERR_GPU);
+		CU_ASSERT_EQUAL(gpu_checksum(t, &sum), FR_ERR_GPU);
+		gpu_table_free(t);
+	}
+	/* A table built afterwards is healthy. */
+	t = gpu_table_new(cu_be, &d, &e);
+	CU_ASSERT_EQUAL_FATAL(e, FR_OK);
+	CU_ASSERT_EQUAL(gpu_apply(t, ids, NULL, vals, 10), FR_OK);
+	CU_ASSERT_EQUAL(gpu_checksum(t, &sum), FR_OK);
+	gpu_table_free(t);
+	free(vals);
+	free(ids);
+}
+#endif
+
 static const struct fr_unit_test cuda_tests[] = {
 	{ "select cuda and auto", test_select },
 	{ "random batches equal the cpu backend", test_random_vs_cpu },
@@ -571,6 +788,11 @@ static const struct fr_unit_test cuda_tests[] = {
 	{ "refusals at registration", test_refusals },
 	{ "many applies, one gather", test_stream_order },
 	{ "free with work queued", test_free_with_work_queued },
+	{ "bench scatter", test_bench_scatter },
+	{ "tables past 4 GiB and 2^32 elements", test_big_offsets },
+#ifdef FRESHET_CUDA_EMU
+	{ "a CUDA error breaks the table", test_broken_after_cuda_error },
+#endif
 };
 
 int main(void)

@@ -11,8 +11,8 @@
 #define __launch_bounds__(...)
 struct emu_u3 { unsigned x, y, z; };
 extern thread_local emu_u3 threadIdx, blockIdx, blockDim, gridDim;
-struct uint4 { unsigned x, y, z, w; };
-struct uint2 { unsigned x, y; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+struct alignas(8) uint2 { unsigned x, y; };
 struct dim3 { unsigned x, y, z; dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {} };
 
 enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
