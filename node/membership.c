@@ -358,7 +358,6 @@ static void view_cb(const struct topo_view *v, void *arg)
 
 	if (n->stopping)
 		return;
-	n->topo_views++;
 	if (v->connected != n->topo_connected)
 		fr_log(FR_LOG_INFO, "node", "ZooKeeper %s", v->connected ?
 		       "connected" : "disconnected");

@@ -273,6 +273,10 @@ static void render_topology(struct node *n, struct evbuffer *b)
 			    (unsigned long long)ts.expirations,
 			    (unsigned long long)ts.elections_won,
 			    (unsigned long long)ts.demotions);
+	family(b, "freshet_zk_peer_changes_total", "counter",
+	       "Peers added or dropped because the ZooKeeper view changed.");
+	evbuffer_add_printf(b, "freshet_zk_peer_changes_total %llu\n",
+			    (unsigned long long)n->topo_peer_changes);
 	family(b, "freshet_zk_bad_znodes_total", "counter",
 	       "Znodes ignored because they did not parse (logged with their path).");
 	evbuffer_add_printf(b, "freshet_zk_bad_znodes_total %llu\n",

@@ -214,9 +214,8 @@ struct node {
 	uint32_t topo_nmembers;          /* in the last view, all dcs */
 	uint32_t topo_nleaders;
 	struct topo_leader *topo_leaders;   /* copy of the last view's */
-	uint64_t topo_views;
 	uint64_t topo_models_refused;    /* registry models we cannot serve */
-	uint64_t topo_peer_changes;
+	uint64_t topo_peer_changes;       /* peers added or dropped by views */
 
 	/* Front doors */
 	struct evconnlistener *listener;

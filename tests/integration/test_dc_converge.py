@@ -99,6 +99,9 @@ with zkmod.ZooKeeper() as zk, \
                  and p.get("up")]
         if n not in leaders.values():
             chk.ok(not cross, "non-leader %d (%s) has no link to another dc" % (n.id, n.dc))
+    changes = {n.id: n.metric_sum("freshet_zk_peer_changes_total") for n in c.nodes}
+    chk.ok(all(v >= PER_DC - 1 for v in changes.values()),
+           "every node took its dc's members from the view (peer changes %s)" % changes)
     c.wait_converged(timeout=30)
 
     # --- 2. WAN bytes against the ideal --------------------------------
