@@ -1,5 +1,6 @@
 /*
- * cli.h — what the `freshet` command's files share (main.c, status.c):
+ * cli.h — what the `freshet` command's files share (main.c, status.c,
+ * rollback.c):
  * exit codes, the usage-error and option-error wording, the ZooKeeper
  * options every ZooKeeper command takes, and small JSON and text helpers.
  * Private to cli/; nothing here is a library API.
@@ -55,5 +56,13 @@ const char *cli_show(char *buf, size_t cap, const char *s);
 
 int cmd_status(int argc, char **argv);
 extern const char status_help[];
+
+/* rollback.c: rollback, history, role (DESIGN §6, docs/cli.md). */
+int cmd_rollback(int argc, char **argv);
+int cmd_history(int argc, char **argv);
+int cmd_role(int argc, char **argv);
+extern const char rollback_help[];
+extern const char history_help[];
+extern const char role_help[];
 
 #endif /* FRESHET_CLI_H */

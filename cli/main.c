@@ -14,7 +14,7 @@
  *
  * Not here: parsing of rows, ids, addresses and table specs (input.c,
  * unit-tested), the protocol (client/, proto/), ZooKeeper (topology/),
- * `freshet status` (status.c).
+ * `freshet status` (status.c), rollback, history and role (rollback.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -99,6 +99,12 @@ static const char main_help[] =
 	"  model     create, list, describe models in ZooKeeper\n"
 	"            (freshet model --help)\n"
 	"  status    the cluster at a glance (freshet status --help)\n"
+	"  rollback  roll a model back to a cut on every node\n"
+	"            (freshet rollback --help)\n"
+	"  history   a model's rollbacks and health changes\n"
+	"            (freshet history --help)\n"
+	"  role      set, clear or list per-model node roles\n"
+	"            (freshet role --help)\n"
 	"  help [COMMAND]\n"
 	"\n"
 	"  --version  print the version\n"
@@ -1150,6 +1156,12 @@ int main(int argc, char **argv)
 		rc = cmd_model(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "status") == 0) {
 		rc = cmd_status(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "rollback") == 0) {
+		rc = cmd_rollback(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "history") == 0) {
+		rc = cmd_history(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "role") == 0) {
+		rc = cmd_role(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
 		   strcmp(cmd, "-h") == 0) {
 		const char *what = argc > 2 ? argv[2] : "";
@@ -1162,6 +1174,12 @@ int main(int argc, char **argv)
 			fputs(model_help, stdout);
 		} else if (strcmp(what, "status") == 0) {
 			fputs(status_help, stdout);
+		} else if (strcmp(what, "rollback") == 0) {
+			fputs(rollback_help, stdout);
+		} else if (strcmp(what, "history") == 0) {
+			fputs(history_help, stdout);
+		} else if (strcmp(what, "role") == 0) {
+			fputs(role_help, stdout);
 		} else if (!*what) {
 			fputs(main_help, stdout);
 		} else {

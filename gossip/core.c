@@ -381,6 +381,7 @@ void gossip_free(struct gossip *g)
 	free(g->peers);
 	for (uint32_t i = 0; i < g->nmodels; i++) {
 		free(g->models[i]->log);
+		free(g->models[i]->repair);
 		free(g->models[i]);
 	}
 	free(g->models);
@@ -601,6 +602,67 @@ enum fr_err gossip_model_quarantine(struct gossip *g, struct shard_store *st)
 	return FR_OK;
 }
 
+enum fr_err gossip_model_rolled_back(struct gossip *g, struct shard_store *st,
+				     uint64_t now_ms)
+{
+	uint32_t idx;
+	struct gmodel *m = model_by_store(g, st, &idx);
+
+	if (!m)
+		return fr_fail(FR_ERR_NOTFOUND, "gossip: no such model");
+	if (m->quarantined)
+		return FR_OK;
+	gossip_cand_forget_model(g, idx);
+	for (uint32_t i = 0; i < g->npeers; i++) {
+		struct gpeer *p = g->peers[i];
+
+		if (!p->up)
+			continue;
+		gossip_send_digest_req(g, p, idx, now_ms);
+	}
+	g->sched_dirty = true;
+	return FR_OK;
+}
+
+enum fr_err gossip_shard_repair(struct gossip *g, struct shard_store *st,
+			       uint32_t table, uint32_t shard)
+{
+	uint32_t idx;
+	struct gmodel *m = model_by_store(g, st, &idx);
+	uint8_t *f;
+
+	if (!m)
+		return fr_fail(FR_ERR_NOTFOUND, "gossip: no such model");
+	if (table >= m->ntables || shard >= m->shards)
+		return fr_fail(FR_ERR_RANGE, "gossip: table %u shard %u out of "
+			       "range", table, shard);
+	if (!m->repair) {
+		m->repair = calloc((size_t)m->ntables * m->shards, 1);
+		if (!m->repair)
+			return fr_fail(FR_ERR_NOMEM, "gossip: repair flags");
+	}
+	f = &m->repair[(size_t)table * m->shards + shard];
+	if (!*f) {
+		*f = 1;
+		m->nrepair++;
+	}
+	return FR_OK;
+}
+
+uint32_t gossip_repairs_pending(const struct gossip *g, uint64_t *done)
+{
+	uint32_t n = 0;
+	uint64_t d = 0;
+
+	for (uint32_t i = 0; i < g->nmodels; i++) {
+		n += g->models[i]->nrepair;
+		d += g->models[i]->repairs_done;
+	}
+	if (done)
+		*done = d;
+	return n;
+}
+
 enum fr_err gossip_peer_set_window(struct gossip *g, uint32_t peer_id,
 				   uint64_t bytes)
 {
@@ -792,8 +854,11 @@ void gossip_get_stats(const struct gossip *g, struct gossip_stats *out)
 	out->stale_replies = g->stale_replies;
 	out->pulls_nomodel = g->nomodel_served;
 	out->epoch_ahead = 0;
-	for (uint32_t i = 0; i < g->nmodels; i++)
+	out->epoch_behind = 0;
+	for (uint32_t i = 0; i < g->nmodels; i++) {
 		out->epoch_ahead += g->models[i]->epoch_ahead;
+		out->epoch_behind += g->models[i]->epoch_behind;
+	}
 	out->pulls_pending = g->npending;
 	out->pulls_inflight = g->ninflight;
 	out->npeers = g->npeers;

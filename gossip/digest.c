@@ -594,7 +594,11 @@ enum fr_err gossip_on_digest(struct gossip *g, struct gpeer *p,
 			pm->summary = s.summary;
 			pm->summary_known = true;
 		}
-		differs = m && s.summary != shard_store_summary(m->st);
+		/* A shard being repaired may look the same in both digests
+		 * (after a rollback both vectors can be empty) while its rows
+		 * differ: look at the entries then too. */
+		differs = m && (s.summary != shard_store_summary(m->st) ||
+				m->nrepair);
 		for (uint32_t k = 0; k < s.nentries; k++) {
 			struct shard_digest_entry ours, theirs;
 			struct dent e;
@@ -607,7 +611,15 @@ enum fr_err gossip_on_digest(struct gossip *g, struct gpeer *p,
 			if (err)
 				return err;
 			shard_store_digest_entry(m->st, e.table, e.shard, &ours);
-			if (!shard_vv_dominates(ours.vv, &g->tmp_vv)) {
+			if (e.epoch < ours.rollback_epoch) {
+				/* It has not applied a rollback we have:
+				 * what it holds beyond us is revoked here,
+				 * or comes once it has rolled back too. */
+				m->epoch_behind++;
+				continue;
+			}
+			if (!shard_vv_dominates(ours.vv, &g->tmp_vv) ||
+			    gmodel_repairing(m, e.table, e.shard)) {
 				theirs.table = e.table;
 				theirs.shard = e.shard;
 				theirs.vv = &g->tmp_vv;
@@ -616,8 +628,8 @@ enum fr_err gossip_on_digest(struct gossip *g, struct gpeer *p,
 				gossip_cand_offer(g, mi, p->id, &theirs, now);
 				produced++;
 			} else if (e.epoch > ours.rollback_epoch) {
-				/* Rollbacks spread in a later issue; for now
-				 * it is only recorded. */
+				/* It applied a rollback we have not: the
+				 * directive reaches us through ZooKeeper. */
 				m->epoch_ahead++;
 				if (e.epoch > m->max_peer_epoch)
 					m->max_peer_epoch = e.epoch;

@@ -105,6 +105,31 @@ enum fr_err gossip_model_add(struct gossip *g, struct shard_store *st);
  * FR_ERR_NOTFOUND for a store not added. */
 enum fr_err gossip_model_quarantine(struct gossip *g, struct shard_store *st);
 
+/* The store's rollback epoch rose (the node applied a rollback
+ * directive, and maybe reset shards for a full transfer): pull candidates
+ * offered against the old state are dropped, and every up peer is asked
+ * for a full digest of the model, so shards whose vector came down are
+ * pulled again.  Digest entries with a lower rollback epoch than ours
+ * are never pulled from (that peer has not rolled back yet; what it holds
+ * beyond ours is revoked here or comes once it has).  FR_ERR_NOTFOUND for
+ * a store not added. */
+enum fr_err gossip_model_rolled_back(struct gossip *g, struct shard_store *st,
+				     uint64_t now_ms);
+
+/* Shard (table, shard) of st was reset for a full transfer (after a
+ * rollback whose undo history did not reach back): pull it whole from a
+ * peer whose rollback epoch for it is at least ours, even where our
+ * vector dominates that peer's (both may promise nothing after a
+ * rollback), until one pull of it ends complete.  FR_ERR_NOTFOUND,
+ * FR_ERR_RANGE, FR_ERR_NOMEM.  Limitation: a shard larger than one pull's
+ * budget (gossip max_pull_bytes) from a peer whose vector is empty for an
+ * origin is re-pulled from its start; see docs/gossip.md. */
+enum fr_err gossip_shard_repair(struct gossip *g, struct shard_store *st,
+				uint32_t table, uint32_t shard);
+/* Shards still waiting for their repair pull, and (done) how many have
+ * completed since start. */
+uint32_t gossip_repairs_pending(const struct gossip *g, uint64_t *done);
+
 /* A peer this node may exchange with (static list or from ZooKeeper).
  * Peers start down. */
 enum fr_err gossip_peer_add(struct gossip *g, uint32_t peer_id);
@@ -191,6 +216,7 @@ struct gossip_stats {
 	uint64_t stale_replies;      /* replies to no pull in flight (late) */
 	uint64_t pulls_nomodel;      /* PULLs for a model we do not serve */
 	uint64_t epoch_ahead;        /* entries with a higher rollback epoch */
+	uint64_t epoch_behind;       /* entries with a lower one (not pulled) */
 };
 void gossip_get_stats(const struct gossip *g, struct gossip_stats *out);
 /* Fill up to cap peer entries; returns the number of peers. */

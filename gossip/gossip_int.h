@@ -94,10 +94,24 @@ struct gmodel {
 	uint64_t log_horizon;
 	uint64_t log_noted;          /* store change_seq the log accounts for */
 	uint64_t epoch_ahead;        /* entries seen with a higher epoch */
+	uint64_t epoch_behind;       /* entries with a lower one, not pulled */
 	uint64_t max_peer_epoch;
 	uint32_t ncands;             /* candidates of this model */
 	bool quarantined;            /* gossip_model_quarantine: not exchanged */
+	/* Shards reset for a full transfer (gossip_shard_repair): pulled from
+	 * a peer at our rollback epoch or later even when our vector
+	 * dominates its (after a rollback both may promise nothing), until
+	 * one pull of the shard ends whole.  ntables * shards flags. */
+	uint8_t *repair;
+	uint32_t nrepair;
+	uint64_t repairs_done;
 };
+
+static inline bool gmodel_repairing(const struct gmodel *m, uint32_t table,
+				    uint32_t shard)
+{
+	return m->nrepair && m->repair[(size_t)table * m->shards + shard];
+}
 
 /* ------------------------------------------------------------------------
  * Peers

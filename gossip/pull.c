@@ -690,6 +690,21 @@ static void notify_peers(struct gossip *g, uint32_t model)
 			gossip_send_delta(g, g->peers[i], (int)model);
 }
 
+/* Did the peer that served c advertise our rollback epoch (or later) for
+ * the shard? */
+static bool p_epoch_ok(struct gossip *g, const struct gcand *c,
+		       uint32_t peer)
+{
+	const struct gmodel *m = g->models[c->model];
+	struct shard_digest_entry e;
+
+	shard_store_digest_entry(m->st, c->table, c->shard, &e);
+	for (uint32_t i = 0; i < c->nhave; i++)
+		if (c->have[i].peer == peer)
+			return c->have[i].epoch >= e.rollback_epoch;
+	return false;
+}
+
 enum fr_err gossip_on_pull_reply(struct gossip *g, struct gpeer *p,
 				 const uint8_t *pl, size_t len, uint64_t now)
 {
@@ -791,6 +806,15 @@ enum fr_err gossip_on_pull_reply(struct gossip *g, struct gpeer *p,
 			c->has_cursor = (rm.flags & GOSSIP_REPLY_CURSOR) != 0;
 			if (c->has_cursor)
 				c->cursor = rm.cursor;
+		}
+		/* A repair ends with a pull that came whole from a peer at
+		 * our epoch: it listed every row of the shard. */
+		if (!c->broken && !c->has_cursor &&
+		    gmodel_repairing(m, c->table, c->shard) &&
+		    p_epoch_ok(g, c, p->id)) {
+			m->repair[(size_t)c->table * m->shards + c->shard] = 0;
+			m->nrepair--;
+			m->repairs_done++;
 		}
 		gossip_pull_end(g, c, false, now);
 		/* We learnt something: tell the others now (push-notify

@@ -271,11 +271,19 @@ void gossip_cand_drop_have(struct gossip *g, struct gcand *c, uint32_t peer)
  * peer still has something for us. */
 static bool haves_refresh(struct gossip *g, struct gcand *c)
 {
-	const struct shard_vv *ours =
-		shard_store_vv(g->models[c->model]->st, c->table, c->shard);
+	const struct gmodel *m = g->models[c->model];
+	const struct shard_vv *ours = shard_store_vv(m->st, c->table,
+						     c->shard);
+	bool repair = gmodel_repairing(m, c->table, c->shard);
+	struct shard_digest_entry e;
 
+	if (repair)
+		shard_store_digest_entry(m->st, c->table, c->shard, &e);
 	for (uint32_t i = 0; i < c->nhave;) {
-		if (shard_vv_dominates(ours, &c->have[i].vv)) {
+		bool keep = repair ? c->have[i].epoch >= e.rollback_epoch :
+				     !shard_vv_dominates(ours, &c->have[i].vv);
+
+		if (!keep) {
 			shard_vv_fini(&c->have[i].vv);
 			c->have[i] = c->have[--c->nhave];
 			continue;

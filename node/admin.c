@@ -18,6 +18,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "node/baseline.h"
 #include "node/node_int.h"
 
 static void reply_text(struct evhttp_request *req, int code,
@@ -87,6 +88,38 @@ static json_t *model_json(struct node *n, struct node_model *m, bool shards)
 		      "max_version", (json_int_t)m->max_version,
 		      "rollback_epoch",
 		      (json_int_t)shard_store_rollback_epoch(m->st));
+	json_object_set_new(o, "role", json_string(node_role_name(m->role)));
+	json_object_set_new(o, "role_from", json_string(m->role_override ?
+							"zookeeper" :
+							"config"));
+	json_object_set_new(o, "cut", json_integer((json_int_t)
+						   node_model_cut(n, m)));
+	json_object_set_new(o, "undo_horizon", json_integer((json_int_t)
+		shard_store_undo_horizon(m->st)));
+	json_object_set_new(o, "rollback", json_pack(
+		"{s:I,s:I,s:I,s:I,s:f}",
+		"applied", (json_int_t)m->rollbacks_applied,
+		"rows_restored", (json_int_t)m->rollback_rows_restored,
+		"rows_zeroed", (json_int_t)m->rollback_rows_zeroed,
+		"shards_repaired", (json_int_t)m->rollback_shards_repaired,
+		"last_apply_s", m->last_rollback_s));
+	if (m->bl) {
+		struct baseline_stats bs;
+		uint64_t cut = node_model_cut(n, m);
+
+		baseline_get_stats(m->bl, &bs);
+		json_object_set_new(o, "baseline", json_pack(
+			"{s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I}",
+			"lag_ms", (json_int_t)bs.lag_ms,
+			"cut_age_ms", (json_int_t)(wall > FR_HLC_PHYS(cut) ?
+						   wall - FR_HLC_PHYS(cut) : 0),
+			"queued_rows", (json_int_t)bs.queued_rows,
+			"queued_bytes", (json_int_t)bs.queued_bytes,
+			"overflowed", bs.overflowed,
+			"overflow_rows", (json_int_t)bs.overflow_rows,
+			"released_rows", (json_int_t)bs.released_rows,
+			"buffer_bytes", (json_int_t)bs.max_bytes));
+	}
 	if (m->max_version)
 		json_object_set_new(o, "freshness_lag_ms",
 				    json_integer(wall > FR_HLC_PHYS(m->max_version) ?

@@ -53,6 +53,7 @@ enum section {
 	SEC_GOSSIP,
 	SEC_STORE,
 	SEC_ZOOKEEPER,
+	SEC_BASELINE,
 	SEC_PEERS,
 	SEC_MODEL,
 	SEC__COUNT
@@ -64,6 +65,7 @@ static const char *const section_names[SEC__COUNT] = {
 	[SEC_GOSSIP] = "gossip",
 	[SEC_STORE] = "store",
 	[SEC_ZOOKEEPER] = "zookeeper",
+	[SEC_BASELINE] = "baseline",
 	[SEC_PEERS] = "peers",
 	[SEC_MODEL] = "model",
 };
@@ -71,6 +73,7 @@ static const char *const section_names[SEC__COUNT] = {
 enum key_type {
 	KT_U32,       /* decimal integer in [min, max] */
 	KT_NAME,      /* [A-Za-z0-9_.-], 1..size-1 bytes */
+	KT_NAMELIST,  /* comma-separated names (model names), may be empty */
 	KT_ENUM,      /* one of choices[], stored as the string */
 	KT_ADDR,      /* struct config_addr */
 	KT_PATH,      /* a file system path, 1..size-1 bytes */
@@ -146,6 +149,12 @@ static const struct config_key keys[] = {
 	    "CUDA device ordinal the cuda backend puts tables on"),
 	U32(SEC_NODE, "gpu_budget_mb", 0, 16777216, "0", CFG(gpu_budget_mb),
 	    "most table bytes the backend may hold, MiB (all models); 0 = what the device has free"),
+	{ .section = SEC_NODE, .name = "canary", .type = KT_NAMELIST,
+	  .def = "", CFG(canary),
+	  .help = "models this node serves as their canary (comma-separated); ZooKeeper roles override" },
+	{ .section = SEC_NODE, .name = "baseline", .type = KT_NAMELIST,
+	  .def = "", CFG(baseline),
+	  .help = "models this node serves as their baseline, lagging by baseline.lag_ms (comma-separated)" },
 	/* [publish] */
 	U32(SEC_PUBLISH, "queue_max", 1, 1000000, "1024",
 	    CFG(publish_queue_max),
@@ -198,6 +207,12 @@ static const struct config_key keys[] = {
 	{ .section = SEC_ZOOKEEPER, .name = "candidate", .type = KT_ENUM,
 	  .choices = yesno_choices, .def = "yes", CFG(zk_candidate),
 	  .help = "stand in this dc's leader election (yes|no)" },
+	/* [baseline] */
+	U32(SEC_BASELINE, "lag_ms", 1, 86400000, "300000", CFG(baseline_lag_ms),
+	    "a baseline serves an update only once it is this old, ms"),
+	U32(SEC_BASELINE, "buffer_mb", 1, 1048576, "256",
+	    CFG(baseline_buffer_mb),
+	    "rows a baseline holds back, MiB; past it the baseline catches up from its store"),
 	/* [peers] */
 	{ .section = SEC_PEERS, .name = "peer", .type = KT_PEER,
 	  .min = 1, .max = UINT32_MAX - 1,
@@ -742,6 +757,75 @@ enum fr_err config_parse_table(const char *s, struct shard_table_def *out)
 	return FR_OK;
 }
 
+/* "a,b, c": model names separated by commas (spaces around them are
+ * allowed), each as check_name; empty is an empty list.  A name given
+ * twice is an error. */
+static enum fr_err check_namelist(const char *s, size_t max_len)
+{
+	const char *p = s;
+	uint32_t item = 0;
+
+	if (strlen(s) > max_len)
+		return fr_fail(FR_ERR_INVAL, "list is longer than %zu bytes",
+			       max_len);
+	while (*p == ' ')
+		p++;
+	if (!*p)
+		return FR_OK;
+	for (;;) {
+		char name[SHARD_NAME_MAX + 2];
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		enum fr_err err;
+
+		item++;
+		while (len && p[len - 1] == ' ')
+			len--;
+		if (len > SHARD_NAME_MAX)
+			len = SHARD_NAME_MAX + 1;
+		memcpy(name, p, len);
+		name[len] = '\0';
+		err = check_name(name, SHARD_NAME_MAX);
+		if (err)
+			return fail_prefixed(err, "item %u: ", item);
+		for (const char *q = s; q < p;) {
+			size_t ql;
+
+			while (*q == ' ' || *q == ',')
+				q++;
+			ql = strcspn(q, ", ");
+			if (q < p && ql == len && memcmp(q, name, len) == 0)
+				return fr_fail(FR_ERR_INVAL,
+					       "item %u: '%s' is listed twice",
+					       item, name);
+			q += ql;
+		}
+		if (!e)
+			return FR_OK;
+		p = e + 1;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+/* Is `name` one of the list's items (a KT_NAMELIST value)? */
+bool config_list_has(const char *list, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (const char *p = list; *p;) {
+		size_t ql;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		ql = strcspn(p, ", ");
+		if (ql == len && len && memcmp(p, name, len) == 0)
+			return true;
+		p += ql;
+	}
+	return false;
+}
+
 /* Parse a scalar key's value into `field` (k->size bytes).  The field is
  * written only when the whole value is good. */
 static enum fr_err key_parse_field(const struct config_key *k,
@@ -762,6 +846,13 @@ static enum fr_err key_parse_field(const struct config_key *k,
 	}
 	case KT_NAME:
 		err = check_name(value, k->size - 1);
+		if (!err) {
+			memset(field, 0, k->size);
+			memcpy(field, value, strlen(value));
+		}
+		break;
+	case KT_NAMELIST:
+		err = check_namelist(value, k->size - 1);
 		if (!err) {
 			memset(field, 0, k->size);
 			memcpy(field, value, strlen(value));
@@ -1357,6 +1448,9 @@ static void key_type_text(const struct config_key *k, char *buf, size_t size)
 		snprintf(buf, size, "name, 1..%zu bytes [A-Za-z0-9_.-]",
 			 k->size - 1);
 		break;
+	case KT_NAMELIST:
+		snprintf(buf, size, "comma-separated model names, or empty");
+		break;
 	case KT_ENUM:
 		choices_text(k->choices, buf, size);
 		break;
@@ -1397,6 +1491,7 @@ static bool key_format(const struct config_key *k, const void *base,
 		return !(k->required && v == 0);
 	}
 	case KT_NAME:
+	case KT_NAMELIST:
 	case KT_ENUM:
 	case KT_PATH:
 	case KT_ZKHOSTS:
@@ -1452,8 +1547,8 @@ static enum fr_err key_check(const struct config_key *k, const void *base,
 			       "[%s] %s: required key is missing, expected %s",
 			       sec, k->name, type);
 	}
-	if (k->type == KT_NAME || k->type == KT_ENUM || k->type == KT_PATH ||
-	    k->type == KT_ZKHOSTS)
+	if (k->type == KT_NAME || k->type == KT_NAMELIST ||
+	    k->type == KT_ENUM || k->type == KT_PATH || k->type == KT_ZKHOSTS)
 		if (strnlen(key_cfield(k, base), k->size) == k->size)
 			return fr_fail(FR_ERR_INVAL,
 				       "[%s] %s: value is not terminated, expected at most %zu bytes",
@@ -1598,6 +1693,23 @@ enum fr_err config_validate(const struct config *c)
 			       "[node] admin: %s is also the listen address, expected a different HOST:PORT",
 			       show(&b, format_addr(&c->admin, abuf,
 						    sizeof(abuf))));
+	for (const char *p = c->canary; *p;) {
+		char name[SHARD_NAME_MAX + 1];
+		size_t ql;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		ql = strcspn(p, ", ");
+		if (ql && ql <= SHARD_NAME_MAX) {
+			memcpy(name, p, ql);
+			name[ql] = '\0';
+			if (config_list_has(c->baseline, name))
+				return fr_fail(FR_ERR_INVAL,
+					       "[node] canary: model '%s' is also in node.baseline, expected one role per model",
+					       name);
+		}
+		p += ql;
+	}
 	err = validate_peers(c);
 	if (err)
 		return err;

@@ -8,7 +8,8 @@
  *
  * File layout:
  *   [node]    id, dc, cluster, listen, advertise, admin, data_dir, log_level,
- *             backend, max_frame_mb, gpu_device, gpu_budget_mb
+ *             backend, max_frame_mb, gpu_device, gpu_budget_mb, canary,
+ *             baseline
  *   [publish] queue_max, retry_after_ms, max_rows
  *   [gossip]  digest_interval_ms, full_interval_ms, pull_timeout_ms,
  *             max_inflight_mb, max_pull_mb, link_mbit, wan_mbit,
@@ -16,6 +17,7 @@
  *             reconnect_max_ms
  *   [store]   undo_kb_per_shard, index_cap, snapshot_interval_s
  *   [zookeeper]  hosts, session_timeout_ms, candidate
+ *   [baseline]   lag_ms, buffer_mb
  *   [peers]   peer = ID@HOST:PORT        (repeatable; the static peer list)
  *   [model NAME]  shards (1..1048576, required), priority (0..1000000,
  *                 default 0), table = NAME:ROWS:DIM[:f32|f16] (repeatable,
@@ -70,6 +72,8 @@ struct config {
 	uint32_t max_frame_mb;            /* 1..1024, default 64 */
 	uint32_t gpu_device;              /* 0..255, default 0 */
 	uint32_t gpu_budget_mb;           /* 0 (no limit)..16777216, default 0 */
+	char canary[512];                 /* model names, comma-separated */
+	char baseline[512];               /* model names, comma-separated */
 	/* [publish] */
 	uint32_t publish_queue_max;       /* 1..1000000, default 1024 */
 	uint32_t retry_after_ms;          /* 1..60000, default 50 */
@@ -92,6 +96,9 @@ struct config {
 	char zk_hosts[CONFIG_ZK_HOSTS_MAX + 1];   /* "" = static peers */
 	uint32_t zk_session_timeout_ms;   /* 1000..120000, default 6000 */
 	char zk_candidate[4];             /* yes|no, default yes */
+	/* [baseline] */
+	uint32_t baseline_lag_ms;         /* 1..86400000, default 300000 */
+	uint32_t baseline_buffer_mb;      /* 1..1048576, default 256 */
 	/* [peers] */
 	uint32_t npeers;
 	struct config_peer peers[CONFIG_PEERS_MAX];
@@ -149,5 +156,7 @@ enum fr_err config_check_zk_hosts(const char *s);
 /* Parse "NAME:ROWS:DIM[:f32|f16]" into a table definition (dtype f32 when
  * left out).  FR_ERR_INVAL with a detail; *out written only on success. */
 enum fr_err config_parse_table(const char *s, struct shard_table_def *out);
+/* Is name an item of a comma-separated list (node.canary, node.baseline)? */
+bool config_list_has(const char *list, const char *name);
 
 #endif /* FRESHET_NODE_CONFIG_H */

@@ -214,13 +214,22 @@ static void view_models(struct node *n, const struct topo_view *v)
 {
 	for (uint32_t i = 0; i < v->nmodels; i++) {
 		const struct shard_model_def *d = &v->models[i];
+		const struct topo_model_extra *x = v->extra ? &v->extra[i] :
+						   NULL;
 		int mi = node_model_find(n, d->name);
 
 		if (mi >= 0) {
 			struct node_model *m = &n->models[mi];
 			char ours[256], theirs[256];
 
-			if (def_same(m->def, d) || m->registry_clash)
+			if (def_same(m->def, d) && !m->registry_clash) {
+				/* Roles and directives before any peer of
+				 * this view is dialed (view_peers runs
+				 * after us). */
+				node_model_view(n, m, x);
+				continue;
+			}
+			if (m->registry_clash)
 				continue;
 			/* Peers that serve the registry's definition would
 			 * send shards and rows that do not fit ours, and be
@@ -250,7 +259,9 @@ static void view_models(struct node *n, const struct topo_view *v)
 			       "ZooKeeper not served: %s", d->name,
 			       fr_errmsg());
 			cache_save(n, NULL);
+			continue;
 		}
+		node_model_view(n, &n->models[n->nmodels - 1], x);
 	}
 }
 

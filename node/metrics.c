@@ -18,6 +18,7 @@
 
 #include <event2/buffer.h>
 
+#include "node/baseline.h"
 #include "node/node_int.h"
 
 static const double hist_bounds[METRICS_HIST_NB] = {
@@ -287,6 +288,131 @@ static void render_topology(struct node *n, struct evbuffer *b)
 			    (unsigned long long)n->topo_models_refused);
 }
 
+/* Per model: role, rollback epoch and work, the baseline's buffer. */
+static void model_roles_render(struct node *n, struct evbuffer *b)
+{
+	uint64_t wall = fr_wall_ms(NULL);
+	struct gossip_stats gs;
+
+	family(b, "freshet_model_role", "gauge",
+	       "1 for the role this node serves each model in (serving, canary, baseline).");
+	for (uint32_t i = 0; i < n->nmodels; i++)
+		evbuffer_add_printf(b, "freshet_model_role{model=\"%s\",role=\"%s\"} 1\n",
+				    n->models[i].def->name,
+				    node_role_name(n->models[i].role));
+	family(b, "freshet_rollback_epoch", "gauge",
+	       "Highest rollback epoch applied, per model.");
+	for (uint32_t i = 0; i < n->nmodels; i++)
+		evbuffer_add_printf(b, "freshet_rollback_epoch{model=\"%s\"} %llu\n",
+				    n->models[i].def->name,
+				    (unsigned long long)shard_store_rollback_epoch(n->models[i].st));
+	family(b, "freshet_rollbacks_applied_total", "counter",
+	       "Rollback directives applied, per model.");
+	for (uint32_t i = 0; i < n->nmodels; i++)
+		evbuffer_add_printf(b, "freshet_rollbacks_applied_total{model=\"%s\"} %llu\n",
+				    n->models[i].def->name,
+				    (unsigned long long)n->models[i].rollbacks_applied);
+	family(b, "freshet_rollback_rows_total", "counter",
+	       "Rows put back by rollbacks: restored from the undo ring, or zeroed in shards repaired by full transfer.");
+	for (uint32_t i = 0; i < n->nmodels; i++)
+		evbuffer_add_printf(b, "freshet_rollback_rows_total{model=\"%s\",how=\"restored\"} %llu\n"
+				    "freshet_rollback_rows_total{model=\"%s\",how=\"zeroed\"} %llu\n",
+				    n->models[i].def->name,
+				    (unsigned long long)n->models[i].rollback_rows_restored,
+				    n->models[i].def->name,
+				    (unsigned long long)n->models[i].rollback_rows_zeroed);
+	family(b, "freshet_rollback_full_transfer_shards_total", "counter",
+	       "Shards whose undo ring did not reach a rollback's target, repaired by full transfer.");
+	for (uint32_t i = 0; i < n->nmodels; i++)
+		evbuffer_add_printf(b, "freshet_rollback_full_transfer_shards_total{model=\"%s\"} %llu\n",
+				    n->models[i].def->name,
+				    (unsigned long long)n->models[i].rollback_shards_repaired);
+	family(b, "freshet_rollback_apply_seconds", "gauge",
+	       "Time the last rollback took to apply here, per model.");
+	for (uint32_t i = 0; i < n->nmodels; i++)
+		evbuffer_add_printf(b, "freshet_rollback_apply_seconds{model=\"%s\"} %.6f\n",
+				    n->models[i].def->name,
+				    n->models[i].last_rollback_s);
+	family(b, "freshet_rollback_directives_refused_total", "counter",
+	       "Rollback directives that could not be applied (logged).");
+	evbuffer_add_printf(b, "freshet_rollback_directives_refused_total %llu\n",
+			    (unsigned long long)n->bad_directives);
+	gossip_get_stats(n->gossip, &gs);
+	{
+		uint64_t done = 0;
+		uint32_t pending = gossip_repairs_pending(n->gossip, &done);
+
+		family(b, "freshet_rollback_repairs_pending", "gauge",
+		       "Shards reset by a rollback still waiting for their full transfer.");
+		evbuffer_add_printf(b, "freshet_rollback_repairs_pending %u\n",
+				    pending);
+		family(b, "freshet_rollback_repairs_done_total", "counter",
+		       "Shards whose full transfer after a rollback completed.");
+		evbuffer_add_printf(b, "freshet_rollback_repairs_done_total %llu\n",
+				    (unsigned long long)done);
+	}
+	family(b, "freshet_gossip_epoch_behind_total", "counter",
+	       "Digest entries from peers that have not applied a rollback we have (never pulled from).");
+	evbuffer_add_printf(b, "freshet_gossip_epoch_behind_total %llu\n",
+			    (unsigned long long)gs.epoch_behind);
+	family(b, "freshet_gossip_epoch_ahead_total", "counter",
+	       "Digest entries from peers that have applied a rollback we have not yet.");
+	evbuffer_add_printf(b, "freshet_gossip_epoch_ahead_total %llu\n",
+			    (unsigned long long)gs.epoch_ahead);
+	family(b, "freshet_baseline_cut_age_seconds", "gauge",
+	       "How far a baseline's served cut is behind now, per model.");
+	for (uint32_t i = 0; i < n->nmodels; i++) {
+		uint64_t cut;
+
+		if (!n->models[i].bl)
+			continue;
+		cut = node_model_cut(n, &n->models[i]);
+		evbuffer_add_printf(b, "freshet_baseline_cut_age_seconds{model=\"%s\"} %.3f\n",
+				    n->models[i].def->name,
+				    wall > FR_HLC_PHYS(cut) ?
+				    (double)(wall - FR_HLC_PHYS(cut)) / 1e3 : 0.0);
+	}
+	family(b, "freshet_baseline_queued", "gauge",
+	       "Rows and bytes a baseline holds back, per model.");
+	for (uint32_t i = 0; i < n->nmodels; i++) {
+		struct baseline_stats bs;
+
+		if (!n->models[i].bl)
+			continue;
+		baseline_get_stats(n->models[i].bl, &bs);
+		evbuffer_add_printf(b, "freshet_baseline_queued{model=\"%s\",unit=\"rows\"} %llu\n"
+				    "freshet_baseline_queued{model=\"%s\",unit=\"bytes\"} %llu\n",
+				    n->models[i].def->name,
+				    (unsigned long long)bs.queued_rows,
+				    n->models[i].def->name,
+				    (unsigned long long)bs.queued_bytes);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 0)
+			family(b, "freshet_baseline_overflowed", "gauge",
+			       "1 while a baseline's buffer has left rows out (it catches up from its store once the lag passes them).");
+		else
+			family(b, "freshet_baseline_overflow_rows_total",
+			       "counter",
+			       "Rows a baseline's full buffer left out, per model.");
+		for (uint32_t i = 0; i < n->nmodels; i++) {
+			struct baseline_stats bs;
+
+			if (!n->models[i].bl)
+				continue;
+			baseline_get_stats(n->models[i].bl, &bs);
+			if (pass == 0)
+				evbuffer_add_printf(b, "freshet_baseline_overflowed{model=\"%s\"} %d\n",
+						    n->models[i].def->name,
+						    bs.overflowed ? 1 : 0);
+			else
+				evbuffer_add_printf(b, "freshet_baseline_overflow_rows_total{model=\"%s\"} %llu\n",
+						    n->models[i].def->name,
+						    (unsigned long long)bs.overflow_rows);
+		}
+	}
+}
+
 void metrics_render(struct node *n, struct evbuffer *b)
 {
 	static const char *pub_names[METRICS_PUB__COUNT] = {
@@ -425,6 +551,8 @@ void metrics_render(struct node *n, struct evbuffer *b)
 	       "Peer versions too far ahead of the local clock to be observed.");
 	evbuffer_add_printf(b, "freshet_hlc_refused_total %llu\n",
 			    (unsigned long long)m->hlc_refused);
+
+	model_roles_render(n, b);
 
 	hist_render(b, "freshet_publish_latency_seconds",
 		    "PUBLISH received to acknowledged (durable and applied).",

@@ -126,7 +126,8 @@ enum fr_err node_apply_batch(struct node *n, struct node_model *m,
 	if (!tab->gt || k == 0)
 		return FR_OK;   /* start-up replay: the backend is filled later */
 	if (k == b->n) {
-		rc = gpu_apply(tab->gt, b->rows, b->versions, b->values, k);
+		rc = node_mirror_rows(n, m, b->table, b->rows, b->versions,
+				      b->values, (uint32_t)k);
 	} else {
 		rc = scratch_reserve(n, b->n, k * rb);
 		if (rc)
@@ -141,7 +142,8 @@ enum fr_err node_apply_batch(struct node *n, struct node_model *m,
 			       (const uint8_t *)b->values + (size_t)i * rb, rb);
 			k++;
 		}
-		rc = gpu_apply(tab->gt, n->mrows, n->mvers, n->mvals, k);
+		rc = node_mirror_rows(n, m, b->table, n->mrows, n->mvers,
+				      n->mvals, (uint32_t)k);
 	}
 	if (rc == FR_OK)
 		return FR_OK;
@@ -417,6 +419,7 @@ bool node_table_rebuild(struct node *n, struct node_model *m, uint32_t t)
 		}
 		return false;
 	}
+	node_baseline_refilled(n, m, t);
 	fr_log(FR_LOG_WARN, "node", "model '%s' table '%s': rebuilt from the "
 	       "store", m->def->name, m->def->tables[t].name);
 	return true;
@@ -424,6 +427,7 @@ bool node_table_rebuild(struct node *n, struct node_model *m, uint32_t t)
 
 static void model_free(struct node *n, struct node_model *m)
 {
+	node_model_roles_fini(m);
 	for (uint32_t t = 0; t < SHARD_TABLES_MAX; t++) {
 		if (m->tables[t].gt)
 			n->be_bytes -= m->tables[t].bytes;
@@ -557,6 +561,8 @@ static void node_stop_begin(struct node *n, int sig)
 	/* Leave ZooKeeper first: our member and election znodes go at once,
 	 * so our dc elects a new leader now, not a session timeout later. */
 	node_membership_stop(n);
+	if (n->role_ev)
+		event_del(n->role_ev);
 	/* Cancel transfers: peers re-pull from us or others later; the
 	 * stores only ever took whole batches. */
 	if (n->gossip_ev)
@@ -676,6 +682,9 @@ struct node *node_new(const struct config *cfg, enum fr_err *err)
 	rc = node_admin_start(n);
 	if (rc)
 		goto out_free;
+	rc = node_roles_start(n);
+	if (rc)
+		goto out_free;
 	rc = node_membership_start(n);
 	if (rc)
 		goto out_free;
@@ -728,6 +737,7 @@ void node_free(struct node *n)
 	if (!n)
 		return;
 	node_membership_stop(n);
+	node_roles_stop(n);
 	node_admin_stop(n);
 	node_net_fini(n);
 	if (n->snap_child) {

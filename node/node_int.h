@@ -17,6 +17,10 @@
  *              the idempotency map
  *   admin.c    evhttp: /healthz, /status (JSON), /metrics
  *   metrics.c  counters and histograms, Prometheus text
+ *   membership.c  the ZooKeeper view -> peers, models, leadership
+ *   rollback.c roles (serving, canary, baseline), the baseline's lag
+ *              buffer (baseline.c) in front of the backend, rollback
+ *              directives, the per-model status published in ZooKeeper
  */
 #ifndef FRESHET_NODE_INT_H
 #define FRESHET_NODE_INT_H
@@ -61,6 +65,14 @@ struct node_table {
 	uint64_t bytes;              /* rows * row bytes in the backend */
 };
 
+enum node_role {
+	NODE_ROLE_SERVING = 0,
+	NODE_ROLE_CANARY = 1,
+	NODE_ROLE_BASELINE = 2,
+};
+
+struct baseline;
+
 struct node_model {
 	struct shard_store *st;
 	const struct shard_model_def *def;   /* the store's copy */
@@ -69,6 +81,17 @@ struct node_model {
 	uint64_t snap_lsn;           /* WAL records <= this are in the snapshot */
 	uint64_t max_version;        /* newest row version held, all tables */
 	bool registry_clash;         /* ZooKeeper defines it otherwise (logged) */
+	/* Roles and rollback (rollback.c) */
+	enum node_role role;         /* effective: ZooKeeper override, else config */
+	bool role_override;          /* the role came from models/<m>/roles */
+	struct baseline *bl;         /* lag buffer while role == baseline */
+	uint64_t bl_floor;           /* served everything <= this when it became
+				      * baseline (or the backend was refilled) */
+	bool directives_seen;        /* a ZooKeeper view listed its directives */
+	uint64_t rollbacks_applied;
+	uint64_t rollback_rows_restored, rollback_rows_zeroed;
+	uint64_t rollback_shards_repaired;   /* noundo: full transfer */
+	double last_rollback_s;      /* time to apply the last directive */
 };
 
 /* ------------------------------------------------------------------------
@@ -216,6 +239,10 @@ struct node {
 	struct topo_leader *topo_leaders;   /* copy of the last view's */
 	uint64_t topo_models_refused;    /* registry models we cannot serve */
 	uint64_t topo_peer_changes;       /* peers added or dropped by views */
+	struct event *role_ev;           /* baseline release, status publish */
+	uint64_t status_pub_ms;          /* last topo_set_status */
+	uint64_t status_pub_hash;        /* of what it published */
+	uint64_t bad_directives;         /* directives refused (logged) */
 
 	/* Front doors */
 	struct evconnlistener *listener;
@@ -393,6 +420,42 @@ uint32_t node_models_cache_load(struct node *n, struct shard_model_def *defs,
  * on disk), backend tables, gossip.  Loop thread. */
 enum fr_err node_model_add_live(struct node *n,
 				const struct shard_model_def *def);
+
+/* rollback.c */
+const char *node_role_name(enum node_role r);
+/* The role config gives model m (node.canary / node.baseline). */
+enum node_role node_role_configured(const struct node *n,
+				    const struct node_model *m);
+/* Switch m to role r (making or dropping the baseline's buffer: a node
+ * that becomes baseline serves what it holds and lags from then on; one
+ * that stops being baseline serves its store at once).  Logged. */
+enum fr_err node_model_role_set(struct node *n, struct node_model *m,
+				enum node_role r, bool from_zk);
+void node_model_roles_fini(struct node_model *m);
+/* What ZooKeeper says about model m: role overrides and rollback
+ * directives; directives newer than the store's epoch are applied in
+ * order. */
+void node_model_view(struct node *n, struct node_model *m,
+		     const struct topo_model_extra *x);
+/* Apply one directive (epoch > the store's). */
+enum fr_err node_rollback_apply(struct node *n, struct node_model *m,
+				const struct topo_rollback *d);
+/* Rows that won in m's store for table t (mirror path): a baseline
+ * queues them, anything else writes them to the backend now. */
+enum fr_err node_mirror_rows(struct node *n, struct node_model *m,
+			     uint32_t t, const uint64_t *rows,
+			     const uint64_t *versions, const void *values,
+			     uint32_t k);
+/* Backend table t of m was (re)filled from the store. */
+void node_baseline_refilled(struct node *n, struct node_model *m, uint32_t t);
+/* The served cut of a baseline (every update <= it served), or the
+ * newest version held for other roles. */
+uint64_t node_model_cut(const struct node *n, const struct node_model *m);
+/* Timer: baseline releases and catch-ups, status publishing. */
+enum fr_err node_roles_start(struct node *n);
+void node_roles_stop(struct node *n);
+/* Publish the per-model status to ZooKeeper now (no-op without). */
+void node_status_publish(struct node *n, bool force);
 
 /* admin.c */
 enum fr_err node_admin_start(struct node *n);

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/baseline.h"
 #include "node/node_int.h"
 
 #define IDEM_CAP 65536u          /* keys remembered (FIFO) */
@@ -709,9 +710,22 @@ bool node_lookup_handle(struct node_conn *c, const uint8_t *p, size_t len)
 	}
 	if (td->dtype == SHARD_F16)
 		fr_f16_to_f32_n(raw, vals, (size_t)q.n * td->dim);
-	for (uint32_t i = 0; i < q.n; i++)
+	for (uint32_t i = 0; i < q.n; i++) {
 		shard_store_row_version(m->st, (uint32_t)ti, q.rows[i],
 					&vers[i], &orgs[i]);
+		if (m->bl) {
+			/* A baseline serves older values than its store
+			 * holds: report the version it serves (its origin
+			 * only when that is the store's row too). */
+			uint64_t sv = baseline_served_version(m->bl,
+							      (uint32_t)ti,
+							      q.rows[i]);
+
+			if (sv != vers[i])
+				orgs[i] = 0;
+			vers[i] = sv;
+		}
+	}
 	r = (struct proto_lookup_reply){
 		.req_id = q.req_id,
 		.status = FR_OK,

@@ -291,6 +291,38 @@ enum fr_err shard_store_rollback(struct shard_store *st, uint64_t target_t,
 				 uint64_t revoke_r, uint64_t epoch,
 				 shard_restored_fn restored_cb, void *cb_arg,
 				 struct shard_rollback_report *rep);
+/* The oldest target cut T a rollback can reach from the undo rings
+ * alone: shard_store_rollback(T, R, ...) with T >= the horizon reports
+ * no noundo shard.  It is the newest version among writes the rings do
+ * not hold: records dropped from a full ring, writes too big for the
+ * budget, rows whose history a reset dropped, and rows that were already
+ * there when the store was made from a snapshot (a loaded store starts
+ * with horizon = its newest row version).  After rollbacks it may be
+ * higher: when a write the rings lack is (or becomes) revoked, the
+ * horizon also covers the rows whose history may pass through it (see
+ * undo.c).  It never comes down.  0 when every write since creation is
+ * in a ring; UINT64_MAX when undo is disabled and anything was written
+ * since.  O(1).  Loop thread. */
+uint64_t shard_store_undo_horizon(const struct shard_store *st);
+
+/* Repair half of a rollback for a shard reported as noundo: every row of
+ * (table, shard) whose current version is revoked goes back to never
+ * written (zero bytes, version 0, origin 0), the shard's vector is
+ * emptied (so peers send the whole shard again: a full transfer), its
+ * rollback epoch rises to `epoch` and its index is rebuilt.  Rows with
+ * versions not revoked keep their values (last-writer-wins lets the
+ * transfer correct them).  The shard's undo ring is dropped (its records
+ * describe rows as they were before the reset), so the undo horizon rises
+ * to the newest version left in the shard; the model's rollback epoch
+ * rises to `epoch` too.  Zeroed rows are reported through cb as in
+ * shard_store_rollback (one call, rows ascending, values zero bytes; no
+ * call when none).  *zeroed (may be NULL) gets how many rows were zeroed.
+ * FR_ERR_RANGE for a bad table/shard, FR_ERR_NOMEM, each with nothing
+ * changed.  Loop thread. */
+enum fr_err shard_store_reset_shard(struct shard_store *st, uint32_t table,
+				    uint32_t shard, uint64_t epoch,
+				    shard_restored_fn cb, void *cb_arg,
+				    uint64_t *zeroed);
 /* Is a version revoked by any rollback this store has seen? */
 bool shard_store_is_revoked(const struct shard_store *st, uint64_t version);
 uint64_t shard_store_rollback_epoch(const struct shard_store *st);

@@ -11,7 +11,8 @@
  *                      "never written")
  *     sh[t*shards+s]   per (table, shard): version vector, rollback epoch,
  *                      significance, cached digest-entry hash, change seq,
- *                      the changed-rows index and the undo ring
+ *                      the changed-rows index, the undo ring and how far
+ *                      back that ring cannot reach (undo_lost)
  *     revoked[]        version ranges (T, R] revoked by rollbacks, sorted
  *                      and merged, model-wide
  *
@@ -61,6 +62,12 @@ struct shard_index {
  * far); checkpoints remember the shard's version vector at some pushes so
  * a rollback can tell what the node already held when a revoked write
  * arrived (see the comment above shard_store_rollback in undo.c).
+ *
+ * What the ring cannot give back is summed up in shard_sh.undo_lost, a
+ * version that only rises: a rollback whose target cut T is at or above
+ * it finds every record it needs in this shard's ring.  The store keeps
+ * the maximum over its shards (shard_store_undo_horizon).  The rules that
+ * raise it are explained above ring_forget_oldest in undo.c.
  * ---------------------------------------------------------------------- */
 struct shard_undo_hdr {
 	uint64_t row;
@@ -107,6 +114,8 @@ struct shard_sh {
 	uint64_t seq;               /* change_seq at the last change */
 	struct shard_index idx;
 	struct shard_undo *undo;    /* NULL until the first push */
+	uint64_t undo_lost;         /* a rollback to T >= this finds its records
+				     * in `undo` (undo.c); only rises */
 };
 
 struct shard_range {
@@ -121,6 +130,7 @@ struct shard_store {
 	uint64_t summary;
 	uint64_t change_seq;
 	uint64_t epoch;                 /* model rollback epoch */
+	uint64_t undo_horizon;          /* max of every shard's undo_lost */
 	uint32_t nrevoked, caprevoked;
 	struct shard_range *revoked;    /* sorted by t, disjoint, merged */
 };
@@ -154,12 +164,24 @@ enum fr_err shard_index_rebuild(struct shard_store *st, uint32_t table,
 void shard_index_fini(struct shard_index *idx);
 
 /* undo.c */
-/* Remember a row's previous value before it is overwritten.  vv is the
- * shard's vector before the batch (for checkpoints).  A failed allocation
- * is not an error for the caller: the record is simply not kept, which a
- * later rollback sees as history that does not reach back. */
-void shard_undo_push(struct shard_undo **ringp, uint64_t budget,
-		     size_t row_bytes, const struct shard_vv *vv,
+/* Raise a shard's undo_lost (and the store's horizon) to at least
+ * version. */
+static inline void shard_undo_lose(struct shard_store *st,
+				   struct shard_sh *sh, uint64_t version)
+{
+	if (version > sh->undo_lost)
+		sh->undo_lost = version;
+	if (version > st->undo_horizon)
+		st->undo_horizon = version;
+}
+
+/* Remember row h->row's previous value (old_value, row_bytes of table)
+ * before a write that won last-writer-wins overwrites it; the shard's
+ * vector must still be the one from before the batch (for checkpoints).
+ * Call it with undo enabled only, before the row changes.  A failed
+ * allocation is not an error for the caller: the record is simply not
+ * kept and undo_lost says so. */
+void shard_undo_push(struct shard_store *st, uint32_t table, uint32_t shard,
 		     const struct shard_undo_hdr *h, const void *old_value);
 void shard_undo_free(struct shard_undo *u);
 /* Insert (t, r] into the store's revoked list, merging overlaps. */

@@ -24,7 +24,8 @@
  * revoked ranges are validated like any other input.
  *
  * Not here: choosing when to snapshot or which WAL records it covers (the
- * node does that and passes lsn), and the undo ring (RAM only).
+ * node does that and passes lsn), and the undo ring (RAM only: a loaded
+ * store's undo horizon starts at its newest row version).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -452,7 +453,7 @@ static void read_tables(struct snap_r *r, struct shard_store *st)
 		r_bytes(r, tab->org, tab->rows * sizeof(*tab->org), "origins");
 		if (r->err)
 			return;
-		for (uint64_t i = 0; i < tab->rows; i++)
+		for (uint64_t i = 0, s = 0; i < tab->rows; i++) {
 			if ((tab->ver[i] == 0) != (tab->org[i] == 0)) {
 				r_bad(r, "snapshot '%s': table '%s' row %llu: version %llu with origin %u",
 				      r->path, st->def.tables[t].name,
@@ -461,6 +462,14 @@ static void read_tables(struct snap_r *r, struct shard_store *st)
 				      tab->org[i]);
 				return;
 			}
+			/* No undo record exists for what the file holds: a
+			 * rollback can reach no further back than the newest
+			 * row of each shard (undo.c, rule 1). */
+			shard_undo_lose(st, shard_sh_at(st, t, (uint32_t)s),
+					tab->ver[i]);
+			if (++s == st->def.shards)
+				s = 0;
+		}
 	}
 }
 

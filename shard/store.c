@@ -760,8 +760,10 @@ enum fr_err shard_store_apply(struct shard_store *st,
 				.new_version = v, .new_origin = o,
 			};
 
-			shard_undo_push(&sh->undo, st->opts.undo_bytes_per_shard,
-					tab->row_bytes, &sh->vv, &h, dst);
+			shard_undo_push(st, b->table, b->shard, &h, dst);
+		} else {
+			/* No ring: nothing written can be rolled back. */
+			shard_undo_lose(st, sh, UINT64_MAX);
 		}
 		memcpy(dst, values + (size_t)i * tab->row_bytes, tab->row_bytes);
 		tab->ver[row] = v;

@@ -7,7 +7,10 @@
  * each shard's ring newest to oldest and puts every row whose version is
  * in (T, R] back to its value at <= T; from then on apply refuses versions
  * in (T, R].  A shard whose ring no longer reaches back is left untouched
- * and reported, to be repaired by a full transfer from a rolled-back peer.
+ * and reported, to be repaired by a full transfer from a rolled-back peer:
+ * shard_store_reset_shard clears what it cannot trust before that.  How
+ * far back the rings reach is tracked as it changes (undo_lost, the undo
+ * horizon), so a caller can tell beforehand which cuts are reachable.
  *
  * Not here: deciding when to roll back (witness/, topology/), telling a
  * table mirror (the caller's restored_cb), persisting the ring (it lives in
@@ -180,41 +183,118 @@ static void ckpt_maybe(struct shard_undo *u, const struct shard_vv *vv)
 	u->nckpt++;
 }
 
-void shard_undo_push(struct shard_undo **ringp, uint64_t budget,
-		     size_t row_bytes, const struct shard_vv *vv,
+/* The newest version any row of (table, shard) holds now. */
+static uint64_t shard_rows_newest(const struct shard_store *st,
+				  uint32_t table, uint32_t shard)
+{
+	const struct shard_tab *tab = &st->tabs[table];
+	uint64_t top = 0;
+
+	for (uint64_t row = shard; row < tab->rows; row += st->def.shards)
+		if (tab->ver[row] > top)
+			top = tab->ver[row];
+	return top;
+}
+
+/*
+ * How far back the ring reaches: undo_lost.
+ *
+ * A rollback (T, R] fails for a shard when walking some row back from its
+ * version in (T, R] through revoked writes reaches a revoked write whose
+ * record is not in the ring (rollback_shard below).  undo_lost is kept so
+ * that this cannot happen when T >= undo_lost:
+ *
+ *  1. Every write the ring does not hold raises it to that write's
+ *     version: a record pushed out of a full ring, a write not recorded
+ *     (record bigger than the budget, allocation failure), every row a
+ *     snapshot loaded (snapshot.c), every row whose history a reset
+ *     dropped (shard_store_reset_shard).  A missing record of a version
+ *     the new range revokes then cannot exist: it is <= undo_lost <= T.
+ *
+ *  2. A missing record is also needed, whatever T, when an earlier
+ *     rollback revoked its version: a later rollback walks a row down
+ *     through revoked writes until one is not revoked.  Call a missing
+ *     record whose version is revoked "tainted".  Once undo_lost is at
+ *     least the version its row held when it became tainted, a walk for a
+ *     rollback with T >= undo_lost stops at that version at the latest
+ *     (it is not in (T, R]) — unless an earlier range also revokes that
+ *     version or a write on top of it, which the same rules catch:
+ *       a. a record leaves the ring while its version is revoked: raise
+ *          to its row's current version (ring_forget_oldest);
+ *       b. a rollback (T, R] with T < undo_lost may revoke versions whose
+ *          records are missing, or versions (a)-(c) raised undo_lost to:
+ *          raise to the newest version any row of the shard holds
+ *          (shard_store_rollback), since which rows is not known; a shard
+ *          a rollback left untouched (noundo) is treated the same way;
+ *       c. a write on top of a revoked version (a row of a noundo shard
+ *          not reset yet) raises it to the new write's version, because
+ *          walking back from that write passes the revoked one
+ *          (shard_undo_push).
+ *     A rollback with T >= undo_lost revokes nothing at or below it, so
+ *     it cannot undo what (a)-(c) established.
+ *
+ * This is conservative: (2) raises undo_lost for rows whose history merely
+ * might pass a tainted record.  Without earlier rollbacks only (1)
+ * applies and undo_lost is exactly the newest write the ring lacks.
+ */
+static void ring_forget_oldest(struct shard_store *st, struct shard_sh *sh,
+			       uint32_t table, struct shard_undo *u)
+{
+	struct shard_undo_hdr h;
+
+	memcpy(&h, rec_at(u, 0), sizeof(h));
+	shard_undo_lose(st, sh, h.new_version);
+	if (st->nrevoked && shard_store_is_revoked(st, h.new_version))
+		shard_undo_lose(st, sh, st->tabs[table].ver[h.row]);   /* 2a */
+	u->head = (u->head + 1) % u->cap;
+	u->n--;
+}
+
+void shard_undo_push(struct shard_store *st, uint32_t table, uint32_t shard,
 		     const struct shard_undo_hdr *h, const void *old_value)
 {
-	struct shard_undo *u = *ringp;
+	struct shard_sh *sh = shard_sh_at(st, table, shard);
+	size_t row_bytes = st->tabs[table].row_bytes;
+	struct shard_undo *u = sh->undo;
 	uint8_t *rec;
 
+	if (st->nrevoked && shard_store_is_revoked(st, h->old_version))
+		shard_undo_lose(st, sh, h->new_version);                /* 2c */
 	if (!u) {
 		uint64_t max;
 
 		u = calloc(1, sizeof(*u));
 		if (!u)
-			return;
+			goto out_lost;
 		u->rec_bytes = sizeof(*h) + row_bytes;
-		max = budget / u->rec_bytes;
+		max = st->opts.undo_bytes_per_shard / u->rec_bytes;
 		u->max_recs = max > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)max;
-		*ringp = u;
+		sh->undo = u;
 	}
 	/* A record bigger than the whole budget is not kept: the row's
 	 * history simply does not reach back, which rollback detects. */
 	if (u->max_recs == 0)
-		return;
+		goto out_lost;
 	if (u->n == u->cap && u->cap < u->max_recs && !ring_grow(u) &&
 	    u->cap == 0)
-		return;
-	ckpt_maybe(u, vv);
-	if (u->n == u->cap) {           /* full: forget the oldest */
-		u->head = (u->head + 1) % u->cap;
-		u->n--;
-	}
+		goto out_lost;
+	ckpt_maybe(u, &sh->vv);
+	if (u->n == u->cap)             /* full: forget the oldest */
+		ring_forget_oldest(st, sh, table, u);
 	rec = rec_at(u, u->n);
 	memcpy(rec, h, sizeof(*h));
 	memcpy(rec + sizeof(*h), old_value, row_bytes);
 	u->n++;
 	u->next_seq++;
+	return;
+
+out_lost:
+	shard_undo_lose(st, sh, h->new_version);                        /* 1 */
+}
+
+uint64_t shard_store_undo_horizon(const struct shard_store *st)
+{
+	return st->undo_horizon;
 }
 
 /* The newest checkpoint taken at or before record seq, or NULL. */
@@ -633,12 +713,18 @@ enum fr_err shard_store_rollback(struct shard_store *st, uint64_t target_t,
 		return err;
 	for (uint32_t t = 0; t < st->def.ntables; t++)
 		for (uint32_t s = 0; s < st->def.shards; s++) {
+			struct shard_sh *sh = shard_sh_at(st, t, s);
+			bool tainted = target_t < sh->undo_lost;
 			uint64_t n;
 			bool ok;
 
 			err = rollback_shard(st, t, s, target_t, revoke_r,
 					     epoch, restored_cb, cb_arg, &n,
 					     &ok);
+			/* Rule 2b above ring_forget_oldest. */
+			if (tainted || !ok)
+				shard_undo_lose(st, sh,
+						shard_rows_newest(st, t, s));
 			if (ok) {
 				rep->rows_restored += n;
 				rep->shards_restored += n > 0;
@@ -661,4 +747,112 @@ enum fr_err shard_store_rollback(struct shard_store *st, uint64_t target_t,
 	if (rep == &local)
 		shard_rollback_report_fini(&local);
 	return ret;
+}
+
+/* ========================================================================
+ * Reset of a noundo shard
+ * ===================================================================== */
+
+/*
+ * The repair half of a rollback for a shard whose ring did not reach
+ * back: rows still holding revoked versions go back to never written and
+ * the vector is emptied so that peers send the whole shard again.
+ *
+ * The ring is dropped with them.  What it holds describes the shard as it
+ * was before the reset: records of revoked writes to rows that are now
+ * zero (harmless, they no longer match any row) and, worse, checkpoints
+ * of the vector this call empties.  clamp_vv reads the checkpoint before
+ * a record as "what the shard already held when that write came"; for a
+ * write from the full transfer landing on a zeroed row, an old checkpoint
+ * would claim origins up to versions the row never got, so a later
+ * rollback of that write would leave the row at zero with the vector
+ * still claiming them, and peers would never resend them
+ * (test_reset_drops_history).  A new ring takes its first checkpoint from
+ * the emptied vector.  Keeping the records of rows left alone would not
+ * buy much: the shard is here because part of its history was already
+ * gone.  So history starts again from the rows as they are after the
+ * reset, and undo_lost rises to the newest of them (rule 1 above
+ * ring_forget_oldest); zeroed rows are at version 0, which no range
+ * revokes, so a walk stops there.
+ */
+enum fr_err shard_store_reset_shard(struct shard_store *st, uint32_t table,
+				    uint32_t shard, uint64_t epoch,
+				    shard_restored_fn cb, void *cb_arg,
+				    uint64_t *zeroed)
+{
+	struct shard_tab *tab;
+	struct shard_sh *sh;
+	uint64_t *rows = NULL;
+	uint8_t *zeros = NULL;
+	uint64_t n = 0, k = 0, kept = 0;
+	bool changed;
+
+	if (zeroed)
+		*zeroed = 0;
+	if (table >= st->def.ntables)
+		return fr_fail(FR_ERR_RANGE,
+			       "reset: model '%s': table %u out of range [0, %u)",
+			       st->def.name, table, st->def.ntables);
+	if (shard >= st->def.shards)
+		return fr_fail(FR_ERR_RANGE,
+			       "reset: model '%s': shard %u out of range [0, %u)",
+			       st->def.name, shard, st->def.shards);
+	tab = &st->tabs[table];
+	sh = shard_sh_at(st, table, shard);
+	for (uint64_t row = shard; row < tab->rows; row += st->def.shards) {
+		if (st->nrevoked && shard_store_is_revoked(st, tab->ver[row]))
+			n++;
+		else if (tab->ver[row] > kept)
+			kept = tab->ver[row];
+	}
+	/* Everything that can fail, before anything changes.  n <= rows, and
+	 * rows * row_bytes fits (shard_model_validate). */
+	if (n > 0) {
+		rows = malloc((size_t)n * sizeof(*rows));
+		zeros = cb ? calloc((size_t)n, tab->row_bytes) : NULL;
+		if (!rows || (cb && !zeros)) {
+			free(rows);
+			free(zeros);
+			return fr_fail(FR_ERR_NOMEM,
+				       "reset: table '%s' shard %u: %llu rows to zero",
+				       st->def.tables[table].name, shard,
+				       (unsigned long long)n);
+		}
+	}
+
+	for (uint64_t row = shard; row < tab->rows && k < n;
+	     row += st->def.shards) {
+		if (!shard_store_is_revoked(st, tab->ver[row]))
+			continue;
+		memset(tab->data + row * tab->row_bytes, 0, tab->row_bytes);
+		tab->ver[row] = 0;
+		tab->org[row] = 0;
+		rows[k++] = row;
+	}
+	changed = n > 0 || sh->vv.n > 0 || epoch > sh->epoch;
+	sh->vv.n = 0;
+	if (epoch > sh->epoch)
+		sh->epoch = epoch;
+	if (epoch > st->epoch)
+		st->epoch = epoch;
+	shard_undo_free(sh->undo);
+	sh->undo = NULL;
+	shard_undo_lose(st, sh, kept);
+	if (n > 0)
+		shard_index_rebuild(st, table, shard);  /* NOMEM: scans */
+	if (changed)
+		shard_sh_changed(st, table, shard);
+	/* restored_fn counts in uint32_t: a (theoretical) shard of more than
+	 * 2^31 zeroed rows is reported in pieces, still in row order. */
+	for (uint64_t i = 0; cb && i < n;) {
+		uint32_t m = n - i > (1u << 31) ? (1u << 31) : (uint32_t)(n - i);
+
+		cb(table, rows + i, zeros, m, cb_arg);
+		i += m;
+	}
+	if (zeroed)
+		*zeroed = n;
+	free(zeros);
+	free(rows);
+	return FR_OK;
 }

@@ -2,7 +2,8 @@
  * admin.c — the synchronous ZooKeeper client of the `freshet` command
  * (topology.h, "Synchronous admin client"): connect and wait for the
  * session, create and read model definitions, list the members and
- * leaders of every DC.
+ * leaders of every DC, file and list rollback directives, read and
+ * compare-and-set a model's health state and its role overrides.
  *
  * One thread uses a struct topo_admin and every call blocks.  The only
  * callback is the session watcher, which runs on zookeeper_mt's completion
@@ -20,15 +21,38 @@
  * create retried that way finds its own znode and counts it as done
  * (rule 1: the outcome of the lost call is unknown).
  *
+ * Filing a directive (topo_admin_rollback_file) is one zoo_multi:
+ *
+ *   [check-and-set state]   setData(state, version) or create(state)
+ *   guard                   setData(rollbacks/, its data version v)
+ *   create                  rollbacks/r_ PERSISTENT|SEQUENCE
+ *
+ * The state's JSON must carry the new directive's epoch, which ZooKeeper
+ * picks only when it creates the child: it is the parent's cversion at
+ * that moment.  So we read rollbacks/'s Stat (cversion c, version v)
+ * and write epoch c + 1; the guard makes the multi fail if any other
+ * filer got in between, so the prediction holds for everyone who files
+ * through here (someone creating children by hand can still move
+ * cversion: then the state is corrected by a second compare-and-set).
+ * The guard is what makes a CONNECTIONLOSS safe, too (rule 1): the
+ * sequential child cannot be found by name, but the lost multi and a
+ * retry carry the same guard version, so at most one of them can ever
+ * succeed.  After the loss we look for r_<c> holding our bytes (ours,
+ * done); otherwise we retry the same multi; if that fails on a version
+ * and r_<c> is still not ours, the outcome is reported as unknown
+ * (FR_ERR_ZK, "check `freshet history`") rather than filing twice.
+ *
  * Not here: watches, the election, anything the node does (topo.c).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The synchronous calls (zoo_get, ...) exist only in zookeeper_mt and
  * its header shows them only under THREADED. */
@@ -114,17 +138,20 @@ static void deadline_after(struct timespec *ts, uint32_t ms)
 }
 
 /* Wait until the session is connected, for at most ms.  FR_ERR_TIMEOUT,
- * or FR_ERR_ZK once the session is expired or refused for good. */
+ * or FR_ERR_ZK once the session is expired or refused for good.
+ * "Connected" is what the client says now (zoo_state): the watcher's
+ * record can lag behind a loss that a call has just reported, so it
+ * only wakes us, and we look again every few ms anyway. */
 static enum fr_err admin_wait_connected(struct topo_admin *a, uint32_t ms)
 {
-	struct timespec dl;
+	struct timespec dl, slice, now;
 	enum fr_err err = FR_OK;
 	int rc = 0;
 
 	deadline_after(&dl, ms);
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
-		if (a->state == ZOO_CONNECTED_STATE)
+		if (a->zh && zoo_state(a->zh) == ZOO_CONNECTED_STATE)
 			break;
 		if (a->state == ZOO_EXPIRED_SESSION_STATE) {
 			err = fr_fail(FR_ERR_ZK, "ZooKeeper %s: the session "
@@ -143,7 +170,17 @@ static enum fr_err admin_wait_connected(struct topo_admin *a, uint32_t ms)
 				      a->hosts, ms);
 			break;
 		}
-		rc = pthread_cond_timedwait(&a->cv, &a->mu, &dl);
+		deadline_after(&slice, 20);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > dl.tv_sec ||
+		    (now.tv_sec == dl.tv_sec && now.tv_nsec >= dl.tv_nsec)) {
+			rc = ETIMEDOUT;
+			continue;
+		}
+		if (slice.tv_sec > dl.tv_sec ||
+		    (slice.tv_sec == dl.tv_sec && slice.tv_nsec > dl.tv_nsec))
+			slice = dl;
+		pthread_cond_timedwait(&a->cv, &a->mu, &slice);
 	}
 	pthread_mutex_unlock(&a->mu);
 	return err;
@@ -275,13 +312,17 @@ static bool retry_after(struct topo_admin *a, int rc, int try)
 		return false;
 	fr_log(FR_LOG_DEBUG, MOD, "%s: %s; waiting for the session",
 	       a->hosts, zerror(rc));
+	/* The client marks the connection down just after it fails the
+	 * calls on it: give it that moment before asking. */
+	usleep(20000);
 	return admin_wait_connected(a, a->timeout_ms) == FR_OK;
 }
 
 /* The data of path into a malloc'd buffer (*data, *len; NUL-terminated
- * for convenience).  FR_ERR_NOTFOUND when absent. */
-static enum fr_err zk_get(struct topo_admin *a, const char *path,
-			  char **data, size_t *len)
+ * for convenience) and its Stat into *stp (may be NULL).
+ * FR_ERR_NOTFOUND when absent. */
+static enum fr_err zk_get_stat(struct topo_admin *a, const char *path,
+			       char **data, size_t *len, struct Stat *stp)
 {
 	int cap = 4096, n, rc = ZOK;
 	struct Stat st;
@@ -315,6 +356,8 @@ static enum fr_err zk_get(struct topo_admin *a, const char *path,
 			buf[n] = '\0';
 			*data = buf;
 			*len = (size_t)n;
+			if (stp)
+				*stp = st;
 			return FR_OK;
 		}
 		if (!retry_after(a, rc, try))
@@ -325,6 +368,12 @@ static enum fr_err zk_get(struct topo_admin *a, const char *path,
 		return fr_fail(FR_ERR_ZK, "%s: get: the data kept changing "
 			       "size", path);
 	return zk_fail(rc, "get", path);
+}
+
+static enum fr_err zk_get(struct topo_admin *a, const char *path,
+			  char **data, size_t *len)
+{
+	return zk_get_stat(a, path, data, len, NULL);
 }
 
 /* Children of path (the caller deallocate_String_vector()s them on
@@ -756,6 +805,621 @@ enum fr_err topo_admin_leaders(struct topo_admin *a, struct topo_leader **out,
 	*out = arr;
 	*n = cnt;
 	return FR_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * A model's rollbacks/, state and roles
+ * ---------------------------------------------------------------------- */
+
+/* Tries of a compare-and-set loop that lost to other writers. */
+#define ADMIN_CAS_TRIES 8
+
+static bool conn_lost(int rc)
+{
+	return rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT;
+}
+
+/* After a lost connection: true once the session is back (see
+ * retry_after for the pause). */
+static bool wait_after_loss(struct topo_admin *a)
+{
+	usleep(20000);
+	return admin_wait_connected(a, a->timeout_ms) == FR_OK;
+}
+
+/* ROOT/models/<model>[/sub] into buf, the name checked. */
+static enum fr_err model_path(struct topo_admin *a, const char *model,
+			      const char *sub, char *buf)
+{
+	enum fr_err err = check_model_name(model);
+
+	if (err)
+		return err;
+	if (sub)
+		path_fmt(buf, "%s/models/%s/%s", a->root, model, sub);
+	else
+		path_fmt(buf, "%s/models/%s", a->root, model);
+	return FR_OK;
+}
+
+/* FR_OK when models/<model> exists, else FR_ERR_NOTFOUND (or the error
+ * that kept us from knowing). */
+static enum fr_err model_exists(struct topo_admin *a, const char *model)
+{
+	char path[TOPO_PATH_MAX];
+	struct Stat st;
+	enum fr_err err;
+	int rc = ZOK;
+
+	err = model_path(a, model, NULL, path);
+	if (err)
+		return err;
+	for (int try = 0; try < ADMIN_TRIES; try++) {
+		rc = zoo_exists(a->zh, path, 0, &st);
+		if (rc == ZOK)
+			return FR_OK;
+		if (!retry_after(a, rc, try))
+			break;
+	}
+	if (rc == ZNONODE)
+		return fr_fail(FR_ERR_NOTFOUND,
+			       "model '%s' not found (no znode %s)", model,
+			       path);
+	return zk_fail(rc, "exists", path);
+}
+
+static int cmp_rollback(const void *x, const void *y)
+{
+	const struct topo_rollback *a = x, *b = y;
+
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+enum fr_err topo_admin_rollbacks(struct topo_admin *a, const char *model,
+				 struct topo_rollback **out, uint32_t *n,
+				 uint32_t *bad)
+{
+	char dir[TOPO_PATH_MAX], path[TOPO_PATH_MAX], why[640];
+	struct topo_rollback *arr = NULL, *grown, d;
+	struct String_vector sv;
+	uint32_t cnt = 0, cap = 0;
+	enum fr_err err;
+	uint64_t seq;
+	size_t len;
+	char *data;
+
+	*out = NULL;
+	*n = 0;
+	if (bad)
+		*bad = 0;
+	err = model_path(a, model, "rollbacks", dir);
+	if (!err)
+		err = model_exists(a, model);
+	if (err)
+		return err;
+	err = zk_children(a, dir, &sv);
+	if (err == FR_ERR_NOTFOUND)     /* none filed yet */
+		return FR_OK;
+	if (err)
+		return err;
+	for (int32_t i = 0; i < sv.count; i++) {
+		if (!path_fmt(path, "%s/%s", dir, sv.data[i]) ||
+		    topo_rollback_parse_name(sv.data[i], &seq)) {
+			bad_znode(path, "the name is not r_<10-digit sequence>",
+				  bad);
+			continue;
+		}
+		err = zk_get(a, path, &data, &len);
+		if (err == FR_ERR_NOTFOUND) {   /* deleted since the listing */
+			err = FR_OK;
+			continue;
+		}
+		if (err)
+			break;
+		err = topo_rollback_decode(seq, data, len, &d);
+		free(data);
+		if (err) {
+			snprintf(why, sizeof(why), "malformed directive: %s",
+				 fr_errmsg());
+			bad_znode(path, why, bad);
+			err = FR_OK;
+			continue;
+		}
+		grown = grow(arr, &cap, cnt, sizeof(*arr));
+		if (!grown) {
+			err = FR_ERR_NOMEM;
+			break;
+		}
+		arr = grown;
+		arr[cnt++] = d;
+	}
+	deallocate_String_vector(&sv);
+	if (err) {
+		free(arr);
+		return err;
+	}
+	if (cnt)
+		qsort(arr, cnt, sizeof(*arr), cmp_rollback);
+	*out = arr;
+	*n = cnt;
+	return FR_OK;
+}
+
+/* What became of a filing whose outcome we lost: is r_<c> there with our
+ * bytes (OURS), with someone else's (OTHER: ours never can be), or not
+ * there (ABSENT)?  ERR when we cannot tell. */
+enum filed { FILED_OURS, FILED_OTHER, FILED_ABSENT, FILED_ERR };
+
+static enum filed filed_as(struct topo_admin *a, const char *dir, int32_t c,
+			   const char *json)
+{
+	char path[TOPO_PATH_MAX];
+	enum fr_err err;
+	size_t len;
+	char *data;
+	bool same;
+
+	path_fmt(path, "%s/r_%010d", dir, (int)c);
+	err = zk_get(a, path, &data, &len);
+	if (err == FR_ERR_NOTFOUND)
+		return FILED_ABSENT;
+	if (err)
+		return FILED_ERR;
+	same = len == strlen(json) && memcmp(data, json, len) == 0;
+	free(data);
+	return same ? FILED_OURS : FILED_OTHER;
+}
+
+/* The op of a failed multi that failed: the others say ZOK (rolled back)
+ * or ZRUNTIMEINCONSISTENCY (not tried).  -1 when none says. */
+static int failed_op(const zoo_op_result_t *res, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (res[i].err != ZOK && res[i].err != ZRUNTIMEINCONSISTENCY)
+			return i;
+	return -1;
+}
+
+static enum fr_err unknown_outcome(const char *model, const char *dir)
+{
+	return fr_fail(FR_ERR_ZK,
+		       "model '%s': the connection to ZooKeeper was lost while filing under %s and the outcome is unknown; check `freshet history --model %s` before filing again",
+		       model, dir, model);
+}
+
+enum fr_err topo_admin_rollback_file(struct topo_admin *a, const char *model,
+				     const struct topo_rollback *d,
+				     struct topo_health *state,
+				     int32_t state_version, uint64_t *epoch)
+{
+	char dir[TOPO_PATH_MAX], spath[TOPO_PATH_MAX], prefix[TOPO_PATH_MAX];
+	char created[TOPO_PATH_MAX];
+	zoo_op_t ops[3];
+	zoo_op_result_t res[3];
+	struct Stat dst, sst;
+	char *json, *sjson = NULL;
+	const char *base;
+	bool lost = false;
+	int32_t c = 0, v = 0;
+	int nops = 0, gi = 0, j, rc = ZOK;
+	enum fr_err err;
+	uint64_t seq;
+
+	memset(&sst, 0, sizeof(sst));
+	err = model_path(a, model, "rollbacks", dir);
+	if (err)
+		return err;
+	model_path(a, model, "state", spath);
+	path_fmt(prefix, "%s/r_", dir);
+	if (state && state_version < -1)
+		return fr_fail(FR_ERR_INVAL,
+			       "model '%s': state version %d, expected -1 (absent) or a znode version",
+			       model, (int)state_version);
+	json = topo_rollback_encode(d, &err);
+	if (!json)
+		return err;
+	err = model_exists(a, model);
+	if (!err)
+		err = zk_ensure(a, dir);
+	if (err == FR_ERR_NOTFOUND)     /* the model went meanwhile */
+		err = model_exists(a, model);
+	if (err)
+		goto out;
+	for (int try = 0; try < ADMIN_CAS_TRIES; try++) {
+		if (!lost) {
+			/* cversion: the sequence ZooKeeper will give our
+			 * child; version: the guard (see the top). */
+			rc = zoo_exists(a->zh, dir, 0, &dst);
+			if (conn_lost(rc) && retry_after(a, rc, 0))
+				continue;
+			if (rc == ZNONODE) {
+				err = model_exists(a, model);
+				if (!err)
+					err = zk_ensure(a, dir);
+				if (err)
+					goto out;
+				continue;
+			}
+			if (rc != ZOK) {
+				err = zk_fail(rc, "exists", dir);
+				goto out;
+			}
+			c = dst.cversion;
+			v = dst.version;
+			if (c < 0) {
+				err = fr_fail(FR_ERR_ZK,
+					      "%s: the sequence numbers are used up (cversion %d)",
+					      dir, (int)c);
+				goto out;
+			}
+			nops = 0;
+			if (state) {
+				free(sjson);
+				state->epoch = (uint64_t)c + 1;
+				sjson = topo_health_encode(state, &err);
+				if (!sjson)
+					goto out;
+				if (state_version == -1)
+					zoo_create_op_init(&ops[nops++], spath,
+							   sjson,
+							   (int)strlen(sjson),
+							   &ZOO_OPEN_ACL_UNSAFE,
+							   ZOO_PERSISTENT,
+							   NULL, 0);
+				else
+					zoo_set_op_init(&ops[nops++], spath,
+							sjson,
+							(int)strlen(sjson),
+							state_version, &sst);
+			}
+			gi = nops;
+			zoo_set_op_init(&ops[nops++], dir, NULL, -1, v, NULL);
+			zoo_create_op_init(&ops[nops++], prefix, json,
+					   (int)strlen(json),
+					   &ZOO_OPEN_ACL_UNSAFE,
+					   ZOO_PERSISTENT_SEQUENTIAL, created,
+					   sizeof(created));
+		}
+		memset(res, 0, sizeof(res));
+		created[0] = '\0';
+		rc = zoo_multi(a->zh, nops, ops, res);
+		if (rc == ZOK)
+			break;
+		if (conn_lost(rc) || (lost && failed_op(res, nops) >= 0)) {
+			enum filed f;
+
+			/* The multi (or, when lost already, its retry with the
+			 * same versions) may have happened: look. */
+			lost = true;
+			if (conn_lost(rc) && !wait_after_loss(a)) {
+				err = unknown_outcome(model, dir);
+				goto out;
+			}
+			f = filed_as(a, dir, c, json);
+			if (f == FILED_OURS) {
+				path_fmt(created, "%s/r_%010d", dir, (int)c);
+				rc = ZOK;
+				break;
+			}
+			if (f == FILED_OTHER) {
+				lost = false;   /* ours lost the guard: safe */
+				continue;
+			}
+			if (f == FILED_ABSENT && conn_lost(rc))
+				continue;       /* the same multi again */
+			err = unknown_outcome(model, dir);
+			goto out;
+		}
+		j = failed_op(res, nops);
+		if (state && j == 0) {
+			if (res[0].err == ZNONODE) {
+				err = model_exists(a, model);
+				if (err)
+					goto out;
+			}
+			err = fr_fail(FR_ERR_BUSY,
+				      "model '%s': its state changed since it was read (%s: %s); someone else acted first, nothing was filed",
+				      model, spath, zerror(res[0].err));
+			goto out;
+		}
+		if (j == gi && res[j].err == ZBADVERSION)
+			continue;   /* another filer got in: read again */
+		if ((j == gi || j == gi + 1) && res[j].err == ZNONODE) {
+			/* rollbacks/ (or the model) went meanwhile */
+			err = model_exists(a, model);
+			if (!err)
+				err = zk_ensure(a, dir);
+			if (err)
+				goto out;
+			continue;
+		}
+		err = zk_fail(rc, "multi (file a directive)", dir);
+		goto out;
+	}
+	if (rc != ZOK && lost) {
+		err = unknown_outcome(model, dir);
+		goto out;
+	}
+	if (rc != ZOK) {
+		err = fr_fail(FR_ERR_BUSY,
+			      "%s: other directives kept being filed; tried %d times",
+			      dir, ADMIN_CAS_TRIES);
+		goto out;
+	}
+	base = strrchr(created, '/');
+	if (topo_rollback_parse_name(base ? base + 1 : created, &seq)) {
+		err = fr_fail(FR_ERR_ZK, "%s: ZooKeeper named the directive '%s', not r_<10 digits>",
+			      dir, created);
+		goto out;
+	}
+	if (state && seq != (uint64_t)c) {
+		/* Someone made children by hand between our read and the
+		 * multi: the state says the wrong epoch.  Put it right if
+		 * nobody has written it since. */
+		int32_t sv = state_version == -1 ? 0 : sst.version;
+
+		fr_log(FR_LOG_WARN, MOD,
+		       "%s: expected r_%010d, ZooKeeper made %s (children made by hand?); correcting the epoch in %s",
+		       dir, (int)c, created, spath);
+		state->epoch = seq + 1;
+		free(sjson);
+		sjson = topo_health_encode(state, &err);
+		if (sjson && zoo_set(a->zh, spath, sjson, (int)strlen(sjson),
+				     sv) != ZOK)
+			fr_log(FR_LOG_WARN, MOD,
+			       "%s: not corrected (written meanwhile)", spath);
+	}
+	if (state)
+		state->epoch = seq + 1;
+	if (epoch)
+		*epoch = seq + 1;
+	err = FR_OK;
+	fr_log(FR_LOG_INFO, MOD, "filed %s (epoch %" PRIu64 ")", created,
+	       seq + 1);
+out:
+	free(sjson);
+	free(json);
+	return err;
+}
+
+enum fr_err topo_admin_state_get(struct topo_admin *a, const char *model,
+				 struct topo_health *out, int32_t *version)
+{
+	char path[TOPO_PATH_MAX], detail[512];
+	struct Stat st;
+	enum fr_err err;
+	size_t len;
+	char *data;
+
+	err = model_path(a, model, "state", path);
+	if (err)
+		return err;
+	err = zk_get_stat(a, path, &data, &len, &st);
+	if (err == FR_ERR_NOTFOUND) {
+		err = model_exists(a, model);
+		if (err)
+			return err;
+		memset(out, 0, sizeof(*out));
+		if (version)
+			*version = -1;
+		return FR_OK;
+	}
+	if (err)
+		return err;
+	err = topo_health_decode(data, len, out);
+	free(data);
+	if (err) {
+		snprintf(detail, sizeof(detail), "%s", fr_errmsg());
+		return fr_fail(FR_ERR_CORRUPT, "%s: malformed health state: %s",
+			       path, detail);
+	}
+	if (version)
+		*version = st.version;
+	return FR_OK;
+}
+
+/* Does path hold exactly json (after a lost write: was it ours)? */
+static bool holds(struct topo_admin *a, const char *path, const char *json)
+{
+	size_t len;
+	char *data;
+	bool same;
+
+	if (zk_get(a, path, &data, &len) != FR_OK)
+		return false;
+	same = len == strlen(json) && memcmp(data, json, len) == 0;
+	free(data);
+	return same;
+}
+
+enum fr_err topo_admin_state_set(struct topo_admin *a, const char *model,
+				 const struct topo_health *h, int32_t version)
+{
+	char path[TOPO_PATH_MAX];
+	enum fr_err err;
+	bool lost = false;
+	char *json;
+	int rc = ZOK;
+
+	err = model_path(a, model, "state", path);
+	if (err)
+		return err;
+	if (version < -1)
+		return fr_fail(FR_ERR_INVAL,
+			       "model '%s': state version %d, expected -1 (absent) or a znode version",
+			       model, (int)version);
+	json = topo_health_encode(h, &err);
+	if (!json)
+		return err;
+	for (int try = 0; try < ADMIN_TRIES; try++) {
+		if (version == -1)
+			rc = zoo_create(a->zh, path, json, (int)strlen(json),
+					&ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT,
+					NULL, 0);
+		else
+			rc = zoo_set(a->zh, path, json, (int)strlen(json),
+				     version);
+		if (conn_lost(rc))
+			lost = true;
+		/* After a lost reply, a refusal may be our own write. */
+		if (lost && (rc == ZNODEEXISTS || rc == ZBADVERSION) &&
+		    holds(a, path, json))
+			rc = ZOK;
+		if (rc == ZOK || !retry_after(a, rc, try))
+			break;
+	}
+	if (rc == ZOK) {
+		err = FR_OK;
+	} else if (rc == ZNODEEXISTS || rc == ZBADVERSION) {
+		err = fr_fail(FR_ERR_BUSY,
+			      "model '%s': its state changed since it was read (%s: %s); read it again",
+			      model, path, zerror(rc));
+	} else if (rc == ZNONODE) {
+		err = model_exists(a, model);
+		if (!err)
+			err = fr_fail(FR_ERR_BUSY,
+				      "model '%s': its state was deleted since it was read (%s); read it again",
+				      model, path);
+	} else {
+		err = zk_fail(rc, version == -1 ? "create" : "set", path);
+	}
+	free(json);
+	return err;
+}
+
+/* models/<m>/roles into out (room for cap), with its Stat.  Absent:
+ * FR_OK, *n = 0, *exists = false. */
+static enum fr_err roles_read(struct topo_admin *a, const char *model,
+			      struct topo_role_override *out, uint32_t cap,
+			      uint32_t *n, bool *exists, struct Stat *st)
+{
+	char path[TOPO_PATH_MAX], detail[512];
+	enum fr_err err;
+	size_t len;
+	char *data;
+
+	err = model_path(a, model, "roles", path);
+	if (err)
+		return err;
+	*n = 0;
+	*exists = false;
+	err = zk_get_stat(a, path, &data, &len, st);
+	if (err == FR_ERR_NOTFOUND)
+		return model_exists(a, model);
+	if (err)
+		return err;
+	*exists = true;
+	if (len > 0)
+		err = topo_roles_decode(data, len, out, cap, n);
+	free(data);
+	if (err == FR_ERR_RANGE)
+		return err;
+	if (err) {
+		snprintf(detail, sizeof(detail), "%s", fr_errmsg());
+		return fr_fail(FR_ERR_CORRUPT,
+			       "%s: malformed role overrides (fix or delete it by hand): %s",
+			       path, detail);
+	}
+	return FR_OK;
+}
+
+enum fr_err topo_admin_roles_get(struct topo_admin *a, const char *model,
+				 struct topo_role_override *out, uint32_t cap,
+				 uint32_t *n)
+{
+	struct Stat st;
+	bool exists;
+
+	return roles_read(a, model, out, cap, n, &exists, &st);
+}
+
+enum fr_err topo_admin_role_set(struct topo_admin *a, const char *model,
+				uint32_t node_id, const char *role)
+{
+	struct topo_role_override *o;
+	char path[TOPO_PATH_MAX];
+	enum fr_err err;
+	int rc = ZOK;
+
+	err = model_path(a, model, "roles", path);
+	if (err)
+		return err;
+	if (node_id < 1 || node_id > TOPO_NODE_ID_MAX)
+		return fr_fail(FR_ERR_INVAL,
+			       "node id %u is out of range, expected 1..%u",
+			       node_id, TOPO_NODE_ID_MAX);
+	if (role && !topo_role_valid(role))
+		return fr_fail(FR_ERR_INVAL,
+			       "role '%.32s' is unknown, expected serving, canary or baseline",
+			       role);
+	o = malloc((TOPO_ROLE_OVERRIDES_MAX + 1) * sizeof(*o));
+	if (!o)
+		return fr_fail(FR_ERR_NOMEM, "no memory for role overrides");
+	/* Read, change, write if unchanged since; a lost reply is settled by
+	 * the next read (the change is there or it is not). */
+	for (int try = 0; try < ADMIN_CAS_TRIES; try++) {
+		struct Stat st;
+		uint32_t n, k;
+		bool exists;
+		char *json;
+
+		err = roles_read(a, model, o, TOPO_ROLE_OVERRIDES_MAX, &n,
+				 &exists, &st);
+		if (err)
+			goto out;
+		for (k = 0; k < n && o[k].node_id != node_id; k++)
+			;
+		if (role ? (k < n && strcmp(o[k].role, role) == 0) : k == n)
+			goto out;   /* already so */
+		if (k < n && !role) {
+			memmove(&o[k], &o[k + 1], (n - k - 1) * sizeof(*o));
+			n--;
+		} else if (k < n) {
+			snprintf(o[k].role, sizeof(o[k].role), "%s", role);
+		} else {
+			if (n == TOPO_ROLE_OVERRIDES_MAX) {
+				err = fr_fail(FR_ERR_RANGE,
+					      "%s: already %d overrides, the most there may be",
+					      path, TOPO_ROLE_OVERRIDES_MAX);
+				goto out;
+			}
+			o[n].node_id = node_id;
+			snprintf(o[n].role, sizeof(o[n].role), "%s", role);
+			n++;
+		}
+		json = topo_roles_encode(o, n, &err);
+		if (!json)
+			goto out;
+		if (exists)
+			rc = zoo_set(a->zh, path, json, (int)strlen(json),
+				     st.version);
+		else
+			rc = zoo_create(a->zh, path, json, (int)strlen(json),
+					&ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT,
+					NULL, 0);
+		free(json);
+		if (rc == ZOK) {
+			fr_log(FR_LOG_INFO, MOD, "%s: node %u %s%s", path,
+			       node_id, role ? "is now " : "has no override",
+			       role ? role : "");
+			goto out;
+		}
+		if (conn_lost(rc)) {
+			if (!wait_after_loss(a))
+				break;
+			continue;
+		}
+		if (rc == ZBADVERSION || rc == ZNODEEXISTS || rc == ZNONODE)
+			continue;   /* changed meanwhile: read again */
+		err = zk_fail(rc, exists ? "set" : "create", path);
+		goto out;
+	}
+	err = conn_lost(rc) ? zk_fail(rc, "set", path) :
+	      fr_fail(FR_ERR_BUSY, "%s: kept changing under us; tried %d times",
+		      path, ADMIN_CAS_TRIES);
+out:
+	free(o);
+	return err;
 }
 
 /* ------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 /*
- * codec.c — the JSON of every znode freshet reads or writes (member,
- * leader, model; formats in topology.h) and the election child names.
+ * codec.c — the JSON of every znode freshet reads or writes (member with
+ * its per-model status, leader, model, rollback directive, health state,
+ * role overrides; formats in topology.h) and the election and rollback
+ * child names.
  *
  * Everything decoded here came from ZooKeeper and is untrusted (DISTRIBUTED
  * rule 7): each decoder checks that the bytes are one JSON object and
@@ -8,6 +10,14 @@
  * type and range, and fails with a detail naming the field.  Keys it does
  * not know are ignored, so a newer node may add fields.  Duplicate keys are
  * refused: two readers must not disagree about what a znode says.
+ *
+ * That holds for rollback directives too, so an added field may only ever
+ * inform (a note, a ticket id): one that changes what a rollback does
+ * must come as a new format an old node refuses, never as a key it would
+ * skip.  Of a directive only t and r are required, of a health state only
+ * "state": the rest (who, why, when) describes and has a default ("" or 0),
+ * so a directive filed by hand in an emergency is not lost over a missing
+ * note.  Free text (reason, who, why, by) is printable ASCII.
  * Encoders check the struct by the same rules, so a node never writes what
  * it would refuse to read.
  *
@@ -230,6 +240,89 @@ static enum fr_err check_u63(uint64_t v, const char *what, const char *key)
 	return FR_OK;
 }
 
+/* Printable ASCII (0x20..0x7e), at most max bytes, NUL-terminated within
+ * max + 1 bytes.  `what` names the field. */
+static enum fr_err check_text(const char *s, size_t max, const char *what)
+{
+	char b[80];
+	size_t len = strnlen(s, max + 1);
+
+	if (len > max)
+		return fr_fail(FR_ERR_INVAL,
+			       "%s: '%s' is longer than %zu bytes, expected printable ASCII",
+			       what, topo_show(b, sizeof(b), s, len), max);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+			return fr_fail(FR_ERR_INVAL,
+				       "%s: byte 0x%02x at %zu, expected printable ASCII",
+				       what, (unsigned char)s[i], i);
+	return FR_OK;
+}
+
+bool topo_role_valid(const char *role)
+{
+	return role && (strcmp(role, "serving") == 0 ||
+			strcmp(role, "canary") == 0 ||
+			strcmp(role, "baseline") == 0);
+}
+
+#define ROLE_WORDS "\"serving\", \"canary\" or \"baseline\""
+#define ROLE_EXPECTED "expected " ROLE_WORDS
+
+static enum fr_err check_role(const char *role, const char *what)
+{
+	char b[40];
+	size_t len = strnlen(role, TOPO_ROLE_MAX + 1);
+
+	if (len > TOPO_ROLE_MAX || !topo_role_valid(role))
+		return fr_fail(FR_ERR_INVAL, "%s: '%s' is not a role, "
+			       ROLE_EXPECTED, what,
+			       topo_show(b, sizeof(b), role, len));
+	return FR_OK;
+}
+
+/* A member's "models" (its per-model status): at most
+ * TOPO_MEMBER_MODELS_MAX entries, names as model names, no name twice. */
+static enum fr_err models_check(const struct topo_member *m)
+{
+	char w[SHARD_NAME_MAX + 64];
+	enum fr_err err;
+
+	if (m->nmodels > TOPO_MEMBER_MODELS_MAX)
+		return fr_fail(FR_ERR_INVAL,
+			       "member: field 'models': %" PRIu32 " entries, expected at most %d",
+			       m->nmodels, TOPO_MEMBER_MODELS_MAX);
+	for (uint32_t i = 0; i < m->nmodels; i++) {
+		const struct topo_model_status *s = &m->models[i];
+
+		snprintf(w, sizeof(w), "member: field 'models': entry %" PRIu32,
+			 i);
+		err = topo_check_name(s->model, SHARD_NAME_MAX, w);
+		if (err)
+			return err;
+		for (uint32_t k = 0; k < i; k++)
+			if (strcmp(m->models[k].model, s->model) == 0)
+				return fr_fail(FR_ERR_INVAL,
+					       "member: field 'models': model '%s' appears twice",
+					       s->model);
+		snprintf(w, sizeof(w), "member: field 'models': model '%s': field 'role'",
+			 s->model);
+		err = check_role(s->role, w);
+		if (err)
+			return err;
+		snprintf(w, sizeof(w), "member: field 'models': model '%s'",
+			 s->model);
+		err = check_u63(s->epoch, w, "epoch");
+		if (!err)
+			err = check_u63(s->cut, w, "cut");
+		if (!err)
+			err = check_u63(s->horizon, w, "horizon");
+		if (err)
+			return err;
+	}
+	return FR_OK;
+}
+
 enum fr_err topo_member_check(const struct topo_member *m)
 {
 	enum fr_err err;
@@ -248,6 +341,8 @@ enum fr_err topo_member_check(const struct topo_member *m)
 		err = topo_check_roles(m->roles, "member: field 'roles'");
 	if (!err)
 		err = check_u63(m->generation, "member", "generation");
+	if (!err)
+		err = models_check(m);
 	return err;
 }
 
@@ -432,6 +527,64 @@ static enum fr_err get_roles(json_t *o, const char *what, char *dst)
 	return FR_OK;
 }
 
+/* A member's optional "models": an object of at most
+ * TOPO_MEMBER_MODELS_MAX entries {"<model>":{"role","epoch","cut",
+ * "horizon"}}, kept in the order the JSON lists them (jansson keeps
+ * insertion order), so what is read re-encodes to the same bytes. */
+static enum fr_err get_models(json_t *o, struct topo_member *m)
+{
+	static const char what[] = "member: field 'models'";
+	json_t *v = json_object_get(o, "models"), *e;
+	char w[SHARD_NAME_MAX + 64], role[TOPO_ROLE_MAX + 1];
+	const char *key;
+	enum fr_err err;
+
+	m->nmodels = 0;
+	if (!v)
+		return FR_OK;
+	if (!json_is_object(v))
+		return fr_fail(FR_ERR_INVAL,
+			       "%s: expected an object of per-model status",
+			       what);
+	if (json_object_size(v) > TOPO_MEMBER_MODELS_MAX)
+		return fr_fail(FR_ERR_INVAL,
+			       "%s: %zu entries, expected at most %d", what,
+			       json_object_size(v), TOPO_MEMBER_MODELS_MAX);
+	json_object_foreach(v, key, e) {
+		struct topo_model_status *st = &m->models[m->nmodels];
+
+		err = topo_check_name(key, SHARD_NAME_MAX,
+				      "member: field 'models': model name");
+		if (err)
+			return err;
+		snprintf(w, sizeof(w), "%s: model '%s'", what, key);
+		if (!json_is_object(e))
+			return fr_fail(FR_ERR_INVAL, "%s: expected an object",
+				       w);
+		memset(st, 0, sizeof(*st));
+		memcpy(st->model, key, strlen(key) + 1);
+		err = get_str(e, w, "role", "a string " ROLE_WORDS, role,
+			      sizeof(role));
+		if (!err && !topo_role_valid(role))
+			err = fr_fail(FR_ERR_INVAL,
+				      "%s: field 'role': '%s' is not a role, "
+				      ROLE_EXPECTED, w, role);
+		if (err)
+			return err;
+		memcpy(st->role, role, sizeof(role));
+		err = get_uint(e, w, "epoch", 0, JSON_INT_MAX, &st->epoch);
+		if (!err)
+			err = get_uint(e, w, "cut", 0, JSON_INT_MAX, &st->cut);
+		if (!err)
+			err = get_uint(e, w, "horizon", 0, JSON_INT_MAX,
+				       &st->horizon);
+		if (err)
+			return err;
+		m->nmodels++;
+	}
+	return FR_OK;
+}
+
 /* The JSON array of role words for "a,b" (already checked). */
 static json_t *roles_array(const char *roles)
 {
@@ -475,7 +628,7 @@ char *topo_member_encode(const struct topo_member *m, enum fr_err *err)
 {
 	enum fr_err e = topo_member_check(m);
 	enum fr_err dummy;
-	json_t *roles;
+	json_t *roles, *root;
 
 	if (!err)
 		err = &dummy;
@@ -488,14 +641,37 @@ char *topo_member_encode(const struct topo_member *m, enum fr_err *err)
 		*err = fr_fail(FR_ERR_NOMEM, "member: cannot build JSON");
 		return NULL;
 	}
-	return dump(json_pack("{s:I, s:s, s:s, s:s, s:o, s:I}",
-			      "id", (json_int_t)m->node_id,
-			      "dc", m->dc,
-			      "addr", m->addr,
-			      "admin", m->admin,
-			      "roles", roles,
-			      "generation", (json_int_t)m->generation),
-		    "member", err);
+	root = json_pack("{s:I, s:s, s:s, s:s, s:o, s:I}",
+			 "id", (json_int_t)m->node_id,
+			 "dc", m->dc,
+			 "addr", m->addr,
+			 "admin", m->admin,
+			 "roles", roles,
+			 "generation", (json_int_t)m->generation);
+	/* "models" only when there is a status: a fresh member znode reads
+	 * as it did before statuses existed. */
+	if (root && m->nmodels > 0) {
+		json_t *models = json_object();
+
+		for (uint32_t i = 0; models && i < m->nmodels; i++) {
+			const struct topo_model_status *st = &m->models[i];
+
+			if (json_object_set_new(models, st->model,
+				json_pack("{s:s, s:I, s:I, s:I}",
+					  "role", st->role,
+					  "epoch", (json_int_t)st->epoch,
+					  "cut", (json_int_t)st->cut,
+					  "horizon", (json_int_t)st->horizon)) != 0) {
+				json_decref(models);
+				models = NULL;
+			}
+		}
+		if (!models || json_object_set_new(root, "models", models) != 0) {
+			json_decref(root);
+			root = NULL;
+		}
+	}
+	return dump(root, "member", err);
 }
 
 enum fr_err topo_member_decode(const char *data, size_t len,
@@ -524,6 +700,8 @@ enum fr_err topo_member_decode(const char *data, size_t len,
 	if (!err)
 		err = get_uint(root, what, "generation", 0, JSON_INT_MAX,
 			       &m.generation);
+	if (!err)
+		err = get_models(root, &m);
 	if (!err)
 		*out = m;
 out:
@@ -840,4 +1018,532 @@ enum fr_err topo_election_rank(const char *const *children, uint32_t n,
 	}
 	*rank = below;
 	return FR_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Rollback directives
+ * ---------------------------------------------------------------------- */
+
+/* An optional text field: "" when absent, else a string of printable
+ * ASCII of at most max bytes. */
+static enum fr_err get_text(json_t *o, const char *what, const char *key,
+			    char *dst, size_t max)
+{
+	char expected[64], w[160];
+	enum fr_err err;
+
+	dst[0] = '\0';
+	if (!json_object_get(o, key))
+		return FR_OK;
+	snprintf(expected, sizeof(expected),
+		 "a string of at most %zu printable ASCII bytes", max);
+	err = get_str(o, what, key, expected, dst, max + 1);
+	if (err)
+		return err;
+	snprintf(w, sizeof(w), "%s: field '%s'", what, key);
+	return check_text(dst, max, w);
+}
+
+/* An optional integer field: 0 when absent. */
+static enum fr_err get_uint_opt(json_t *o, const char *what, const char *key,
+				uint64_t *out)
+{
+	*out = 0;
+	if (!json_object_get(o, key))
+		return FR_OK;
+	return get_uint(o, what, key, 0, JSON_INT_MAX, out);
+}
+
+static enum fr_err rollback_check(const struct topo_rollback *d)
+{
+	enum fr_err err;
+
+	if (!d)
+		return fr_fail(FR_ERR_INVAL, "rollback: NULL");
+	if (d->t < 1 || d->t >= JSON_INT_MAX)
+		return fr_fail(FR_ERR_INVAL,
+			       "rollback: field 't': %" PRIu64 " is out of range, expected an integer 1..%" PRIu64,
+			       d->t, JSON_INT_MAX - 1);
+	err = check_u63(d->r, "rollback", "r");
+	if (err)
+		return err;
+	if (d->r <= d->t)
+		return fr_fail(FR_ERR_INVAL,
+			       "rollback: field 'r': %" PRIu64 " is not above t = %" PRIu64 ", expected t < r",
+			       d->r, d->t);
+	err = check_u63(d->at_ms, "rollback", "at");
+	if (!err)
+		err = check_text(d->reason, TOPO_REASON_MAX,
+				 "rollback: field 'reason'");
+	if (!err)
+		err = check_text(d->who, TOPO_WHO_MAX, "rollback: field 'who'");
+	return err;
+}
+
+char *topo_rollback_encode(const struct topo_rollback *d, enum fr_err *err)
+{
+	enum fr_err dummy;
+
+	if (!err)
+		err = &dummy;
+	*err = rollback_check(d);
+	if (*err)
+		return NULL;
+	return dump(json_pack("{s:I, s:I, s:s, s:s, s:I}",
+			      "t", (json_int_t)d->t,
+			      "r", (json_int_t)d->r,
+			      "reason", d->reason,
+			      "who", d->who,
+			      "at", (json_int_t)d->at_ms),
+		    "rollback", err);
+}
+
+#define ROLLBACK_SEQ_MAX 9999999999ull   /* 10 digits */
+
+enum fr_err topo_rollback_decode(uint64_t seq, const char *data, size_t len,
+				 struct topo_rollback *out)
+{
+	static const char what[] = "rollback";
+	struct topo_rollback d;
+	json_t *root;
+	enum fr_err err;
+
+	if (seq > ROLLBACK_SEQ_MAX)
+		return fr_fail(FR_ERR_INVAL,
+			       "rollback: sequence %" PRIu64 " is out of range, expected 0..%llu",
+			       seq, ROLLBACK_SEQ_MAX);
+	root = load_object(data, len, what);
+	if (!root)
+		return FR_ERR_CORRUPT;
+	memset(&d, 0, sizeof(d));
+	d.seq = seq;
+	d.epoch = seq + 1;
+	err = get_uint(root, what, "t", 1, JSON_INT_MAX - 1, &d.t);
+	if (!err)
+		err = get_uint(root, what, "r", 1, JSON_INT_MAX, &d.r);
+	if (!err && d.r <= d.t)
+		err = fr_fail(FR_ERR_INVAL,
+			      "rollback: field 'r': %" PRIu64 " is not above t = %" PRIu64 ", expected t < r",
+			      d.r, d.t);
+	if (!err)
+		err = get_uint_opt(root, what, "at", &d.at_ms);
+	if (!err)
+		err = get_text(root, what, "reason", d.reason, TOPO_REASON_MAX);
+	if (!err)
+		err = get_text(root, what, "who", d.who, TOPO_WHO_MAX);
+	if (!err)
+		*out = d;
+	json_decref(root);
+	return err;
+}
+
+enum fr_err topo_rollback_parse_name(const char *child, uint64_t *seq)
+{
+	const char *p = child;
+	uint64_t v;
+	char b[80];
+
+	if (!child || strncmp(child, "r_", 2) != 0)
+		goto bad;
+	p += 2;
+	if (!parse_dec(&p, 10, &v) || p - child != 12 || *p != '\0')
+		goto bad;
+	*seq = v;
+	return FR_OK;
+bad:
+	return fr_fail(FR_ERR_INVAL,
+		       "rollback child '%s': expected r_<10-digit sequence>",
+		       child ? topo_show(b, sizeof(b), child, strlen(child)) :
+			       "(null)");
+}
+
+/* ------------------------------------------------------------------------
+ * Health
+ * ---------------------------------------------------------------------- */
+
+static const char *const health_names[] = {
+	[TOPO_HEALTHY] = "healthy",
+	[TOPO_UNCERTAIN] = "uncertain",
+	[TOPO_CORRUPTED] = "corrupted",
+};
+
+#define HEALTH_EXPECTED "expected \"healthy\", \"uncertain\" or \"corrupted\""
+
+const char *topo_health_name(enum topo_health_state s)
+{
+	if ((unsigned)s >= sizeof(health_names) / sizeof(health_names[0]))
+		return "invalid";
+	return health_names[s];
+}
+
+enum fr_err topo_health_parse(const char *s, enum topo_health_state *out)
+{
+	char b[40];
+
+	for (unsigned i = 0; s && i < sizeof(health_names) /
+					     sizeof(health_names[0]); i++)
+		if (strcmp(s, health_names[i]) == 0) {
+			*out = (enum topo_health_state)i;
+			return FR_OK;
+		}
+	return fr_fail(FR_ERR_INVAL, "health state '%s' is unknown, "
+		       HEALTH_EXPECTED,
+		       s ? topo_show(b, sizeof(b), s, strlen(s)) : "(null)");
+}
+
+static void copy_text(char *dst, size_t cap, const char *s)
+{
+	snprintf(dst, cap, "%s", s ? s : "");
+}
+
+void topo_health_push(struct topo_health *h, enum topo_health_state s,
+		      const char *by, const char *why, uint64_t at_ms)
+{
+	uint32_t keep = h->nhistory < TOPO_HISTORY_MAX ? h->nhistory :
+			TOPO_HISTORY_MAX - 1;
+
+	/* A state never set (a zeroed struct: the state znode was absent)
+	 * is not history. */
+	if (h->at_ms != 0 || h->by[0] || h->why[0] ||
+	    h->state != TOPO_HEALTHY) {
+		struct topo_health_change *c = &h->history[0];
+
+		memmove(&h->history[1], &h->history[0],
+			(size_t)keep * sizeof(h->history[0]));
+		c->state = h->state;
+		c->at_ms = h->at_ms;
+		memcpy(c->by, h->by, sizeof(c->by));
+		c->by[sizeof(c->by) - 1] = '\0';
+		memcpy(c->why, h->why, sizeof(c->why));
+		c->why[sizeof(c->why) - 1] = '\0';
+		h->nhistory = keep + 1;
+	} else if (h->nhistory > TOPO_HISTORY_MAX) {
+		h->nhistory = TOPO_HISTORY_MAX;
+	}
+	h->state = s;
+	h->at_ms = at_ms;
+	copy_text(h->by, sizeof(h->by), by);
+	copy_text(h->why, sizeof(h->why), why);
+}
+
+/* One state (current or in history): state, at, by, why. */
+static enum fr_err health_change_check(enum topo_health_state s,
+				       uint64_t at, const char *by,
+				       const char *why, const char *what)
+{
+	char w[96];
+	enum fr_err err;
+
+	if ((unsigned)s >= sizeof(health_names) / sizeof(health_names[0]))
+		return fr_fail(FR_ERR_INVAL, "%s: field 'state': %u is not a state, "
+			       HEALTH_EXPECTED, what, (unsigned)s);
+	err = check_u63(at, what, "at");
+	if (err)
+		return err;
+	snprintf(w, sizeof(w), "%s: field 'by'", what);
+	err = check_text(by, TOPO_WHO_MAX, w);
+	if (err)
+		return err;
+	snprintf(w, sizeof(w), "%s: field 'why'", what);
+	return check_text(why, TOPO_REASON_MAX, w);
+}
+
+static enum fr_err health_check(const struct topo_health *h)
+{
+	char w[64];
+	enum fr_err err;
+
+	if (!h)
+		return fr_fail(FR_ERR_INVAL, "health: NULL");
+	err = health_change_check(h->state, h->at_ms, h->by, h->why,
+				  "health");
+	if (!err)
+		err = check_u63(h->epoch, "health", "epoch");
+	if (err)
+		return err;
+	if (h->nhistory > TOPO_HISTORY_MAX)
+		return fr_fail(FR_ERR_INVAL,
+			       "health: field 'history': %" PRIu32 " entries, expected at most %d",
+			       h->nhistory, TOPO_HISTORY_MAX);
+	for (uint32_t i = 0; i < h->nhistory; i++) {
+		const struct topo_health_change *c = &h->history[i];
+
+		snprintf(w, sizeof(w), "health: field 'history': entry %" PRIu32,
+			 i);
+		err = health_change_check(c->state, c->at_ms, c->by, c->why,
+					  w);
+		if (err)
+			return err;
+	}
+	return FR_OK;
+}
+
+static json_t *health_change_json(enum topo_health_state s, uint64_t at,
+				  const char *by, const char *why)
+{
+	return json_pack("{s:s, s:s, s:s, s:I}", "state", topo_health_name(s),
+			 "by", by, "why", why, "at", (json_int_t)at);
+}
+
+char *topo_health_encode(const struct topo_health *h, enum fr_err *err)
+{
+	enum fr_err dummy;
+	json_t *root, *hist;
+
+	if (!err)
+		err = &dummy;
+	*err = health_check(h);
+	if (*err)
+		return NULL;
+	hist = json_array();
+	for (uint32_t i = 0; hist && i < h->nhistory; i++) {
+		const struct topo_health_change *c = &h->history[i];
+
+		if (json_array_append_new(hist, health_change_json(c->state,
+					  c->at_ms, c->by, c->why)) != 0) {
+			json_decref(hist);
+			hist = NULL;
+		}
+	}
+	root = hist ? health_change_json(h->state, h->at_ms, h->by, h->why) :
+		      NULL;
+	if (root && (json_object_set_new(root, "epoch",
+					 json_integer((json_int_t)h->epoch)) ||
+		     json_object_set_new(root, "history", hist))) {
+		json_decref(root);
+		root = NULL;
+	} else if (!root) {
+		json_decref(hist);
+	}
+	return dump(root, "health", err);
+}
+
+/* state (required), by, why, at (optional) of o into the out-params. */
+static enum fr_err get_health_change(json_t *o, const char *what,
+				     enum topo_health_state *s, uint64_t *at,
+				     char *by, char *why)
+{
+	char name[16];
+	enum fr_err err;
+
+	err = get_str(o, what, "state", "a string \"healthy\", \"uncertain\" or \"corrupted\"",
+		      name, sizeof(name));
+	if (err)
+		return err;
+	if (topo_health_parse(name, s) != FR_OK)
+		return fr_fail(FR_ERR_INVAL, "%s: field 'state': '%s' is unknown, "
+			       HEALTH_EXPECTED, what, name);
+	err = get_uint_opt(o, what, "at", at);
+	if (!err)
+		err = get_text(o, what, "by", by, TOPO_WHO_MAX);
+	if (!err)
+		err = get_text(o, what, "why", why, TOPO_REASON_MAX);
+	return err;
+}
+
+enum fr_err topo_health_decode(const char *data, size_t len,
+			       struct topo_health *out)
+{
+	static const char what[] = "health";
+	struct topo_health *h;
+	json_t *root, *hist, *e;
+	enum fr_err err;
+	char w[64];
+	size_t i;
+
+	root = load_object(data, len, what);
+	if (!root)
+		return FR_ERR_CORRUPT;
+	/* About 13 KB: not on a fuzzer's or a small thread's stack. */
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		json_decref(root);
+		return fr_fail(FR_ERR_NOMEM, "health: no memory");
+	}
+	err = get_health_change(root, what, &h->state, &h->at_ms, h->by,
+				h->why);
+	if (!err)
+		err = get_uint_opt(root, what, "epoch", &h->epoch);
+	if (err)
+		goto out;
+	hist = json_object_get(root, "history");
+	if (!hist)
+		goto done;
+	if (!json_is_array(hist) || json_array_size(hist) > TOPO_HISTORY_MAX) {
+		err = fr_fail(FR_ERR_INVAL,
+			      "health: field 'history': expected an array of at most %d states",
+			      TOPO_HISTORY_MAX);
+		goto out;
+	}
+	json_array_foreach(hist, i, e) {
+		struct topo_health_change *c = &h->history[i];
+
+		snprintf(w, sizeof(w), "health: field 'history': entry %zu", i);
+		if (!json_is_object(e)) {
+			err = fr_fail(FR_ERR_INVAL, "%s: expected an object",
+				      w);
+			goto out;
+		}
+		err = get_health_change(e, w, &c->state, &c->at_ms, c->by,
+					c->why);
+		if (err)
+			goto out;
+	}
+	h->nhistory = (uint32_t)json_array_size(hist);
+done:
+	*out = *h;
+out:
+	free(h);
+	json_decref(root);
+	return err;
+}
+
+/* ------------------------------------------------------------------------
+ * Role overrides
+ * ---------------------------------------------------------------------- */
+
+static int override_cmp(const void *a, const void *b)
+{
+	uint32_t x = ((const struct topo_role_override *)a)->node_id;
+	uint32_t y = ((const struct topo_role_override *)b)->node_id;
+
+	return x < y ? -1 : x > y;
+}
+
+char *topo_roles_encode(const struct topo_role_override *o, uint32_t n,
+			enum fr_err *err)
+{
+	struct topo_role_override *sorted;
+	enum fr_err dummy;
+	char w[64], key[16];
+	json_t *root;
+
+	if (!err)
+		err = &dummy;
+	if (n > TOPO_ROLE_OVERRIDES_MAX) {
+		*err = fr_fail(FR_ERR_INVAL,
+			       "roles: %" PRIu32 " entries, expected at most %d",
+			       n, TOPO_ROLE_OVERRIDES_MAX);
+		return NULL;
+	}
+	if (n && !o) {
+		*err = fr_fail(FR_ERR_INVAL, "roles: NULL");
+		return NULL;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		*err = check_id(o[i].node_id, "roles");
+		if (*err)
+			return NULL;
+		snprintf(w, sizeof(w), "roles: node %" PRIu32, o[i].node_id);
+		*err = check_role(o[i].role, w);
+		if (*err)
+			return NULL;
+	}
+	sorted = malloc((size_t)(n ? n : 1) * sizeof(*sorted));
+	if (!sorted) {
+		*err = fr_fail(FR_ERR_NOMEM, "roles: no memory");
+		return NULL;
+	}
+	if (n)
+		memcpy(sorted, o, (size_t)n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), override_cmp);
+	root = json_object();
+	for (uint32_t i = 0; root && i < n; i++) {
+		if (i && sorted[i].node_id == sorted[i - 1].node_id) {
+			uint32_t id = sorted[i].node_id;
+
+			json_decref(root);
+			free(sorted);
+			*err = fr_fail(FR_ERR_INVAL,
+				       "roles: node %" PRIu32 " appears twice",
+				       id);
+			return NULL;
+		}
+		snprintf(key, sizeof(key), "%" PRIu32, sorted[i].node_id);
+		if (json_object_set_new(root, key,
+					json_string(sorted[i].role)) != 0) {
+			json_decref(root);
+			root = NULL;
+		}
+	}
+	free(sorted);
+	return dump(root, "roles", err);
+}
+
+/* A canonical decimal node id: no sign, no leading zero, 1..
+ * TOPO_NODE_ID_MAX. */
+static bool id_key(const char *s, uint32_t *id)
+{
+	const char *p = s;
+	uint64_t v;
+
+	if (s[0] == '0' || !parse_dec(&p, 10, &v) || *p != '\0' || v < 1 ||
+	    v > TOPO_NODE_ID_MAX)
+		return false;
+	*id = (uint32_t)v;
+	return true;
+}
+
+enum fr_err topo_roles_decode(const char *data, size_t len,
+			      struct topo_role_override *out, uint32_t cap,
+			      uint32_t *n)
+{
+	struct topo_role_override *tmp;
+	json_t *root, *v;
+	const char *key;
+	enum fr_err err = FR_OK;
+	uint32_t cnt = 0;
+	char b[40];
+
+	root = load_object(data, len, "roles");
+	if (!root)
+		return FR_ERR_CORRUPT;
+	if (json_object_size(root) > TOPO_ROLE_OVERRIDES_MAX) {
+		err = fr_fail(FR_ERR_INVAL,
+			      "roles: %zu entries, expected at most %d",
+			      json_object_size(root), TOPO_ROLE_OVERRIDES_MAX);
+		goto out;
+	}
+	tmp = malloc(TOPO_ROLE_OVERRIDES_MAX * sizeof(*tmp));
+	if (!tmp) {
+		err = fr_fail(FR_ERR_NOMEM, "roles: no memory");
+		goto out;
+	}
+	json_object_foreach(root, key, v) {
+		struct topo_role_override *o = &tmp[cnt];
+
+		memset(o, 0, sizeof(*o));
+		if (!id_key(key, &o->node_id)) {
+			err = fr_fail(FR_ERR_INVAL,
+				      "roles: key '%s': expected a node id 1..%u",
+				      topo_show(b, sizeof(b), key, strlen(key)),
+				      TOPO_NODE_ID_MAX);
+			break;
+		}
+		if (!json_is_string(v) ||
+		    json_string_length(v) > TOPO_ROLE_MAX ||
+		    !topo_role_valid(json_string_value(v))) {
+			err = fr_fail(FR_ERR_INVAL,
+				      "roles: node %" PRIu32 ": expected a string " ROLE_WORDS,
+				      o->node_id);
+			break;
+		}
+		memcpy(o->role, json_string_value(v),
+		       json_string_length(v) + 1);
+		cnt++;
+	}
+	if (!err && cnt > cap)
+		err = fr_fail(FR_ERR_RANGE,
+			      "roles: %" PRIu32 " entries, room for %" PRIu32,
+			      cnt, cap);
+	if (!err) {
+		qsort(tmp, cnt, sizeof(*tmp), override_cmp);
+		if (cnt)
+			memcpy(out, tmp, (size_t)cnt * sizeof(*tmp));
+		*n = cnt;
+	}
+	free(tmp);
+out:
+	json_decref(root);
+	return err;
 }

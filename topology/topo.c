@@ -1,18 +1,24 @@
 /*
  * topo.c — the node's ZooKeeper side (DESIGN §4, DISTRIBUTED.md rules 1-7):
- * one session, our member znode, the DC's leader election, leaders/<dc>
- * while we lead, and a watched, validated picture of nodes/, leaders/ and
- * models/ handed to the loop thread as a whole view.
+ * one session, our member znode (with the per-model status the loop
+ * publishes through topo_set_status), the DC's leader election,
+ * leaders/<dc> while we lead, and a watched, validated picture of nodes/,
+ * leaders/, models/ and, for each model, its rollbacks/ and roles,
+ * handed to the loop thread as a whole view.
  *
  * Threads (docs/threads.md):
  *
  *   ZooKeeper's completion thread   runs watch_cb only: it ORs "what to
- *                                   redo" bits into t->kick under t->lock,
- *                                   signals t->cond and returns.
+ *                                   redo" bits into t->kick (and, for a
+ *                                   model's rollbacks/ or roles, queues
+ *                                   the path) under t->lock, signals
+ *                                   t->cond and returns.
  *   topology thread (topo_thread)   owns the zhandle_t and everything
  *                                   named th_*: makes the synchronous
  *                                   zoo_* calls, builds views, posts them.
- *   loop thread                     topo_new/topo_free/topo_get_stats, the
+ *   loop thread                     topo_new/topo_free/topo_get_stats,
+ *                                   topo_set_status (copies the status
+ *                                   under t->lock and kicks D_MEMBER), the
  *                                   mailbox callback and the demotion
  *                                   timer; owns everything named lp_*.
  *
@@ -33,6 +39,21 @@
  * ephemerals are still ours and re-arms every watch (rules 1, 4).  A call
  * failing with CONNECTIONLOSS leaves its bit set; the pass stops and is
  * retried when the session is back.
+ *
+ * Per model (struct mstate, parallel to th_models): rollbacks/ is listed
+ * with a child watch (an exists watch while it is absent) and each new
+ * r_<seq> child is read once — directives are immutable — and cached by
+ * sequence, good or bad (a bad one is logged and counted once); the view
+ * carries the newest TOPO_ROLLBACKS_MAX good ones.  roles is read with a
+ * data watch; a malformed one counts as no overrides.  Those watches all
+ * share one context (w_extra) whose callback queues the path, so the
+ * thread re-reads only the model that changed; a full queue re-reads
+ * them all.  A model enters the view once both have been read.
+ *
+ * Our member znode says cfg.self plus the latest status (th_self): a
+ * status change is a zoo_set by recheck_member, and after a session loss
+ * the re-created znode carries it.  Calls to topo_set_status made before
+ * the thread gets to it coalesce into one write.
  *
  * Leadership is claimed by the thread only while it is rank 0 in
  * election/<dc> and leaders/<dc> is ours.  The loop thread may take it
@@ -81,8 +102,14 @@
 #define D_NODES    (1u << 5)   /* re-read nodes/ */
 #define D_LEADERS  (1u << 6)   /* re-read leaders/ */
 #define D_MODELS   (1u << 7)   /* re-read models/ */
+#define D_EXTRA    (1u << 8)   /* re-read models' rollbacks/, roles */
 #define D_ALL      (D_PARENTS | D_MEMBER | D_ELECTION | D_LEADER | D_NODES | \
-		    D_LEADERS | D_MODELS)
+		    D_LEADERS | D_MODELS | D_EXTRA)
+
+/* Per-model work (struct mstate.dirty). */
+#define X_ROLLBACKS (1u << 0)
+#define X_ROLES     (1u << 1)
+#define X_ALL       (X_ROLLBACKS | X_ROLES)
 
 /* What a step returns when the znodes kept changing under it for all its
  * tries: not a lost connection, so the step is retried after RETRY_MS. */
@@ -101,11 +128,36 @@
 #define MEMBERS_MAX 4096
 #define LEADERS_MAX 256
 #define MODELS_MAX 256
+/* Paths of fired rollbacks/ and roles watches waiting for the thread;
+ * past this, every model's are re-read (rule 13). */
+#define KICK_PATHS_MAX 32
 
 /* A watcher's context: the bits to set when it fires. */
 struct topo_watch {
 	struct topo *t;
 	unsigned bits;
+	bool by_path;     /* queue the path too (w_extra) */
+};
+
+/* A directive child seen once: immutable, so never read again. */
+struct rb_entry {
+	uint64_t seq;
+	bool bad;                         /* logged and counted; left out */
+	struct topo_rollback d;
+};
+
+/* What the thread knows of one registry model besides its definition. */
+struct mstate {
+	char name[SHARD_NAME_MAX + 1];
+	unsigned dirty;                   /* X_* */
+	bool rb_read, roles_read;         /* each read at least once */
+	int64_t rb_czxid;                 /* of rollbacks/ (0: absent) */
+	struct rb_entry *cache;           /* ascending by seq */
+	uint32_t ncache;
+	struct topo_rollback *rb;         /* in the view, ascending */
+	uint32_t nrb;
+	struct topo_role_override *roles; /* sorted by node id */
+	uint32_t nroles;
 };
 
 /* A view on its way to the loop: one allocation, arrays after the head. */
@@ -135,11 +187,19 @@ struct topo {
 	char prefix[48];                  /* "n_<id>_<generation>_" */
 	struct topo_watch w_session, w_member, w_nodes, w_leaders, w_models;
 	struct topo_watch w_election;
+	struct topo_watch w_extra;        /* models/<m>/rollbacks, roles */
 
 	/* Shared with the ZooKeeper callbacks. */
-	pthread_mutex_t lock;             /* leaf: kick, stop, leave_left */
+	pthread_mutex_t lock;             /* leaf: kick*, st_*, stop,
+					   * leave_left */
 	pthread_cond_t cond;
 	unsigned kick;
+	char kick_paths[KICK_PATHS_MAX][TOPO_PATH_MAX];
+	uint32_t nkick_paths;
+	bool kick_paths_lost;             /* queue was full: re-read all */
+	struct topo_model_status st_models[TOPO_MEMBER_MODELS_MAX];
+	uint32_t st_n;
+	bool st_new;                      /* not yet taken by the thread */
 	int leave_left;                   /* async deletes outstanding */
 	atomic_bool stop;
 
@@ -173,6 +233,12 @@ struct topo {
 	uint32_t th_nleaders;
 	struct shard_model_def *th_models;
 	uint32_t th_nmodels;
+	struct mstate *th_mx;             /* parallel to th_models */
+	uint32_t th_nmx;
+	struct topo_member th_self;       /* cfg.self + latest status */
+	char *th_member_json;             /* last written to p_me by us */
+	char th_kpaths[KICK_PATHS_MAX][TOPO_PATH_MAX];   /* drained queue */
+	struct topo_role_override *th_roles_buf;   /* decode scratch */
 	bool th_view_dirty;
 	struct topo_msg *th_pending;      /* built, not yet accepted */
 	char *th_buf;                     /* DATA_MAX bytes for zoo_get */
@@ -198,6 +264,22 @@ static void kick(struct topo *t, unsigned bits)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* A model's rollbacks/ or roles changed: queue the path (copied; it
+ * lives only during the callback) so only that model is read again. */
+static void kick_path(struct topo *t, const char *path)
+{
+	size_t n = path ? strlen(path) : TOPO_PATH_MAX;
+
+	pthread_mutex_lock(&t->lock);
+	if (n < TOPO_PATH_MAX && t->nkick_paths < KICK_PATHS_MAX)
+		memcpy(t->kick_paths[t->nkick_paths++], path, n + 1);
+	else
+		t->kick_paths_lost = true;
+	t->kick |= D_EXTRA | D_SESSION;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
 static void watch_cb(zhandle_t *zh, int type, int state, const char *path,
 		     void *ctx)
 {
@@ -205,11 +287,12 @@ static void watch_cb(zhandle_t *zh, int type, int state, const char *path,
 
 	(void)zh;
 	(void)state;
-	(void)path;
 	/* A session event reaching a path watcher is not a change (rule 4):
 	 * only the state is worth a look. */
 	if (type == ZOO_SESSION_EVENT || type == ZOO_NOTWATCHING_EVENT)
 		kick(w->t, D_SESSION);
+	else if (w->by_path)
+		kick_path(w->t, path);
 	else
 		kick(w->t, w->bits | D_SESSION);
 }
@@ -354,15 +437,16 @@ static void zk_fail(const char *what, const char *path, int rc)
 	       what, path, zerror(rc));
 }
 
-/* Data of path into th_buf (NUL-terminated), watching it with w.
- * ZOK with *len, or the ZooKeeper code; ZBADARGUMENTS when it is too
- * big (logged as a bad znode). */
+/* Data of path into th_buf (NUL-terminated), watching it with w (NULL:
+ * no watch).  ZOK with *len, or the ZooKeeper code; ZBADARGUMENTS when it
+ * is too big (logged as a bad znode). */
 static int get_data(struct topo *t, const char *path, struct topo_watch *w,
 		    int *len, struct Stat *st)
 {
 	uint64_t sent = fr_mono_ms();
 	int n = DATA_MAX;
-	int rc = zoo_wget(t->th_zh, path, watch_cb, w, t->th_buf, &n, st);
+	int rc = zoo_wget(t->th_zh, path, w ? watch_cb : NULL, w, t->th_buf,
+			  &n, st);
 
 	/* Long reads (many children) keep the leader's contact fresh. */
 	if (!conn_lost(rc))
@@ -432,20 +516,38 @@ static int recheck_member(struct topo *t)
 
 	if (rc == ZOK && st.ephemeralOwner == t->th_session) {
 		enum fr_err err;
-		char *json = topo_member_encode(&t->cfg.self, &err);
+		char *json = topo_member_encode(&t->th_self, &err);
+		bool mine;
 
 		if (!json)
-			return ZSYSTEMERROR;   /* checked in topo_new */
+			return ZSYSTEMERROR;   /* checked in topo_set_status */
 		if (st.dataLength != (int32_t)strlen(json) ||
 		    memcmp(t->th_buf, json, strlen(json)) != 0) {
-			fr_log(FR_LOG_WARN, MOD,
-			       "%s was overwritten by another client; writing ours back",
-			       t->p_me);
+			/* What we wrote last, now stale: a new status.
+			 * Anything else is someone else's doing. */
+			mine = t->th_member_json && len >= 0 &&
+			       st.dataLength == len &&
+			       strlen(t->th_member_json) == (size_t)len &&
+			       memcmp(t->th_buf, t->th_member_json,
+				      (size_t)len) == 0;
+			if (mine)
+				fr_log(FR_LOG_DEBUG, MOD,
+				       "publishing our status in %s",
+				       t->p_me);
+			else
+				fr_log(FR_LOG_WARN, MOD,
+				       "%s was overwritten by another client; writing ours back",
+				       t->p_me);
 			rc = zoo_set(t->th_zh, t->p_me, json, (int)strlen(json),
 				     st.version);
 			/* Written again meanwhile: its watch brings us back. */
 			if (rc == ZBADVERSION)
 				rc = ZK_RETRY;
+		}
+		if (rc == ZOK) {
+			free(t->th_member_json);
+			t->th_member_json = json;
+			json = NULL;
 		}
 		free(json);
 		return rc;
@@ -469,7 +571,9 @@ static int do_member(struct topo *t)
 
 	if (t->th_member_ok)
 		return recheck_member(t);
-	json = topo_member_encode(&t->cfg.self, &err);
+	/* With the latest status: a re-created znode (after a session
+	 * loss) says what the old one said. */
+	json = topo_member_encode(&t->th_self, &err);
 	if (!json)
 		return ZSYSTEMERROR;   /* checked in topo_new: cannot happen */
 	for (int tries = 0; tries < 3 && !ok; tries++, rc = ZK_RETRY) {
@@ -873,10 +977,21 @@ static int do_leader(struct topo *t)
 
 static bool member_eq(const struct topo_member *a, const struct topo_member *b)
 {
-	return a->node_id == b->node_id && a->generation == b->generation &&
-	       strcmp(a->dc, b->dc) == 0 && strcmp(a->addr, b->addr) == 0 &&
-	       strcmp(a->admin, b->admin) == 0 &&
-	       strcmp(a->roles, b->roles) == 0;
+	if (a->node_id != b->node_id || a->generation != b->generation ||
+	    strcmp(a->dc, b->dc) != 0 || strcmp(a->addr, b->addr) != 0 ||
+	    strcmp(a->admin, b->admin) != 0 ||
+	    strcmp(a->roles, b->roles) != 0 || a->nmodels != b->nmodels)
+		return false;
+	for (uint32_t i = 0; i < a->nmodels; i++) {
+		const struct topo_model_status *x = &a->models[i];
+		const struct topo_model_status *y = &b->models[i];
+
+		if (strcmp(x->model, y->model) != 0 ||
+		    strcmp(x->role, y->role) != 0 || x->epoch != y->epoch ||
+		    x->cut != y->cut || x->horizon != y->horizon)
+			return false;
+	}
+	return true;
 }
 
 static bool leader_eq(const struct topo_leader *a, const struct topo_leader *b)
@@ -1185,6 +1300,8 @@ static int read_leaders(struct topo *t)
 	return ZOK;
 }
 
+static int reconcile_extras(struct topo *t);
+
 static int read_models(struct topo *t)
 {
 	struct String_vector sv = { 0, NULL };
@@ -1240,7 +1357,396 @@ static int read_models(struct topo *t)
 	}
 	replace(t, (void **)&t->th_models, &t->th_nmodels, arr, n,
 		sizeof(*arr), model_cmp, model_eq_v);
+	return reconcile_extras(t);
+}
+
+/* ------------------------------------------------------------------------
+ * Topology thread: each model's rollbacks/ and roles
+ * ---------------------------------------------------------------------- */
+
+static void mstate_fini(struct mstate *x)
+{
+	free(x->cache);
+	free(x->rb);
+	free(x->roles);
+	memset(x, 0, sizeof(*x));
+}
+
+/* th_models was replaced: give th_mx the same models in the same order,
+ * keeping what is known of models that stay; new ones are to be read. */
+static int reconcile_extras(struct topo *t)
+{
+	struct mstate *mx = NULL, *old = t->th_mx;
+	uint32_t k = 0;
+
+	if (t->th_nmodels) {
+		mx = calloc(t->th_nmodels, sizeof(*mx));
+		if (!mx) {
+			fr_log(FR_LOG_ERROR, MOD, "cannot allocate model state; retrying");
+			t->th_dirty |= D_MODELS;
+			return ZSYSTEMERROR;
+		}
+	}
+	/* Both sorted by name (strcmp): one merge. */
+	for (uint32_t i = 0; i < t->th_nmodels; i++) {
+		const char *name = t->th_models[i].name;
+		int c = 1;
+
+		while (k < t->th_nmx && (c = strcmp(old[k].name, name)) < 0)
+			mstate_fini(&old[k++]);
+		if (k < t->th_nmx && c == 0) {
+			mx[i] = old[k++];
+			continue;
+		}
+		memcpy(mx[i].name, name, sizeof(mx[i].name));
+		mx[i].dirty = X_ALL;
+		t->th_dirty |= D_EXTRA;
+	}
+	while (k < t->th_nmx)
+		mstate_fini(&old[k++]);
+	free(old);
+	t->th_mx = mx;
+	t->th_nmx = t->th_nmodels;
 	return ZOK;
+}
+
+static void extras_all_dirty(struct topo *t)
+{
+	for (uint32_t i = 0; i < t->th_nmx; i++)
+		t->th_mx[i].dirty = X_ALL;
+	t->th_dirty |= D_EXTRA;
+}
+
+/* A fired watch's path: mark that model's part to be read again.  A path
+ * of a model no longer in the registry is dropped; one we cannot place at
+ * all (never expected) makes every model be read again. */
+static void extras_path_dirty(struct topo *t, const char *path)
+{
+	size_t plen = strlen(t->p_models);
+	const char *rest, *slash;
+	char name[SHARD_NAME_MAX + 1];
+	unsigned bit;
+	size_t nlen;
+
+	if (strncmp(path, t->p_models, plen) != 0 || path[plen] != '/')
+		goto unknown;
+	rest = path + plen + 1;
+	slash = strchr(rest, '/');
+	if (!slash)
+		goto unknown;
+	if (strcmp(slash, "/rollbacks") == 0)
+		bit = X_ROLLBACKS;
+	else if (strcmp(slash, "/roles") == 0)
+		bit = X_ROLES;
+	else
+		goto unknown;
+	nlen = (size_t)(slash - rest);
+	if (nlen == 0 || nlen > SHARD_NAME_MAX)
+		return;
+	memcpy(name, rest, nlen);
+	name[nlen] = '\0';
+	for (uint32_t i = 0; i < t->th_nmx; i++)
+		if (strcmp(t->th_mx[i].name, name) == 0) {
+			t->th_mx[i].dirty |= bit;
+			t->th_dirty |= D_EXTRA;
+			return;
+		}
+	return;
+unknown:
+	fr_log(FR_LOG_DEBUG, MOD, "watch on %s: re-reading every model", path);
+	extras_all_dirty(t);
+}
+
+static int seq_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x > y ? -1 : x < y;
+}
+
+static struct rb_entry *cache_find(struct mstate *x, uint64_t seq)
+{
+	uint32_t lo = 0, hi = x->ncache;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (x->cache[mid].seq == seq)
+			return &x->cache[mid];
+		if (x->cache[mid].seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static bool rollback_eq(const struct topo_rollback *a,
+			const struct topo_rollback *b)
+{
+	return a->seq == b->seq && a->epoch == b->epoch && a->t == b->t &&
+	       a->r == b->r && a->at_ms == b->at_ms &&
+	       strcmp(a->reason, b->reason) == 0 &&
+	       strcmp(a->who, b->who) == 0;
+}
+
+/* Read one directive child not seen before into *e.  ZOK (e->bad set
+ * when it is malformed, logged and counted), ZNONODE when it went away,
+ * or the ZooKeeper code. */
+static int read_directive(struct topo *t, const char *dir, const char *child,
+			  struct rb_entry *e)
+{
+	char path[TOPO_PATH_MAX];
+	struct Stat st;
+	int len, rc;
+
+	if (!pathf(path, sizeof(path), "%s/%s", dir, child))
+		return ZNONODE;
+	rc = get_data(t, path, NULL, &len, &st);
+	if (rc == ZBADARGUMENTS) {   /* too big: logged and counted */
+		e->bad = true;
+		return ZOK;
+	}
+	if (rc != ZOK)
+		return rc;
+	if (topo_rollback_decode(e->seq, t->th_buf, (size_t)len, &e->d) !=
+	    FR_OK) {
+		bad_znode(t, path, st.mzxid, fr_errmsg());
+		e->bad = true;
+		return ZOK;
+	}
+	fr_log(FR_LOG_INFO, MOD,
+	       "rollback directive %s: epoch %" PRIu64 ", t %" PRIu64 ", r %" PRIu64 ", by '%s': %s",
+	       path, e->d.epoch, e->d.t, e->d.r, e->d.who, e->d.reason);
+	return ZOK;
+}
+
+/* List models/<m>/rollbacks (watching it, or its creation while it is
+ * absent) and read the children not seen before, newest first, until
+ * TOPO_ROLLBACKS_MAX good ones are known. */
+static int read_rollbacks(struct topo *t, struct mstate *x)
+{
+	struct String_vector sv = { 0, NULL };
+	struct rb_entry *cache = NULL;
+	struct topo_rollback *rb = NULL;
+	uint64_t *seqs = NULL;
+	uint32_t nseq = 0, ncache = 0, ngood = 0;
+	char dir[TOPO_PATH_MAX];
+	struct Stat st;
+	bool same;
+	int rc = ZK_RETRY;
+
+	if (!pathf(dir, sizeof(dir), "%s/%s/rollbacks", t->p_models, x->name))
+		return ZSYSTEMERROR;
+	for (int tries = 0; tries < 3; tries++, rc = ZK_RETRY) {
+		rc = zoo_wget_children2(t->th_zh, dir, watch_cb, &t->w_extra,
+					&sv, &st);
+		if (rc != ZNONODE)
+			break;
+		/* None filed yet: watch for the first. */
+		rc = zoo_wexists(t->th_zh, dir, watch_cb, &t->w_extra, &st);
+		if (rc == ZNONODE) {
+			memset(&st, 0, sizeof(st));
+			rc = ZOK;
+			break;
+		}
+		if (rc != ZOK)
+			break;
+		/* Made meanwhile: list it. */
+	}
+	if (rc != ZOK)
+		goto out;
+	/* rollbacks/ deleted and made again restarts the sequence: what is
+	 * cached under a number is no longer what that number names. */
+	if (st.czxid != x->rb_czxid) {
+		if (x->ncache)
+			fr_log(FR_LOG_WARN, MOD,
+			       "%s was deleted and made again: its directives are read afresh (their epochs restart)",
+			       dir);
+		free(x->cache);
+		x->cache = NULL;
+		x->ncache = 0;
+		x->rb_czxid = st.czxid;
+	}
+	if (sv.count > 0) {
+		seqs = malloc((size_t)sv.count * sizeof(*seqs));
+		cache = malloc((size_t)sv.count * sizeof(*cache));
+		if (!seqs || !cache) {
+			rc = ZSYSTEMERROR;
+			goto out;
+		}
+	}
+	for (int32_t i = 0; i < sv.count; i++) {
+		char path[TOPO_PATH_MAX];
+
+		if (topo_rollback_parse_name(sv.data[i], &seqs[nseq]) ==
+		    FR_OK) {
+			nseq++;
+			continue;
+		}
+		if (pathf(path, sizeof(path), "%s/%s", dir, sv.data[i]))
+			bad_znode(t, path, 0,
+				  "name is not r_<10-digit sequence>");
+	}
+	fr_errclear();
+	if (nseq > 1)
+		qsort(seqs, nseq, sizeof(*seqs), seq_desc);
+	/* Newest first; what was read before is not read again. */
+	for (uint32_t i = 0; i < nseq && ngood < TOPO_ROLLBACKS_MAX; i++) {
+		struct rb_entry *e = &cache[ncache], *old;
+		char child[16];
+
+		if (i && seqs[i] == seqs[i - 1])
+			continue;   /* never from ZooKeeper; cheap to skip */
+		old = cache_find(x, seqs[i]);
+		if (old) {
+			*e = *old;
+		} else {
+			memset(e, 0, sizeof(*e));
+			e->seq = seqs[i];
+			snprintf(child, sizeof(child), "r_%010" PRIu64, seqs[i]);
+			rc = read_directive(t, dir, child, e);
+			if (rc == ZNONODE)
+				continue;   /* deleted since the listing */
+			if (rc != ZOK)
+				goto out;
+		}
+		ncache++;
+		if (!e->bad)
+			ngood++;
+	}
+	rc = ZOK;
+	/* The cache keeps what was looked at (descending now). */
+	for (uint32_t i = 0; i < ncache / 2; i++) {
+		struct rb_entry tmp = cache[i];
+
+		cache[i] = cache[ncache - 1 - i];
+		cache[ncache - 1 - i] = tmp;
+	}
+	if (ngood) {
+		rb = malloc((size_t)ngood * sizeof(*rb));
+		if (!rb) {
+			rc = ZSYSTEMERROR;
+			goto out;
+		}
+	}
+	ngood = 0;
+	for (uint32_t i = 0; i < ncache; i++)
+		if (!cache[i].bad)
+			rb[ngood++] = cache[i].d;
+	same = x->rb_read && x->nrb == ngood;
+	for (uint32_t i = 0; same && i < ngood; i++)
+		same = rollback_eq(&x->rb[i], &rb[i]);
+	if (!same || !x->rb_read)
+		t->th_view_dirty = true;
+	free(x->cache);
+	x->cache = cache;
+	x->ncache = ncache;
+	cache = NULL;
+	free(x->rb);
+	x->rb = rb;
+	x->nrb = ngood;
+	rb = NULL;
+	x->rb_read = true;
+out:
+	free(rb);
+	free(cache);
+	free(seqs);
+	deallocate_String_vector(&sv);
+	if (rc != ZOK && !conn_lost(rc))
+		zk_fail("read", dir, rc);
+	return rc;
+}
+
+/* Read models/<m>/roles (watching it, or its creation while absent).
+ * Absent, empty or malformed: no overrides (malformed: logged, counted). */
+static int read_roles(struct topo *t, struct mstate *x)
+{
+	struct topo_role_override *roles = NULL;
+	char path[TOPO_PATH_MAX];
+	uint32_t n = 0;
+	struct Stat st;
+	bool same;
+	int len = 0, rc = ZK_RETRY;
+
+	if (!pathf(path, sizeof(path), "%s/%s/roles", t->p_models, x->name))
+		return ZSYSTEMERROR;
+	for (int tries = 0; tries < 3; tries++, rc = ZK_RETRY) {
+		rc = get_data(t, path, &t->w_extra, &len, &st);
+		if (rc != ZNONODE)
+			break;
+		rc = zoo_wexists(t->th_zh, path, watch_cb, &t->w_extra, &st);
+		if (rc == ZNONODE) {
+			len = 0;
+			rc = ZOK;
+			break;
+		}
+		if (rc != ZOK)
+			break;
+	}
+	if (rc == ZBADARGUMENTS) {   /* too big: logged and counted */
+		len = 0;
+		rc = ZOK;
+	}
+	if (rc != ZOK) {
+		if (!conn_lost(rc))
+			zk_fail("read", path, rc);
+		return rc;
+	}
+	if (len > 0 &&
+	    topo_roles_decode(t->th_buf, (size_t)len, t->th_roles_buf,
+			      TOPO_ROLE_OVERRIDES_MAX, &n) != FR_OK) {
+		bad_znode(t, path, st.mzxid, fr_errmsg());
+		n = 0;
+	}
+	if (n) {
+		roles = malloc((size_t)n * sizeof(*roles));
+		if (!roles)
+			return ZSYSTEMERROR;
+		memcpy(roles, t->th_roles_buf, (size_t)n * sizeof(*roles));
+	}
+	same = x->roles_read && x->nroles == n &&
+	       (n == 0 || memcmp(x->roles, roles, (size_t)n *
+				 sizeof(*roles)) == 0);
+	if (!same)
+		t->th_view_dirty = true;
+	free(x->roles);
+	x->roles = roles;
+	x->nroles = n;
+	x->roles_read = true;
+	return ZOK;
+}
+
+/* Every model whose rollbacks/ or roles is dirty.  One model's failure
+ * does not hold up the others; a lost connection stops the pass. */
+static int read_extras(struct topo *t)
+{
+	int ret = ZOK;
+
+	for (uint32_t i = 0; i < t->th_nmx; i++) {
+		struct mstate *x = &t->th_mx[i];
+		int rc = ZOK;
+
+		if (atomic_load(&t->stop))
+			return ZK_RETRY;
+		if (x->dirty & X_ROLLBACKS) {
+			x->dirty &= ~X_ROLLBACKS;
+			rc = read_rollbacks(t, x);
+			if (rc != ZOK)
+				x->dirty |= X_ROLLBACKS;
+		}
+		if (rc == ZOK && (x->dirty & X_ROLES)) {
+			x->dirty &= ~X_ROLES;
+			rc = read_roles(t, x);
+			if (rc != ZOK)
+				x->dirty |= X_ROLES;
+		}
+		if (conn_lost(rc))
+			return rc;
+		if (rc != ZOK)
+			ret = rc;
+	}
+	return ret;
 }
 
 /* ------------------------------------------------------------------------
@@ -1252,20 +1758,54 @@ static size_t align8(size_t n)
 	return (n + 7) & ~(size_t)7;
 }
 
+/* Is model i of th_models in the view: its rollbacks/ and roles read? */
+static const struct mstate *ready(const struct topo *t, uint32_t i)
+{
+	const struct mstate *x;
+
+	if (i >= t->th_nmx)
+		return NULL;
+	x = &t->th_mx[i];
+	if (!x->rb_read || !x->roles_read ||
+	    strcmp(x->name, t->th_models[i].name) != 0)
+		return NULL;
+	return x;
+}
+
 static struct topo_msg *build_view(struct topo *t)
 {
-	size_t off_m = align8(sizeof(struct topo_msg));
-	size_t off_l = off_m + align8((size_t)t->th_nmembers *
-				      sizeof(struct topo_member));
-	size_t off_d = off_l + align8((size_t)t->th_nleaders *
-				      sizeof(struct topo_leader));
-	size_t total = off_d + (size_t)t->th_nmodels *
-			       sizeof(struct shard_model_def);
-	struct topo_msg *m = malloc(total);
-	char *base = (char *)m;
+	uint32_t nready = 0, nrb = 0, nroles = 0, k = 0;
+	size_t off_m, off_l, off_d, off_x, off_r, off_o, total;
+	struct topo_model_extra *extra;
+	struct topo_rollback *rb;
+	struct topo_role_override *ro;
+	struct shard_model_def *models;
+	struct topo_msg *m;
+	char *base;
 
+	for (uint32_t i = 0; i < t->th_nmodels; i++) {
+		const struct mstate *x = ready(t, i);
+
+		if (!x)
+			continue;
+		nready++;
+		nrb += x->nrb;
+		nroles += x->nroles;
+	}
+	off_m = align8(sizeof(struct topo_msg));
+	off_l = off_m + align8((size_t)t->th_nmembers *
+			       sizeof(struct topo_member));
+	off_d = off_l + align8((size_t)t->th_nleaders *
+			       sizeof(struct topo_leader));
+	off_x = off_d + align8((size_t)nready * sizeof(struct shard_model_def));
+	off_r = off_x + align8((size_t)nready *
+			       sizeof(struct topo_model_extra));
+	off_o = off_r + align8((size_t)nrb * sizeof(struct topo_rollback));
+	total = off_o + (size_t)nroles * sizeof(struct topo_role_override);
+	m = malloc(total);
 	if (!m)
 		return NULL;
+	base = (char *)m;
 	memset(m, 0, sizeof(*m));
 	m->v.connected = t->th_connected;
 	m->v.expired_once = t->th_expired_once;
@@ -1276,8 +1816,13 @@ static struct topo_msg *build_view(struct topo *t)
 	m->v.members = (struct topo_member *)(base + off_m);
 	m->v.nleaders = t->th_nleaders;
 	m->v.leaders = (struct topo_leader *)(base + off_l);
-	m->v.nmodels = t->th_nmodels;
-	m->v.models = (struct shard_model_def *)(base + off_d);
+	m->v.nmodels = nready;
+	models = (struct shard_model_def *)(base + off_d);
+	extra = (struct topo_model_extra *)(base + off_x);
+	rb = (struct topo_rollback *)(base + off_r);
+	ro = (struct topo_role_override *)(base + off_o);
+	m->v.models = models;
+	m->v.extra = extra;
 	m->v.bad_znodes = atomic_load(&t->bad_znodes);
 	if (t->th_nmembers)
 		memcpy(base + off_m, t->th_members,
@@ -1285,9 +1830,24 @@ static struct topo_msg *build_view(struct topo *t)
 	if (t->th_nleaders)
 		memcpy(base + off_l, t->th_leaders,
 		       (size_t)t->th_nleaders * sizeof(struct topo_leader));
-	if (t->th_nmodels)
-		memcpy(base + off_d, t->th_models,
-		       (size_t)t->th_nmodels * sizeof(struct shard_model_def));
+	for (uint32_t i = 0; i < t->th_nmodels; i++) {
+		const struct mstate *x = ready(t, i);
+
+		if (!x)
+			continue;
+		models[k] = t->th_models[i];
+		extra[k].nrollbacks = x->nrb;
+		extra[k].rollbacks = rb;
+		extra[k].nroles = x->nroles;
+		extra[k].roles = ro;
+		if (x->nrb)
+			memcpy(rb, x->rb, (size_t)x->nrb * sizeof(*rb));
+		if (x->nroles)
+			memcpy(ro, x->roles, (size_t)x->nroles * sizeof(*ro));
+		rb += x->nrb;
+		ro += x->nroles;
+		k++;
+	}
 	return m;
 }
 
@@ -1405,7 +1965,7 @@ static void do_work(struct topo *t)
 		{ D_PARENTS, do_parents },   { D_MEMBER, do_member },
 		{ D_ELECTION, do_election }, { D_LEADER, do_leader },
 		{ D_NODES, read_nodes },     { D_LEADERS, read_leaders },
-		{ D_MODELS, read_models },
+		{ D_MODELS, read_models },   { D_EXTRA, read_extras },
 	};
 
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
@@ -1472,6 +2032,7 @@ static void step(struct topo *t)
 		/* Re-check ownership, re-run the election, re-arm and
 		 * re-read everything (rules 1, 4). */
 		t->th_dirty = D_ALL;
+		extras_all_dirty(t);
 		t->th_view_dirty = true;
 	}
 	probe(t);
@@ -1546,6 +2107,8 @@ static void *topo_thread(void *arg)
 
 	for (;;) {
 		unsigned work;
+		uint32_t npaths;
+		bool lost;
 		struct timespec ts;
 		long wait_ms = t->th_pending ? POST_RETRY_MS : RETRY_MS;
 
@@ -1571,9 +2134,27 @@ static void *topo_thread(void *arg)
 				break;
 		work = t->kick;
 		t->kick = 0;
+		npaths = t->nkick_paths;
+		lost = t->kick_paths_lost;
+		if (npaths)
+			memcpy(t->th_kpaths, t->kick_paths,
+			       (size_t)npaths * sizeof(t->kick_paths[0]));
+		t->nkick_paths = 0;
+		t->kick_paths_lost = false;
+		if (t->st_new) {
+			/* The newest status only: earlier calls coalesce. */
+			memcpy(t->th_self.models, t->st_models,
+			       sizeof(t->th_self.models));
+			t->th_self.nmodels = t->st_n;
+			t->st_new = false;
+		}
 		pthread_mutex_unlock(&t->lock);
 		if (atomic_load(&t->stop))
 			break;
+		if (lost)
+			extras_all_dirty(t);
+		for (uint32_t i = 0; i < npaths && !lost; i++)
+			extras_path_dirty(t, t->th_kpaths[i]);
 		t->th_dirty |= work & ~D_SESSION;
 		step(t);
 	}
@@ -1753,21 +2334,25 @@ struct topo *topo_new(struct event_base *base, const struct topo_config *cfg,
 		goto out;
 	}
 	t->th_buf = malloc(DATA_MAX + 1);
-	if (!t->th_buf) {
+	t->th_roles_buf = malloc(TOPO_ROLE_OVERRIDES_MAX *
+				 sizeof(*t->th_roles_buf));
+	if (!t->th_buf || !t->th_roles_buf) {
 		e = fr_fail(FR_ERR_NOMEM, "topology: cannot allocate");
-		goto out_free_t;
+		goto out_free_buf;
 	}
 	t->base = base;
 	t->cfg = *cfg;
 	t->fn = fn;
 	t->arg = arg;
 	build_paths(t);
-	t->w_session = (struct topo_watch){ t, D_SESSION };
-	t->w_member = (struct topo_watch){ t, D_MEMBER };
-	t->w_nodes = (struct topo_watch){ t, D_NODES };
-	t->w_leaders = (struct topo_watch){ t, D_LEADERS | D_LEADER };
-	t->w_models = (struct topo_watch){ t, D_MODELS };
-	t->w_election = (struct topo_watch){ t, D_ELECTION };
+	t->w_session = (struct topo_watch){ t, D_SESSION, false };
+	t->w_member = (struct topo_watch){ t, D_MEMBER, false };
+	t->w_nodes = (struct topo_watch){ t, D_NODES, false };
+	t->w_leaders = (struct topo_watch){ t, D_LEADERS | D_LEADER, false };
+	t->w_models = (struct topo_watch){ t, D_MODELS, false };
+	t->w_election = (struct topo_watch){ t, D_ELECTION, false };
+	t->w_extra = (struct topo_watch){ t, D_EXTRA, true };
+	t->th_self = cfg->self;
 	t->th_dirty = D_ALL;
 	t->kick = D_SESSION;   /* the thread's first step is at once */
 	atomic_init(&t->stop, false);
@@ -1808,8 +2393,8 @@ out_free_timer:
 out_free_mb:
 	fr_mailbox_free(t->mb, free_msg);
 out_free_buf:
+	free(t->th_roles_buf);
 	free(t->th_buf);
-out_free_t:
 	free(t);
 out:
 	if (err)
@@ -1833,6 +2418,11 @@ void topo_free(struct topo *t)
 	free(t->th_members);
 	free(t->th_leaders);
 	free(t->th_models);
+	for (uint32_t i = 0; i < t->th_nmx; i++)
+		mstate_fini(&t->th_mx[i]);
+	free(t->th_mx);
+	free(t->th_member_json);
+	free(t->th_roles_buf);
 	free(t->th_buf);
 	pthread_cond_destroy(&t->cond);
 	pthread_mutex_destroy(&t->lock);
@@ -1853,4 +2443,41 @@ void topo_get_stats(const struct topo *t, struct topo_stats *out)
 	out->bad_znodes = atomic_load(&m->bad_znodes);
 	out->demotions = t->lp_demotions;
 	out->views = t->lp_views;
+}
+
+enum fr_err topo_set_status(struct topo *t, const struct topo_model_status *s,
+			    uint32_t n)
+{
+	struct topo_member *m;
+	enum fr_err err;
+
+	if (!t || (n && !s))
+		return fr_fail(FR_ERR_INVAL, "topology: status: NULL");
+	if (n > TOPO_MEMBER_MODELS_MAX)
+		return fr_fail(FR_ERR_RANGE,
+			       "topology: status: %" PRIu32 " models, at most %d fit in a member znode",
+			       n, TOPO_MEMBER_MODELS_MAX);
+	/* Checked here, by the encoder's rules, so the thread never holds
+	 * a status it cannot write. */
+	m = malloc(sizeof(*m));
+	if (!m)
+		return fr_fail(FR_ERR_NOMEM, "topology: status: no memory");
+	*m = t->cfg.self;
+	m->nmodels = n;
+	if (n)
+		memcpy(m->models, s, (size_t)n * sizeof(*s));
+	err = topo_member_check(m);
+	free(m);
+	if (err)
+		return err;
+	pthread_mutex_lock(&t->lock);
+	memset(t->st_models, 0, sizeof(t->st_models));
+	if (n)
+		memcpy(t->st_models, s, (size_t)n * sizeof(*s));
+	t->st_n = n;
+	t->st_new = true;
+	t->kick |= D_MEMBER;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	return FR_OK;
 }

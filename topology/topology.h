@@ -11,10 +11,36 @@
  *                                 ephemeral sequential, data = member JSON
  *   ROOT/leaders/<dc>             ephemeral   leader JSON (topo_leader)
  *   ROOT/models/<model>           persistent  model JSON (shard_model_def)
+ *   ROOT/models/<model>/rollbacks/r_<10-digit seq>
+ *                                 persistent sequential, rollback JSON
+ *                                 (topo_rollback); epoch = seq + 1
+ *                                 (rollbacks/ itself has no data; its
+ *                                 data version is bumped by every filing,
+ *                                 see topo_admin_rollback_file)
+ *   ROOT/models/<model>/state     persistent  health JSON (topo_health)
+ *   ROOT/models/<model>/roles     persistent  role overrides, e.g.
+ *                                 {"3":"canary","7":"baseline"}
  *
  * JSON formats (docs/operations.md §ZooKeeper shows each):
  *   member  {"id":3,"dc":"dc1","addr":"10.0.0.3:7001",
- *            "admin":"10.0.0.3:8001","roles":["serving"],"generation":7}
+ *            "admin":"10.0.0.3:8001","roles":["serving"],"generation":7,
+ *            "models":{"ctr":{"role":"baseline","epoch":2,
+ *                             "cut":1234,"horizon":1000}}}
+ *            ("models" is optional: the node's per-model status,
+ *            topo_set_status; absent while there is none; entries keep
+ *            their order)
+ *   rollback {"t":1234,"r":5678,"reason":"auc -0.04","who":"witness@h1",
+ *            "at":1764050000000}   (t < r, both HLC versions; at: wall ms;
+ *            only t and r are required: reason/who default to "", at
+ *            to 0.  Unknown keys are ignored as in every znode, so a key
+ *            may be added only if it informs; one that changes what a
+ *            rollback does needs a format old nodes refuse)
+ *   health  {"state":"corrupted","by":"witness@h1","why":"...",
+ *            "at":1764050000000,"epoch":3,
+ *            "history":[{"state":"healthy","by":"...","why":"...",
+ *                        "at":...}]}   (history: older states, newest
+ *            first, at most TOPO_HISTORY_MAX; only "state" is required,
+ *            here and in each history entry: the rest defaults to "" or 0)
  *   leader  {"id":3,"dc":"dc1","addr":"10.0.0.3:7001","epoch":12,
  *            "generation":7}
  *   model   {"name":"ctr","priority":10,"shards":64,
@@ -58,6 +84,27 @@ struct event_base;
 #define TOPO_ADDR_MAX 271       /* "HOST:PORT" or "[V6%zone]:PORT" */
 #define TOPO_HOSTS_MAX 1023     /* ZooKeeper connect string incl. chroot */
 #define TOPO_ROLES_MAX 63       /* comma-separated role words */
+#define TOPO_MEMBER_MODELS_MAX 16   /* per-model status entries in a member */
+#define TOPO_ROLE_MAX 15        /* "serving", "canary", "baseline" */
+#define TOPO_REASON_MAX 255     /* rollback reason, health why */
+#define TOPO_WHO_MAX 127        /* "user@host", "witness@host" */
+#define TOPO_HISTORY_MAX 32     /* health changes kept in the state znode */
+#define TOPO_ROLLBACKS_MAX 64   /* newest directives per model in a view */
+#define TOPO_ROLE_OVERRIDES_MAX 256   /* entries in models/<m>/roles */
+
+/* A node's per-model status, published in its member znode (see
+ * topo_set_status) so the witness and `freshet rollback --wait` can find
+ * canaries and baselines, their cuts and who has applied which rollback. */
+struct topo_model_status {
+	char model[SHARD_NAME_MAX + 1];
+	char role[TOPO_ROLE_MAX + 1];     /* "serving" | "canary" | "baseline" */
+	uint64_t epoch;       /* highest rollback epoch applied (0: none) */
+	uint64_t cut;         /* baseline: every update <= cut is served and
+			       * none newer; others: newest version held */
+	uint64_t horizon;     /* the oldest target cut its undo rings reach
+			       * (a rollback to T >= horizon needs no full
+			       * transfer here) */
+};
 
 struct topo_member {
 	uint32_t node_id;
@@ -66,6 +113,48 @@ struct topo_member {
 	char admin[TOPO_ADDR_MAX + 1];    /* admin HTTP (status, metrics) */
 	char roles[TOPO_ROLES_MAX + 1];   /* "serving", "serving,candidate" */
 	uint64_t generation;
+	uint32_t nmodels;                 /* 0 when the znode has no "models" */
+	struct topo_model_status models[TOPO_MEMBER_MODELS_MAX];
+};
+
+/* A rollback directive (DESIGN §6).  seq and epoch come from the znode's
+ * name (r_<seq>, epoch = seq + 1), never from its JSON. */
+struct topo_rollback {
+	uint64_t seq;
+	uint64_t epoch;
+	uint64_t t;                       /* target cut */
+	uint64_t r;                       /* revoke-until; t < r */
+	uint64_t at_ms;                   /* when it was filed (wall ms) */
+	char reason[TOPO_REASON_MAX + 1];
+	char who[TOPO_WHO_MAX + 1];
+};
+
+/* A model's health (models/<m>/state). */
+enum topo_health_state {
+	TOPO_HEALTHY = 0,
+	TOPO_UNCERTAIN = 1,
+	TOPO_CORRUPTED = 2,
+};
+struct topo_health_change {
+	enum topo_health_state state;
+	uint64_t at_ms;
+	char by[TOPO_WHO_MAX + 1];
+	char why[TOPO_REASON_MAX + 1];
+};
+struct topo_health {
+	enum topo_health_state state;
+	uint64_t at_ms;
+	char by[TOPO_WHO_MAX + 1];
+	char why[TOPO_REASON_MAX + 1];
+	uint64_t epoch;          /* the last rollback filed with a change, 0 */
+	uint32_t nhistory;       /* older states, newest first */
+	struct topo_health_change history[TOPO_HISTORY_MAX];
+};
+
+/* A role override from models/<m>/roles. */
+struct topo_role_override {
+	uint32_t node_id;
+	char role[TOPO_ROLE_MAX + 1];
 };
 
 struct topo_leader {
@@ -95,6 +184,39 @@ enum fr_err topo_leader_decode(const char *data, size_t len,
 char *topo_model_encode(const struct shard_model_def *def, enum fr_err *err);
 enum fr_err topo_model_decode(const char *name, const char *data, size_t len,
 			      struct shard_model_def *out);
+/* Rollback JSON: t, r (1 <= t < r), at, reason and who (strings, may be
+ * empty, printable ASCII, within their maxima).  decode sets seq and
+ * epoch from `seq` (the znode's sequence number); encode ignores them. */
+char *topo_rollback_encode(const struct topo_rollback *d, enum fr_err *err);
+enum fr_err topo_rollback_decode(uint64_t seq, const char *data, size_t len,
+				 struct topo_rollback *out);
+/* "r_<10 digits>" -> seq; FR_ERR_INVAL for anything else. */
+enum fr_err topo_rollback_parse_name(const char *child, uint64_t *seq);
+/* Health JSON.  States are "healthy", "uncertain", "corrupted". */
+char *topo_health_encode(const struct topo_health *h, enum fr_err *err);
+enum fr_err topo_health_decode(const char *data, size_t len,
+			       struct topo_health *out);
+const char *topo_health_name(enum topo_health_state s);
+enum fr_err topo_health_parse(const char *s, enum topo_health_state *out);
+/* Make a new current state: the old current state moves to the front of
+ * history (the oldest entry falls off past TOPO_HISTORY_MAX) unless it
+ * was never set (a zeroed struct: the state znode was absent).  by and
+ * why may be NULL ("") and are cut at their maxima. */
+void topo_health_push(struct topo_health *h, enum topo_health_state s,
+		      const char *by, const char *why, uint64_t at_ms);
+/* Roles: "serving" | "canary" | "baseline"; false otherwise (and for
+ * NULL). */
+bool topo_role_valid(const char *role);
+/* Role overrides JSON {"<node id>":"<role>", ...}: canonical decimal ids
+ * 1..4294967294 (as node ids), valid roles, at most
+ * TOPO_ROLE_OVERRIDES_MAX; the encoder writes and out gets them sorted by
+ * node id.  decode: FR_ERR_RANGE (nothing written) when there are more
+ * than cap. */
+char *topo_roles_encode(const struct topo_role_override *o, uint32_t n,
+			enum fr_err *err);
+enum fr_err topo_roles_decode(const char *data, size_t len,
+			      struct topo_role_override *out, uint32_t cap,
+			      uint32_t *n);
 
 /* Election child names.  Parse "n_<id>_<generation>_<10-digit seq>";
  * FR_ERR_INVAL for anything else (such children are ignored). */
@@ -120,6 +242,16 @@ struct topo_config {
 	bool candidate;                   /* stand in the DC's election */
 };
 
+/* Per model in a view.  Directives ascending by seq, at most the newest
+ * TOPO_ROLLBACKS_MAX (a malformed one is logged, counted in bad_znodes
+ * and left out: it changes nothing).  Role overrides sorted by node id. */
+struct topo_model_extra {
+	uint32_t nrollbacks;
+	const struct topo_rollback *rollbacks;
+	uint32_t nroles;
+	const struct topo_role_override *roles;
+};
+
 /* A whole picture of the cluster as this node last saw it.  Passed to the
  * view callback on the loop thread; the pointers are valid only during
  * the call (copy what you keep).  Members are sorted by (dc, node_id),
@@ -136,6 +268,11 @@ struct topo_view {
 	const struct topo_leader *leaders;   /* from leaders/<dc> znodes */
 	uint32_t nmodels;
 	const struct shard_model_def *models;
+	/* Parallel to models[]: what ZooKeeper says about each model besides
+	 * its definition.  A model appears in the view only once its
+	 * rollbacks/ and roles have been read (so a node never serves a
+	 * registry model without knowing its directives). */
+	const struct topo_model_extra *extra;
 	uint64_t bad_znodes;          /* znodes ignored since start */
 };
 
@@ -165,6 +302,17 @@ struct topo_stats {
 	uint64_t views;                      /* views delivered */
 };
 void topo_get_stats(const struct topo *t, struct topo_stats *out);
+
+/* Publish this node's per-model status in its member znode (and keep it
+ * there across session loss: the znode is re-created with it).  Copies s;
+ * the topology thread writes it soon after (coalescing calls made
+ * meanwhile).  The caller rate-limits (it is a ZooKeeper write).
+ * FR_ERR_RANGE past TOPO_MEMBER_MODELS_MAX entries; FR_ERR_INVAL (naming
+ * the field) for an entry the member JSON cannot carry: a bad model name
+ * or role, a model twice, a number past 2^63-1.  n = 0 clears it.  Loop
+ * thread. */
+enum fr_err topo_set_status(struct topo *t, const struct topo_model_status *s,
+			    uint32_t n);
 
 /* ------------------------------------------------------------------------
  * Synchronous admin client for the `freshet` command (one thread, blocks)
@@ -199,5 +347,59 @@ enum fr_err topo_admin_members(struct topo_admin *a, struct topo_member **out,
 			       uint32_t *n, uint32_t *bad);
 enum fr_err topo_admin_leaders(struct topo_admin *a, struct topo_leader **out,
 			       uint32_t *n, uint32_t *bad);
+
+/* Directives of a model, ascending by seq (all of them); malformed ones
+ * are skipped and counted in *bad (may be NULL).  FR_ERR_NOTFOUND when
+ * the model does not exist; no directives: FR_OK, *n = 0.  The caller
+ * frees *out. */
+enum fr_err topo_admin_rollbacks(struct topo_admin *a, const char *model,
+				 struct topo_rollback **out, uint32_t *n,
+				 uint32_t *bad);
+/* File a directive (d->t, d->r, d->at_ms, d->reason, d->who; seq/epoch
+ * ignored) under models/<model>/rollbacks/, creating rollbacks/ if
+ * needed; *epoch (may be NULL) gets the new directive's epoch.  With
+ * `state` not NULL the same ZooKeeper multi-op also sets
+ * models/<model>/state to *state (state->epoch is overwritten with the
+ * new epoch) on condition that the state znode is still at
+ * `state_version` (-1: it must not exist yet): both happen or neither.
+ * Every filing also bumps rollbacks/'s data version in the same multi,
+ * which serializes filers (so the epoch written into the state is the
+ * one ZooKeeper gives the child) and makes a retry after CONNECTIONLOSS
+ * unable to file twice.  FR_ERR_NOTFOUND for an unknown model,
+ * FR_ERR_INVAL when t >= r or t == 0 (nothing filed), FR_ERR_BUSY when
+ * the state changed since it was read (someone else acted first; nothing
+ * was filed) or other directives kept being filed meanwhile, FR_ERR_ZK
+ * "outcome unknown" when the connection was lost and it cannot be told
+ * whether ours was filed (check the directives before filing again). */
+enum fr_err topo_admin_rollback_file(struct topo_admin *a, const char *model,
+				     const struct topo_rollback *d,
+				     struct topo_health *state,
+				     int32_t state_version, uint64_t *epoch);
+/* Read models/<model>/state and its znode version (version may be NULL).
+ * Absent: FR_OK with a zeroed *out (healthy, no history) and *version =
+ * -1.  FR_ERR_NOTFOUND for an unknown model, FR_ERR_CORRUPT (detail names
+ * the path) when it does not parse. */
+enum fr_err topo_admin_state_get(struct topo_admin *a, const char *model,
+				 struct topo_health *out, int32_t *version);
+/* Compare-and-set models/<model>/state: written only if it is still at
+ * `version` (-1: created, only if absent).  FR_ERR_BUSY when someone
+ * changed it first; FR_ERR_NOTFOUND for an unknown model; FR_ERR_INVAL
+ * when h does not encode.  After a lost reply, finding exactly our bytes
+ * there counts as done. */
+enum fr_err topo_admin_state_set(struct topo_admin *a, const char *model,
+				 const struct topo_health *h, int32_t version);
+/* Role overrides of a model (read; absent: FR_OK, *n = 0; FR_ERR_RANGE
+ * when more than cap), and set/clear one node's override (role NULL
+ * clears it; already so: FR_OK without a write) with a compare-and-set
+ * retry loop (FR_ERR_BUSY if it keeps losing).  Both: FR_ERR_NOTFOUND
+ * for an unknown model, FR_ERR_CORRUPT (detail names the path) when the
+ * roles znode does not parse — role_set does not overwrite it then: fix
+ * or delete it by hand.  role_set: FR_ERR_INVAL for a bad node id or
+ * role, FR_ERR_RANGE when TOPO_ROLE_OVERRIDES_MAX are set already. */
+enum fr_err topo_admin_roles_get(struct topo_admin *a, const char *model,
+				 struct topo_role_override *out, uint32_t cap,
+				 uint32_t *n);
+enum fr_err topo_admin_role_set(struct topo_admin *a, const char *model,
+				uint32_t node_id, const char *role);
 
 #endif /* FRESHET_TOPOLOGY_H */

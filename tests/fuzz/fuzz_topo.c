@@ -1,7 +1,9 @@
 /*
- * fuzz_topo.c — libFuzzer target for topology/'s znode codecs: the member,
- * leader and model JSON and the election child names, all of which a node
- * reads from ZooKeeper and must treat as untrusted (DISTRIBUTED rule 7).
+ * fuzz_topo.c — libFuzzer target for topology/'s znode codecs: the member
+ * (with its per-model status), leader, model, rollback, health and role
+ * override JSON and the election and rollback child names, all of which a
+ * node reads from ZooKeeper and must treat as untrusted (DISTRIBUTED
+ * rule 7).
  *
  * The first input byte picks what to fuzz and the rest is its input:
  *   0 member decode          1 leader decode
@@ -11,6 +13,12 @@
  *                              first is ours, the rest the children
  *   6 member encode          7 leader encode
  *   8 model encode           (6..8 fill the struct from the raw bytes)
+ *   9 rollback decode: the first byte is the sequence (0xff: one past
+ *     the largest a name can carry), the JSON after it
+ *  10 rollback child name     11 health decode
+ *  12 roles decode, the first byte is the room given (cap)
+ *  13 rollback encode         14 health encode, then topo_health_push
+ *  15 roles encode            (13..15 fill the structs from the raw bytes)
  * Besides "no crash, no leak", it checks the contracts topology.h states:
  * a decoder fails with FR_ERR_INVAL/FR_ERR_CORRUPT and a detail and leaves
  * *out untouched; what it accepts re-encodes, and that decodes again to
@@ -77,6 +85,16 @@ static void member_same(const struct topo_member *a,
 	check(strcmp(a->admin, b->admin) == 0);
 	check(strcmp(a->roles, b->roles) == 0);
 	check(a->generation == b->generation);
+	check(a->nmodels == b->nmodels);
+	for (uint32_t i = 0; i < a->nmodels; i++) {
+		const struct topo_model_status *x = &a->models[i];
+		const struct topo_model_status *y = &b->models[i];
+
+		check(strcmp(x->model, y->model) == 0);
+		check(strcmp(x->role, y->role) == 0);
+		check(x->epoch == y->epoch && x->cut == y->cut &&
+		      x->horizon == y->horizon);
+	}
 }
 
 /* m was accepted (by the decoder or the encoder): it encodes, decodes back
@@ -390,6 +408,263 @@ out:
 	free(pred);
 }
 
+/* ------------------------------------------------------------------------
+ * Rollback directives
+ * ---------------------------------------------------------------------- */
+
+static void rollback_same(const struct topo_rollback *a,
+			  const struct topo_rollback *b)
+{
+	check(a->seq == b->seq && a->epoch == b->epoch);
+	check(a->t == b->t && a->r == b->r && a->at_ms == b->at_ms);
+	check(strcmp(a->reason, b->reason) == 0);
+	check(strcmp(a->who, b->who) == 0);
+}
+
+/* d was accepted: the rules hold, and it survives a round trip. */
+static void rollback_round(const struct topo_rollback *d)
+{
+	struct topo_rollback d2;
+	enum fr_err err;
+	char *j1, *j2;
+
+	check(d->t >= 1 && d->t < d->r && d->r <= (uint64_t)INT64_MAX);
+	j1 = topo_rollback_encode(d, &err);
+	check(j1 != NULL && err == FR_OK);
+	memset(&d2, SENTINEL, sizeof(d2));
+	check(topo_rollback_decode(d->seq, j1, strlen(j1), &d2) == FR_OK);
+	rollback_same(d, &d2);
+	j2 = topo_rollback_encode(&d2, &err);
+	check(j2 != NULL && strcmp(j1, j2) == 0);
+	free(j1);
+	free(j2);
+}
+
+static void rollback_decode(const uint8_t *p, size_t n)
+{
+	struct topo_rollback d;
+	uint64_t seq;
+	enum fr_err err;
+
+	if (n < 1)
+		return;
+	seq = p[0] == 0xff ? 10000000000ull : p[0];
+	memset(&d, SENTINEL, sizeof(d));
+	fr_errclear();
+	err = topo_rollback_decode(seq, (const char *)p + 1, n - 1, &d);
+	if (err == FR_OK) {
+		check(seq < 10000000000ull);
+		check(d.seq == seq && d.epoch == seq + 1);
+		rollback_round(&d);
+	} else {
+		failed(err, &d, sizeof(d));
+	}
+}
+
+static void rollback_encode(const uint8_t *p, size_t n)
+{
+	struct topo_rollback d;
+	enum fr_err err;
+	char *j;
+
+	memset(&d, 0, sizeof(d));
+	memcpy(&d, p, n < sizeof(d) ? n : sizeof(d));
+	d.seq %= 10000000000ull;   /* as only a name can give */
+	d.epoch = d.seq + 1;
+	j = topo_rollback_encode(&d, &err);
+	if (j) {
+		free(j);
+		rollback_round(&d);
+	} else {
+		check(err != FR_OK);
+	}
+}
+
+static void rollback_name(const uint8_t *p, size_t n)
+{
+	char *s = cstr(p, n);
+	char canon[16];
+	uint64_t seq = 12345;
+
+	if (!s)
+		return;
+	if (topo_rollback_parse_name(s, &seq) == FR_OK) {
+		/* Exactly one spelling per number. */
+		check(seq <= 9999999999ull);
+		snprintf(canon, sizeof(canon), "r_%010" PRIu64, seq);
+		check(strcmp(canon, s) == 0);
+	} else {
+		check(seq == 12345);
+	}
+	free(s);
+}
+
+/* ------------------------------------------------------------------------
+ * Health
+ * ---------------------------------------------------------------------- */
+
+static void health_same(const struct topo_health *a,
+			const struct topo_health *b)
+{
+	check(a->state == b->state && a->at_ms == b->at_ms);
+	check(strcmp(a->by, b->by) == 0 && strcmp(a->why, b->why) == 0);
+	check(a->epoch == b->epoch && a->nhistory == b->nhistory);
+	for (uint32_t i = 0; i < a->nhistory; i++) {
+		check(a->history[i].state == b->history[i].state);
+		check(a->history[i].at_ms == b->history[i].at_ms);
+		check(strcmp(a->history[i].by, b->history[i].by) == 0);
+		check(strcmp(a->history[i].why, b->history[i].why) == 0);
+	}
+}
+
+static void health_round(const struct topo_health *h)
+{
+	struct topo_health *h2 = malloc(sizeof(*h2));
+	enum fr_err err;
+	char *j1, *j2;
+
+	if (!h2)
+		return;
+	check(h->nhistory <= TOPO_HISTORY_MAX);
+	j1 = topo_health_encode(h, &err);
+	check(j1 != NULL && err == FR_OK);
+	memset(h2, SENTINEL, sizeof(*h2));
+	check(topo_health_decode(j1, strlen(j1), h2) == FR_OK);
+	health_same(h, h2);
+	j2 = topo_health_encode(h2, &err);
+	check(j2 != NULL && strcmp(j1, j2) == 0);
+	free(j1);
+	free(j2);
+	free(h2);
+}
+
+static void health_decode(const uint8_t *p, size_t n)
+{
+	struct topo_health *h = malloc(sizeof(*h));
+	enum fr_err err;
+
+	if (!h)
+		return;
+	memset(h, SENTINEL, sizeof(*h));
+	fr_errclear();
+	err = topo_health_decode((const char *)p, n, h);
+	if (err == FR_OK)
+		health_round(h);
+	else
+		failed(err, h, sizeof(*h));
+	free(h);
+}
+
+static void health_encode(const uint8_t *p, size_t n)
+{
+	struct topo_health *h = calloc(1, sizeof(*h));
+	enum fr_err err;
+	char *j;
+
+	if (!h)
+		return;
+	memcpy(h, p, n < sizeof(*h) ? n : sizeof(*h));
+	j = topo_health_encode(h, &err);
+	if (j) {
+		free(j);
+		health_round(h);
+		/* A push keeps what was valid valid, history bounded. */
+		topo_health_push(h, TOPO_CORRUPTED, "witness@fuzz", "probe",
+				 h->at_ms);
+		check(h->nhistory <= TOPO_HISTORY_MAX);
+		check(h->state == TOPO_CORRUPTED);
+		health_round(h);
+	} else {
+		check(err != FR_OK);
+	}
+	free(h);
+}
+
+/* ------------------------------------------------------------------------
+ * Role overrides
+ * ---------------------------------------------------------------------- */
+
+static void roles_round(const struct topo_role_override *o, uint32_t n)
+{
+	struct topo_role_override *o2 = malloc(TOPO_ROLE_OVERRIDES_MAX *
+					       sizeof(*o2));
+	enum fr_err err;
+	uint32_t n2 = 0;
+	char *j1, *j2;
+
+	if (!o2)
+		return;
+	j1 = topo_roles_encode(o, n, &err);
+	check(j1 != NULL && err == FR_OK);
+	check(topo_roles_decode(j1, strlen(j1), o2, TOPO_ROLE_OVERRIDES_MAX,
+				&n2) == FR_OK);
+	check(n2 == n);
+	for (uint32_t i = 0; i < n2; i++) {
+		check(i == 0 || o2[i - 1].node_id < o2[i].node_id);
+		check(topo_role_valid(o2[i].role));
+	}
+	j2 = topo_roles_encode(o2, n2, &err);
+	check(j2 != NULL && strcmp(j1, j2) == 0);
+	free(j1);
+	free(j2);
+	free(o2);
+}
+
+static void roles_decode(const uint8_t *p, size_t n)
+{
+	struct topo_role_override *o = malloc(TOPO_ROLE_OVERRIDES_MAX *
+					      sizeof(*o));
+	uint32_t cap, cnt = 77;
+	enum fr_err err;
+
+	if (!o || n < 1) {
+		free(o);
+		return;
+	}
+	cap = p[0] == 0xff ? TOPO_ROLE_OVERRIDES_MAX : p[0];
+	memset(o, SENTINEL, TOPO_ROLE_OVERRIDES_MAX * sizeof(*o));
+	fr_errclear();
+	err = topo_roles_decode((const char *)p + 1, n - 1, o, cap, &cnt);
+	if (err == FR_OK) {
+		check(cnt <= cap && cnt <= TOPO_ROLE_OVERRIDES_MAX);
+		/* Nothing written past what it says it wrote. */
+		for (size_t i = cnt * sizeof(*o);
+		     i < TOPO_ROLE_OVERRIDES_MAX * sizeof(*o); i++)
+			check(((const uint8_t *)o)[i] == SENTINEL);
+		roles_round(o, cnt);
+	} else if (err == FR_ERR_RANGE) {
+		check(cnt == 77 && fr_errmsg()[0] != '\0');
+		for (size_t i = 0; i < TOPO_ROLE_OVERRIDES_MAX * sizeof(*o);
+		     i++)
+			check(((const uint8_t *)o)[i] == SENTINEL);
+	} else {
+		check(cnt == 77);
+		failed(err, o, TOPO_ROLE_OVERRIDES_MAX * sizeof(*o));
+	}
+	free(o);
+}
+
+static void roles_encode(const uint8_t *p, size_t n)
+{
+	struct topo_role_override o[8];
+	uint32_t cnt;
+	enum fr_err err;
+	char *j;
+
+	if (n < 1)
+		return;
+	memset(o, 0, sizeof(o));
+	cnt = p[0] % 10;   /* 9 entries: one past the room, refused */
+	memcpy(o, p + 1, n - 1 < sizeof(o) ? n - 1 : sizeof(o));
+	j = topo_roles_encode(o, cnt > 8 ? 8 : cnt, &err);
+	if (j) {
+		free(j);
+		roles_round(o, cnt > 8 ? 8 : cnt);
+	} else {
+		check(err != FR_OK);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *p = data + 1;
@@ -404,7 +679,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!copy)
 		return 0;
 	memcpy(copy, p, n);
-	switch (data[0] % 9) {
+	switch (data[0] % 16) {
 	case 0:
 		member_decode(copy, n);
 		break;
@@ -429,8 +704,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 7:
 		leader_encode(copy, n);
 		break;
-	default:
+	case 8:
 		model_encode(copy, n);
+		break;
+	case 9:
+		rollback_decode(copy, n);
+		break;
+	case 10:
+		rollback_name(copy, n);
+		break;
+	case 11:
+		health_decode(copy, n);
+		break;
+	case 12:
+		roles_decode(copy, n);
+		break;
+	case 13:
+		rollback_encode(copy, n);
+		break;
+	case 14:
+		health_encode(copy, n);
+		break;
+	default:
+		roles_encode(copy, n);
 		break;
 	}
 	free(copy);

@@ -192,11 +192,13 @@ class Cluster:
     given, is called with each Node before its config is written and
     returns the port other nodes should dial for it (node.advertise),
     e.g. a dcproxy.DcProxy in front of it, or None.  chroot ("/a/b") is
-    appended to the ZooKeeper hosts: the cluster lives under it."""
+    appended to the ZooKeeper hosts: the cluster lives under it.
+    node_extra, if given, is {node id: {section: {key: value}}}: config
+    for one node on top of `extra` (roles, a short undo ring, ...)."""
 
     def __init__(self, n, models=(MODEL_DEFAULT,), extra=None, name="itest",
                  peers=None, zk=None, dcs=None, registry=False,
-                 advertise=None, chroot=""):
+                 advertise=None, chroot="", node_extra=None):
         tmp = os.environ.get("FRESHET_TEST_TMP")
         if tmp:
             os.makedirs(tmp, exist_ok=True)
@@ -218,6 +220,7 @@ class Cluster:
             conf = os.path.join(self.dir, "node%d.conf" % nid)
             self.nodes.append(Node(self, nid, ports[2 * i], ports[2 * i + 1], data, conf))
             self.nodes[-1].dc = self.dcs[i]
+        self.node_extra = node_extra or {}
         for node in self.nodes:
             node.advertise_port = advertise(node) if advertise else None
             self._write_conf(node, extra or {})
@@ -245,6 +248,11 @@ class Cluster:
                                      "session_timeout_ms": 4000}
         for sec, kv in extra.items():
             sections.setdefault(sec, {}).update(kv)
+        for sec, kv in self.node_extra.get(node.id, {}).items():
+            if sec == "node":
+                lines += ["%s = %s" % (k, v) for k, v in kv.items()]
+            else:
+                sections.setdefault(sec, {}).update(kv)
         for sec, kv in sections.items():
             lines.append("[%s]" % sec)
             lines += ["%s = %s" % (k, v) for k, v in kv.items()]

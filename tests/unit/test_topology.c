@@ -7,6 +7,9 @@
  * and a deterministic mutation loop checks that whatever a decoder
  * accepts re-encodes to something it accepts again, unchanged.  Election
  * child names are parsed and ranked with gaps, strangers and absence.
+ * The same for what issue #6 added: a member's per-model status
+ * ("models"), rollback directives and their child names, health states
+ * (with topo_health_push's history), role overrides.
  *
  * Not here: ZooKeeper sessions (test_topology_zk.c, against a real server).
  */
@@ -62,11 +65,20 @@ static struct shard_model_def sample_model(void)
 
 static bool member_eq(const struct topo_member *a, const struct topo_member *b)
 {
-	return a->node_id == b->node_id && strcmp(a->dc, b->dc) == 0 &&
-	       strcmp(a->addr, b->addr) == 0 &&
-	       strcmp(a->admin, b->admin) == 0 &&
-	       strcmp(a->roles, b->roles) == 0 &&
-	       a->generation == b->generation;
+	if (a->node_id != b->node_id || strcmp(a->dc, b->dc) != 0 ||
+	    strcmp(a->addr, b->addr) != 0 ||
+	    strcmp(a->admin, b->admin) != 0 ||
+	    strcmp(a->roles, b->roles) != 0 ||
+	    a->generation != b->generation || a->nmodels != b->nmodels)
+		return false;
+	for (uint32_t i = 0; i < a->nmodels; i++)
+		if (strcmp(a->models[i].model, b->models[i].model) != 0 ||
+		    strcmp(a->models[i].role, b->models[i].role) != 0 ||
+		    a->models[i].epoch != b->models[i].epoch ||
+		    a->models[i].cut != b->models[i].cut ||
+		    a->models[i].horizon != b->models[i].horizon)
+			return false;
+	return true;
 }
 
 static bool leader_eq(const struct topo_leader *a, const struct topo_leader *b)
@@ -840,6 +852,894 @@ static void test_election_rank(void)
 	CU_ASSERT_EQUAL(rank, 0);
 }
 
+/* ----------------------------------------------------------------------
+ * Issue #6: member status, rollback directives, health, role overrides
+ * -------------------------------------------------------------------- */
+
+static void add_status(struct topo_member *m, const char *model,
+		       const char *role, uint64_t epoch, uint64_t cut,
+		       uint64_t horizon)
+{
+	struct topo_model_status *s = &m->models[m->nmodels++];
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->model, sizeof(s->model), "%s", model);
+	snprintf(s->role, sizeof(s->role), "%s", role);
+	s->epoch = epoch;
+	s->cut = cut;
+	s->horizon = horizon;
+}
+
+static void test_member_models_roundtrip(void)
+{
+	struct topo_member m = sample_member(), back;
+	enum fr_err err;
+	char *s, *s2;
+
+	/* No status: no "models" key at all (the pre-#6 form). */
+	s = topo_member_encode(&m, &err);
+	CU_ASSERT_FATAL(s != NULL);
+	CU_ASSERT(strstr(s, "models") == NULL);
+	free(s);
+
+	/* Order is kept (not sorted), the extremes survive. */
+	add_status(&m, "zeta", "baseline", 2, 1234, 1000);
+	add_status(&m, "alpha", "canary", 0, 0, 0);
+	add_status(&m, "m.v2", "serving", (uint64_t)INT64_MAX,
+		   (uint64_t)INT64_MAX, (uint64_t)INT64_MAX);
+	s = topo_member_encode(&m, &err);
+	CU_ASSERT_FATAL(s != NULL);
+	CU_ASSERT(strstr(s, "\"models\":{\"zeta\":{\"role\":\"baseline\","
+			 "\"epoch\":2,\"cut\":1234,\"horizon\":1000}") != NULL);
+	memset(&back, 0xab, sizeof(back));
+	CU_ASSERT_EQUAL(member_dec(s, &back), FR_OK);
+	CU_ASSERT(member_eq(&m, &back));
+	CU_ASSERT_STRING_EQUAL(back.models[0].model, "zeta");
+	CU_ASSERT_STRING_EQUAL(back.models[1].model, "alpha");
+	s2 = topo_member_encode(&back, &err);
+	CU_ASSERT_FATAL(s2 != NULL);
+	CU_ASSERT_STRING_EQUAL(s, s2);
+	free(s);
+	free(s2);
+
+	/* The most there may be. */
+	m = sample_member();
+	for (int i = 0; i < TOPO_MEMBER_MODELS_MAX; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "m%02d", i);
+		add_status(&m, name, "serving", (uint64_t)i, 7, 3);
+	}
+	s = topo_member_encode(&m, &err);
+	CU_ASSERT_FATAL(s != NULL);
+	CU_ASSERT_EQUAL(member_dec(s, &back), FR_OK);
+	CU_ASSERT_EQUAL(back.nmodels, TOPO_MEMBER_MODELS_MAX);
+	CU_ASSERT(member_eq(&m, &back));
+	free(s);
+
+	/* The documented form; unknown keys inside an entry are ignored. */
+	CU_ASSERT_EQUAL_FATAL(member_dec(
+		"{\"id\":3,\"dc\":\"dc1\",\"addr\":\"10.0.0.3:7001\","
+		"\"admin\":\"10.0.0.3:8001\",\"roles\":[\"serving\"],"
+		"\"generation\":7,\"models\":{\"ctr\":{\"role\":\"baseline\","
+		"\"epoch\":2,\"cut\":1234,\"horizon\":1000,\"new\":[1]}}}",
+		&back), FR_OK);
+	CU_ASSERT_EQUAL(back.nmodels, 1);
+	CU_ASSERT_STRING_EQUAL(back.models[0].model, "ctr");
+	CU_ASSERT_STRING_EQUAL(back.models[0].role, "baseline");
+	CU_ASSERT_EQUAL(back.models[0].epoch, 2);
+	CU_ASSERT_EQUAL(back.models[0].cut, 1234);
+	CU_ASSERT_EQUAL(back.models[0].horizon, 1000);
+	/* An empty object is no status. */
+	CU_ASSERT_EQUAL(member_dec(MEMBER("3", "\"a\"", "\"h:1\"", "\"h:2\"",
+		GOOD_ROLES, "1,\"models\":{}"), &back), FR_OK);
+	CU_ASSERT_EQUAL(back.nmodels, 0);
+}
+
+#define ST(body) MEMBER("3", "\"a\"", "\"h:1\"", "\"h:2\"", GOOD_ROLES, \
+			"1,\"models\":" body)
+#define ENTRY(role, e, c, h) "{\"role\":" role ",\"epoch\":" e ",\"cut\":" \
+	c ",\"horizon\":" h "}"
+
+static void test_member_models_bad(void)
+{
+	static const struct bad_case cases[] = {
+		{ ST("[]"), FR_ERR_INVAL, "member: field 'models': expected an object" },
+		{ ST("5"), FR_ERR_INVAL, "field 'models': expected an object" },
+		{ ST("{\"a b\":" ENTRY("\"serving\"", "0", "0", "0") "}"),
+		  FR_ERR_INVAL, "field 'models': model name: 'a b' has byte 0x20" },
+		{ ST("{\"\":" ENTRY("\"serving\"", "0", "0", "0") "}"),
+		  FR_ERR_INVAL, "field 'models': model name: empty" },
+		{ ST("{\"ctr\":5}"), FR_ERR_INVAL,
+		  "field 'models': model 'ctr': expected an object" },
+		{ ST("{\"ctr\":{\"epoch\":0,\"cut\":0,\"horizon\":0}}"),
+		  FR_ERR_INVAL, "model 'ctr': field 'role': missing" },
+		{ ST("{\"ctr\":" ENTRY("\"leader\"", "0", "0", "0") "}"),
+		  FR_ERR_INVAL, "model 'ctr': field 'role': 'leader' is not a role" },
+		{ ST("{\"ctr\":" ENTRY("3", "0", "0", "0") "}"),
+		  FR_ERR_INVAL, "model 'ctr': field 'role': expected a string" },
+		{ ST("{\"ctr\":" ENTRY("\"servingservingserving\"", "0", "0", "0") "}"),
+		  FR_ERR_INVAL, "model 'ctr': field 'role': 21 bytes is too long" },
+		{ ST("{\"ctr\":" ENTRY("\"canary\"", "-1", "0", "0") "}"),
+		  FR_ERR_INVAL, "model 'ctr': field 'epoch': -1 is out of range" },
+		{ ST("{\"ctr\":" ENTRY("\"canary\"", "\"1\"", "0", "0") "}"),
+		  FR_ERR_INVAL, "model 'ctr': field 'epoch': expected an integer" },
+		{ ST("{\"ctr\":" ENTRY("\"canary\"", "0", "1.5", "0") "}"),
+		  FR_ERR_INVAL, "model 'ctr': field 'cut': expected an integer" },
+		{ ST("{\"ctr\":" ENTRY("\"canary\"", "0", "0", "null") "}"),
+		  FR_ERR_INVAL, "model 'ctr': field 'horizon': expected an integer" },
+		{ ST("{\"ctr\":{\"role\":\"canary\",\"epoch\":0,\"cut\":0}}"),
+		  FR_ERR_INVAL, "model 'ctr': field 'horizon': missing" },
+		{ ST("{\"ctr\":{\"role\":\"canary\",\"epoch\":0,\"horizon\":0}}"),
+		  FR_ERR_INVAL, "model 'ctr': field 'cut': missing" },
+		{ ST("{\"ctr\":" ENTRY("\"canary\"", "0", "0", "0") ",\"ctr\":"
+		     ENTRY("\"serving\"", "0", "0", "0") "}"),
+		  FR_ERR_CORRUPT, "duplicate" },
+	};
+	struct topo_member m, before;
+	char big[4096];
+	size_t off;
+
+	memset(&before, 0x5a, sizeof(before));
+	for (size_t i = 0; i < FR_UNIT_COUNT(cases); i++) {
+		enum fr_err err;
+
+		m = before;
+		err = member_dec(cases[i].json, &m);
+		if (err != cases[i].err)
+			fprintf(stderr, "\n  case %zu: got %d for %s\n", i,
+				(int)err, cases[i].json);
+		CU_ASSERT_EQUAL(err, cases[i].err);
+		CU_ASSERT(errmsg_has(cases[i].needle));
+		CU_ASSERT(memcmp(&m, &before, sizeof(m)) == 0);
+	}
+	/* One entry too many. */
+	off = (size_t)snprintf(big, sizeof(big),
+			       "{\"id\":3,\"dc\":\"a\",\"addr\":\"h:1\",\"admin\":\"h:2\","
+			       "\"roles\":[],\"generation\":1,\"models\":{");
+	for (int i = 0; i <= TOPO_MEMBER_MODELS_MAX; i++)
+		off += (size_t)snprintf(big + off, sizeof(big) - off,
+					"%s\"m%d\":" ENTRY("\"serving\"", "0", "0", "0"),
+					i ? "," : "", i);
+	snprintf(big + off, sizeof(big) - off, "}}");
+	m = before;
+	CU_ASSERT_EQUAL(member_dec(big, &m), FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("field 'models': 17 entries, expected at most 16"));
+	CU_ASSERT(memcmp(&m, &before, sizeof(m)) == 0);
+}
+
+static void test_member_models_encode_refuses(void)
+{
+	struct topo_member m;
+	enum fr_err err;
+
+	m = sample_member();
+	for (int i = 0; i < TOPO_MEMBER_MODELS_MAX; i++)
+		add_status(&m, "x", "serving", 0, 0, 0);
+	snprintf(m.models[1].model, sizeof(m.models[1].model), "y");
+	m.nmodels = 2;
+	{
+		char *ok = topo_member_encode(&m, &err);
+
+		CU_ASSERT_PTR_NOT_NULL(ok);
+		free(ok);
+	}
+
+	m.nmodels = TOPO_MEMBER_MODELS_MAX + 1;
+	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
+	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("field 'models': 17 entries"));
+
+	m = sample_member();
+	add_status(&m, "ctr", "serving", 0, 0, 0);
+	add_status(&m, "ctr", "canary", 0, 0, 0);
+	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
+	CU_ASSERT(errmsg_has("model 'ctr' appears twice"));
+
+	m = sample_member();
+	add_status(&m, "ctr", "leader", 0, 0, 0);
+	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
+	CU_ASSERT(errmsg_has("model 'ctr': field 'role': 'leader' is not a role"));
+
+	m = sample_member();
+	add_status(&m, "c/r", "serving", 0, 0, 0);
+	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
+	CU_ASSERT(errmsg_has("field 'models': entry 0"));
+
+	m = sample_member();
+	add_status(&m, "ctr", "serving", 0, 0, 0);
+	memset(m.models[0].role, 'a', sizeof(m.models[0].role));
+	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
+	CU_ASSERT(errmsg_has("field 'role'"));
+
+	m = sample_member();
+	add_status(&m, "ctr", "serving", 0, (uint64_t)INT64_MAX + 1, 0);
+	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
+	CU_ASSERT(errmsg_has("model 'ctr': field 'cut'"));
+}
+
+static struct topo_rollback sample_rollback(void)
+{
+	struct topo_rollback d;
+
+	memset(&d, 0, sizeof(d));
+	d.t = 1234;
+	d.r = 5678;
+	d.at_ms = 1764050000000ull;
+	snprintf(d.reason, sizeof(d.reason), "auc -0.04");
+	snprintf(d.who, sizeof(d.who), "witness@h1");
+	return d;
+}
+
+static bool rollback_eq(const struct topo_rollback *a,
+			const struct topo_rollback *b)
+{
+	return a->seq == b->seq && a->epoch == b->epoch && a->t == b->t &&
+	       a->r == b->r && a->at_ms == b->at_ms &&
+	       strcmp(a->reason, b->reason) == 0 &&
+	       strcmp(a->who, b->who) == 0;
+}
+
+static enum fr_err rollback_dec(uint64_t seq, const char *s,
+				struct topo_rollback *d)
+{
+	size_t len;
+	char *p = exact(s, &len);
+	enum fr_err err = topo_rollback_decode(seq, p, len, d);
+
+	free(p);
+	return err;
+}
+
+static void test_rollback_roundtrip(void)
+{
+	struct topo_rollback d = sample_rollback(), back;
+	enum fr_err err;
+	char *s;
+
+	/* seq and epoch come from the name, never from the JSON. */
+	d.seq = 99;
+	d.epoch = 7;
+	s = topo_rollback_encode(&d, &err);
+	CU_ASSERT_FATAL(s != NULL);
+	CU_ASSERT(strstr(s, "99") == NULL);
+	CU_ASSERT_EQUAL(rollback_dec(41, s, &back), FR_OK);
+	CU_ASSERT_EQUAL(back.seq, 41);
+	CU_ASSERT_EQUAL(back.epoch, 42);
+	d.seq = 41;
+	d.epoch = 42;
+	CU_ASSERT(rollback_eq(&d, &back));
+	free(s);
+
+	/* The extremes. */
+	d.t = 1;
+	d.r = 2;
+	d.at_ms = (uint64_t)INT64_MAX;
+	memset(d.reason, '~', TOPO_REASON_MAX);
+	d.reason[TOPO_REASON_MAX] = '\0';
+	memset(d.who, ' ', TOPO_WHO_MAX);
+	d.who[TOPO_WHO_MAX] = '\0';
+	s = topo_rollback_encode(&d, &err);
+	CU_ASSERT_FATAL(s != NULL);
+	CU_ASSERT_EQUAL(rollback_dec(9999999999ull, s, &back), FR_OK);
+	CU_ASSERT_EQUAL(back.epoch, 10000000000ull);
+	d.seq = 9999999999ull;
+	d.epoch = 10000000000ull;
+	CU_ASSERT(rollback_eq(&d, &back));
+	free(s);
+	d.t = (uint64_t)INT64_MAX - 1;
+	d.r = (uint64_t)INT64_MAX;
+	s = topo_rollback_encode(&d, &err);
+	CU_ASSERT_FATAL(s != NULL);
+	CU_ASSERT_EQUAL(rollback_dec(0, s, &back), FR_OK);
+	CU_ASSERT_EQUAL(back.t, (uint64_t)INT64_MAX - 1);
+	CU_ASSERT_EQUAL(back.epoch, 1);
+	free(s);
+
+	/* The documented form; only t and r are required, unknown keys are
+	 * ignored. */
+	CU_ASSERT_EQUAL_FATAL(rollback_dec(2,
+		"{\"t\":1234,\"r\":5678,\"reason\":\"auc -0.04\","
+		"\"who\":\"witness@h1\",\"at\":1764050000000}", &back), FR_OK);
+	CU_ASSERT_EQUAL(back.t, 1234);
+	CU_ASSERT_EQUAL(back.r, 5678);
+	CU_ASSERT_EQUAL(back.at_ms, 1764050000000ull);
+	CU_ASSERT_STRING_EQUAL(back.reason, "auc -0.04");
+	CU_ASSERT_STRING_EQUAL(back.who, "witness@h1");
+	CU_ASSERT_EQUAL(back.epoch, 3);
+	CU_ASSERT_EQUAL(rollback_dec(0, "{\"r\":9,\"t\":8,\"note\":{}}",
+				     &back), FR_OK);
+	CU_ASSERT_EQUAL(back.at_ms, 0);
+	CU_ASSERT_STRING_EQUAL(back.reason, "");
+	CU_ASSERT_STRING_EQUAL(back.who, "");
+}
+
+#define RB(t, r, rest) "{\"t\":" t ",\"r\":" r rest "}"
+
+static void test_rollback_bad(void)
+{
+	static const struct bad_case cases[] = {
+		{ "{\"r\":5}", FR_ERR_INVAL, "rollback: field 't': missing" },
+		{ "{\"t\":5}", FR_ERR_INVAL, "rollback: field 'r': missing" },
+		{ RB("0", "5", ""), FR_ERR_INVAL, "rollback: field 't': 0 is out of range" },
+		{ RB("-3", "5", ""), FR_ERR_INVAL, "field 't': -3 is out of range" },
+		{ RB("\"3\"", "5", ""), FR_ERR_INVAL, "field 't': expected an integer" },
+		{ RB("3.5", "5", ""), FR_ERR_INVAL, "field 't': expected an integer" },
+		{ RB("9223372036854775807", "9223372036854775807", ""),
+		  FR_ERR_INVAL, "field 't': 9223372036854775807 is out of range" },
+		{ RB("5", "5", ""), FR_ERR_INVAL,
+		  "rollback: field 'r': 5 is not above t = 5, expected t < r" },
+		{ RB("5", "4", ""), FR_ERR_INVAL, "field 'r': 4 is not above t = 5" },
+		{ RB("5", "0", ""), FR_ERR_INVAL, "field 'r': 0 is out of range" },
+		{ RB("5", "true", ""), FR_ERR_INVAL, "field 'r': expected an integer" },
+		{ RB("5", "9", ",\"at\":-1"), FR_ERR_INVAL, "field 'at': -1 is out of range" },
+		{ RB("5", "9", ",\"at\":\"now\""), FR_ERR_INVAL, "field 'at': expected an integer" },
+		{ RB("5", "9", ",\"reason\":7"), FR_ERR_INVAL, "field 'reason': expected a string" },
+		{ RB("5", "9", ",\"reason\":\"a\\nb\""), FR_ERR_INVAL,
+		  "field 'reason': byte 0x0a at 1, expected printable ASCII" },
+		{ RB("5", "9", ",\"reason\":\"caf\\u00e9\""), FR_ERR_INVAL,
+		  "field 'reason': byte 0xc3 at 3" },
+		{ RB("5", "9", ",\"who\":\"\\u007f\""), FR_ERR_INVAL,
+		  "field 'who': byte 0x7f at 0" },
+		{ RB("5", "9", ",\"who\":null"), FR_ERR_INVAL, "field 'who': expected a string" },
+		{ RB("5", "9", ",\"t\":6"), FR_ERR_CORRUPT, "duplicate" },
+		{ "[1,2]", FR_ERR_CORRUPT, "rollback: expected a JSON object" },
+		{ "{\"t\":1,", FR_ERR_CORRUPT, "rollback: not a JSON object" },
+	};
+	struct topo_rollback d, before;
+	char big[600];
+
+	memset(&before, 0x5a, sizeof(before));
+	for (size_t i = 0; i < FR_UNIT_COUNT(cases); i++) {
+		enum fr_err err;
+
+		d = before;
+		err = rollback_dec(1, cases[i].json, &d);
+		if (err != cases[i].err)
+			fprintf(stderr, "\n  case %zu: got %d for %s\n", i,
+				(int)err, cases[i].json);
+		CU_ASSERT_EQUAL(err, cases[i].err);
+		CU_ASSERT(errmsg_has(cases[i].needle));
+		CU_ASSERT(memcmp(&d, &before, sizeof(d)) == 0);
+	}
+	/* Text past its maximum. */
+	snprintf(big, sizeof(big), "{\"t\":1,\"r\":2,\"reason\":\"%0256d\"}", 0);
+	d = before;
+	CU_ASSERT_EQUAL(rollback_dec(1, big, &d), FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("field 'reason': 256 bytes is too long"));
+	snprintf(big, sizeof(big), "{\"t\":1,\"r\":2,\"who\":\"%0128d\"}", 0);
+	CU_ASSERT_EQUAL(rollback_dec(1, big, &d), FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("field 'who': 128 bytes is too long"));
+	CU_ASSERT(memcmp(&d, &before, sizeof(d)) == 0);
+	/* A sequence no znode name can carry. */
+	CU_ASSERT_EQUAL(rollback_dec(10000000000ull, RB("1", "2", ""), &d),
+			FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("rollback: sequence 10000000000 is out of range"));
+	CU_ASSERT_EQUAL(topo_rollback_decode(1, NULL, 0, &d), FR_ERR_CORRUPT);
+}
+
+static void test_rollback_encode_refuses(void)
+{
+	struct topo_rollback d;
+	enum fr_err err;
+
+	d = sample_rollback();
+	d.t = 0;
+	CU_ASSERT_PTR_NULL(topo_rollback_encode(&d, &err));
+	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("rollback: field 't'"));
+	d = sample_rollback();
+	d.r = d.t;
+	CU_ASSERT_PTR_NULL(topo_rollback_encode(&d, &err));
+	CU_ASSERT(errmsg_has("field 'r': 1234 is not above t = 1234"));
+	d.r = (uint64_t)INT64_MAX + 1;
+	CU_ASSERT_PTR_NULL(topo_rollback_encode(&d, &err));
+	CU_ASSERT(errmsg_has("field 'r'"));
+	d = sample_rollback();
+	d.at_ms = UINT64_MAX;
+	CU_ASSERT_PTR_NULL(topo_rollback_encode(&d, &err));
+	CU_ASSERT(errmsg_has("field 'at'"));
+	d = sample_rollback();
+	d.reason[2] = '\t';
+	CU_ASSERT_PTR_NULL(topo_rollback_encode(&d, &err));
+	CU_ASSERT(errmsg_has("field 'reason': byte 0x09 at 2"));
+	d = sample_rollback();
+	memset(d.who, 'w', sizeof(d.who));   /* not terminated */
+	CU_ASSERT_PTR_NULL(topo_rollback_encode(&d, &err));
+	CU_ASSERT(errmsg_has("field 'who'"));
+	CU_ASSERT_PTR_NULL(topo_rollback_encode(NULL, &err));
+	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
+}
+
+static void test_rollback_name(void)
+{
+	static const char *const bad[] = {
+		"", "r_", "r", "r_123", "r_00000000001", "r_000000000a",
+		"x_0000000001", "r_-000000001", "r_0000000001 ", " r_0000000001",
+		"R_0000000001", "r__000000001", "r_+000000001", "n_1_1_0000000001",
+	};
+	uint64_t seq;
+
+	CU_ASSERT_EQUAL(topo_rollback_parse_name("r_0000000000", &seq), FR_OK);
+	CU_ASSERT_EQUAL(seq, 0);
+	CU_ASSERT_EQUAL(topo_rollback_parse_name("r_0000000042", &seq), FR_OK);
+	CU_ASSERT_EQUAL(seq, 42);
+	CU_ASSERT_EQUAL(topo_rollback_parse_name("r_9999999999", &seq), FR_OK);
+	CU_ASSERT_EQUAL(seq, 9999999999ull);
+	for (size_t i = 0; i < FR_UNIT_COUNT(bad); i++) {
+		seq = 77;
+		CU_ASSERT_EQUAL(topo_rollback_parse_name(bad[i], &seq),
+				FR_ERR_INVAL);
+		CU_ASSERT_EQUAL(seq, 77);
+		CU_ASSERT(errmsg_has("expected r_<10-digit sequence>"));
+	}
+	CU_ASSERT_EQUAL(topo_rollback_parse_name(NULL, &seq), FR_ERR_INVAL);
+}
+
+static bool health_eq(const struct topo_health *a, const struct topo_health *b)
+{
+	if (a->state != b->state || a->at_ms != b->at_ms ||
+	    strcmp(a->by, b->by) || strcmp(a->why, b->why) ||
+	    a->epoch != b->epoch || a->nhistory != b->nhistory)
+		return false;
+	for (uint32_t i = 0; i < a->nhistory; i++)
+		if (a->history[i].state != b->history[i].state ||
+		    a->history[i].at_ms != b->history[i].at_ms ||
+		    strcmp(a->history[i].by, b->history[i].by) ||
+		    strcmp(a->history[i].why, b->history[i].why))
+			return false;
+	return true;
+}
+
+static enum fr_err health_dec(const char *s, struct topo_health *h)
+{
+	size_t len;
+	char *p = exact(s, &len);
+	enum fr_err err = topo_health_decode(p, len, h);
+
+	free(p);
+	return err;
+}
+
+/* Health structs are ~13 KB: on the heap. */
+static struct topo_health *health_new(void)
+{
+	struct topo_health *h = calloc(1, sizeof(*h));
+
+	CU_ASSERT_FATAL(h != NULL);
+	return h;
+}
+
+static void test_health_names_push(void)
+{
+	struct topo_health *h = health_new();
+	enum topo_health_state st;
+
+	CU_ASSERT_STRING_EQUAL(topo_health_name(TOPO_HEALTHY), "healthy");
+	CU_ASSERT_STRING_EQUAL(topo_health_name(TOPO_UNCERTAIN), "uncertain");
+	CU_ASSERT_STRING_EQUAL(topo_health_name(TOPO_CORRUPTED), "corrupted");
+	CU_ASSERT_STRING_EQUAL(topo_health_name((enum topo_health_state)9),
+			       "invalid");
+	CU_ASSERT_EQUAL(topo_health_parse("corrupted", &st), FR_OK);
+	CU_ASSERT_EQUAL(st, TOPO_CORRUPTED);
+	CU_ASSERT_EQUAL(topo_health_parse("uncertain", &st), FR_OK);
+	CU_ASSERT_EQUAL(st, TOPO_UNCERTAIN);
+	st = TOPO_UNCERTAIN;
+	CU_ASSERT_EQUAL(topo_health_parse("Healthy", &st), FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("health state 'Healthy' is unknown"));
+	CU_ASSERT_EQUAL(st, TOPO_UNCERTAIN);
+	CU_ASSERT_EQUAL(topo_health_parse(NULL, &st), FR_ERR_INVAL);
+
+	CU_ASSERT(topo_role_valid("serving"));
+	CU_ASSERT(topo_role_valid("canary"));
+	CU_ASSERT(topo_role_valid("baseline"));
+	CU_ASSERT(!topo_role_valid("Serving"));
+	CU_ASSERT(!topo_role_valid(""));
+	CU_ASSERT(!topo_role_valid("candidate"));
+	CU_ASSERT(!topo_role_valid(NULL));
+
+	/* A never-set state (absent znode) leaves no history behind. */
+	topo_health_push(h, TOPO_CORRUPTED, "witness@h1", "auc -0.04", 100);
+	CU_ASSERT_EQUAL(h->state, TOPO_CORRUPTED);
+	CU_ASSERT_EQUAL(h->nhistory, 0);
+	CU_ASSERT_STRING_EQUAL(h->by, "witness@h1");
+	CU_ASSERT_EQUAL(h->at_ms, 100);
+	topo_health_push(h, TOPO_HEALTHY, "sre@h2", NULL, 200);
+	CU_ASSERT_EQUAL(h->state, TOPO_HEALTHY);
+	CU_ASSERT_STRING_EQUAL(h->why, "");
+	CU_ASSERT_EQUAL(h->nhistory, 1);
+	CU_ASSERT_EQUAL(h->history[0].state, TOPO_CORRUPTED);
+	CU_ASSERT_STRING_EQUAL(h->history[0].by, "witness@h1");
+	CU_ASSERT_STRING_EQUAL(h->history[0].why, "auc -0.04");
+	CU_ASSERT_EQUAL(h->history[0].at_ms, 100);
+	/* Newest first; the oldest falls off past TOPO_HISTORY_MAX. */
+	for (uint64_t i = 0; i < 40; i++)
+		topo_health_push(h, (enum topo_health_state)(i % 3), "x", "y",
+				 300 + i);
+	CU_ASSERT_EQUAL(h->nhistory, TOPO_HISTORY_MAX);
+	CU_ASSERT_EQUAL(h->at_ms, 339);
+	CU_ASSERT_EQUAL(h->history[0].at_ms, 338);
+	CU_ASSERT_EQUAL(h->history[TOPO_HISTORY_MAX - 1].at_ms,
+			338 - (TOPO_HISTORY_MAX - 1));
+	/* Too long a note is cut, not overrun. */
+	{
+		char longwho[400];
+
+		memset(longwho, 'w', sizeof(longwho) - 1);
+		longwho[sizeof(longwho) - 1] = '\0';
+		topo_health_push(h, TOPO_UNCERTAIN, longwho, longwho, 1);
+		CU_ASSERT_EQUAL(strlen(h->by), TOPO_WHO_MAX);
+		CU_ASSERT_EQUAL(strlen(h->why), TOPO_REASON_MAX);
+	}
+	free(h);
+}
+
+static void test_health_roundtrip(void)
+{
+	struct topo_health *h = health_new(), *back = health_new();
+	enum fr_err err;
+	char *s, *s2;
+
+	s = topo_health_encode(h, &err);   /* the zeroed state */
+	CU_ASSERT_FATAL(s != NULL);
+	CU_ASSERT_STRING_EQUAL(s, "{\"state\":\"healthy\",\"by\":\"\",\"why\":\"\","
+			       "\"at\":0,\"epoch\":0,\"history\":[]}");
+	CU_ASSERT_EQUAL(health_dec(s, back), FR_OK);
+	CU_ASSERT(health_eq(h, back));
+	free(s);
+	for (int i = 0; i < TOPO_HISTORY_MAX + 3; i++)
+		topo_health_push(h, (enum topo_health_state)(i % 3),
+				 "witness@h1", "auc -0.04", 1000 + (uint64_t)i);
+	h->epoch = 3;
+	s = topo_health_encode(h, &err);
+	CU_ASSERT_FATAL(s != NULL);
+	memset(back, 0x5a, sizeof(*back));
+	CU_ASSERT_EQUAL(health_dec(s, back), FR_OK);
+	CU_ASSERT(health_eq(h, back));
+	s2 = topo_health_encode(back, &err);
+	CU_ASSERT_FATAL(s2 != NULL);
+	CU_ASSERT_STRING_EQUAL(s, s2);
+	free(s);
+	free(s2);
+
+	/* The documented form; only "state" is required. */
+	CU_ASSERT_EQUAL_FATAL(health_dec(
+		"{\"state\":\"corrupted\",\"by\":\"witness@h1\",\"why\":\"auc\","
+		"\"at\":1764050000000,\"epoch\":3,\"history\":[{\"state\":"
+		"\"healthy\",\"by\":\"sre\",\"why\":\"ok\",\"at\":5}]}", back),
+		FR_OK);
+	CU_ASSERT_EQUAL(back->state, TOPO_CORRUPTED);
+	CU_ASSERT_EQUAL(back->epoch, 3);
+	CU_ASSERT_EQUAL(back->at_ms, 1764050000000ull);
+	CU_ASSERT_EQUAL(back->nhistory, 1);
+	CU_ASSERT_EQUAL(back->history[0].state, TOPO_HEALTHY);
+	CU_ASSERT_STRING_EQUAL(back->history[0].why, "ok");
+	CU_ASSERT_EQUAL(health_dec("{\"state\":\"uncertain\",\"x\":1}", back),
+			FR_OK);
+	CU_ASSERT_EQUAL(back->state, TOPO_UNCERTAIN);
+	CU_ASSERT_EQUAL(back->nhistory, 0);
+	CU_ASSERT_EQUAL(back->epoch, 0);
+	CU_ASSERT_STRING_EQUAL(back->by, "");
+	free(h);
+	free(back);
+}
+
+static void test_health_bad(void)
+{
+	static const struct bad_case cases[] = {
+		{ "{}", FR_ERR_INVAL, "health: field 'state': missing" },
+		{ "{\"state\":\"fine\"}", FR_ERR_INVAL,
+		  "health: field 'state': 'fine' is unknown" },
+		{ "{\"state\":2}", FR_ERR_INVAL, "health: field 'state': expected a string" },
+		{ "{\"state\":\"corruptedcorrupted\"}", FR_ERR_INVAL,
+		  "health: field 'state': 18 bytes is too long" },
+		{ "{\"state\":\"healthy\",\"at\":-1}", FR_ERR_INVAL,
+		  "health: field 'at': -1 is out of range" },
+		{ "{\"state\":\"healthy\",\"epoch\":\"3\"}", FR_ERR_INVAL,
+		  "health: field 'epoch': expected an integer" },
+		{ "{\"state\":\"healthy\",\"by\":[]}", FR_ERR_INVAL,
+		  "health: field 'by': expected a string" },
+		{ "{\"state\":\"healthy\",\"why\":\"\\u0001\"}", FR_ERR_INVAL,
+		  "health: field 'why': byte 0x01 at 0" },
+		{ "{\"state\":\"healthy\",\"history\":{}}", FR_ERR_INVAL,
+		  "health: field 'history': expected an array" },
+		{ "{\"state\":\"healthy\",\"history\":[5]}", FR_ERR_INVAL,
+		  "health: field 'history': entry 0: expected an object" },
+		{ "{\"state\":\"healthy\",\"history\":[{\"state\":\"healthy\"},{\"by\":\"x\"}]}",
+		  FR_ERR_INVAL, "field 'history': entry 1: field 'state': missing" },
+		{ "{\"state\":\"healthy\",\"history\":[{\"state\":\"sick\"}]}",
+		  FR_ERR_INVAL, "field 'history': entry 0: field 'state': 'sick' is unknown" },
+		{ "{\"state\":\"healthy\",\"history\":[{\"state\":\"healthy\",\"at\":1.5}]}",
+		  FR_ERR_INVAL, "field 'history': entry 0: field 'at': expected an integer" },
+		{ "{\"state\":\"healthy\",\"state\":\"healthy\"}", FR_ERR_CORRUPT,
+		  "duplicate" },
+		{ "\"healthy\"", FR_ERR_CORRUPT, "health: not a JSON object" },
+	};
+	struct topo_health *h = health_new(), *before = health_new();
+	char big[4096];
+	size_t off;
+
+	memset(before, 0x5a, sizeof(*before));
+	for (size_t i = 0; i < FR_UNIT_COUNT(cases); i++) {
+		enum fr_err err;
+
+		*h = *before;
+		err = health_dec(cases[i].json, h);
+		if (err != cases[i].err)
+			fprintf(stderr, "\n  case %zu: got %d for %s\n", i,
+				(int)err, cases[i].json);
+		CU_ASSERT_EQUAL(err, cases[i].err);
+		CU_ASSERT(errmsg_has(cases[i].needle));
+		CU_ASSERT(memcmp(h, before, sizeof(*h)) == 0);
+	}
+	off = (size_t)snprintf(big, sizeof(big),
+			       "{\"state\":\"healthy\",\"history\":[");
+	for (int i = 0; i <= TOPO_HISTORY_MAX; i++)
+		off += (size_t)snprintf(big + off, sizeof(big) - off,
+					"%s{\"state\":\"healthy\"}",
+					i ? "," : "");
+	snprintf(big + off, sizeof(big) - off, "]}");
+	CU_ASSERT_EQUAL(health_dec(big, h), FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("field 'history': expected an array of at most 32"));
+	snprintf(big, sizeof(big), "{\"state\":\"healthy\",\"by\":\"%0128d\"}", 0);
+	CU_ASSERT_EQUAL(health_dec(big, h), FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("field 'by': 128 bytes is too long"));
+	CU_ASSERT(memcmp(h, before, sizeof(*h)) == 0);
+	free(h);
+	free(before);
+}
+
+static void test_health_encode_refuses(void)
+{
+	struct topo_health *h = health_new();
+	enum fr_err err;
+
+	h->state = (enum topo_health_state)3;
+	CU_ASSERT_PTR_NULL(topo_health_encode(h, &err));
+	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("health: field 'state': 3 is not a state"));
+	memset(h, 0, sizeof(*h));
+	h->nhistory = TOPO_HISTORY_MAX + 1;
+	CU_ASSERT_PTR_NULL(topo_health_encode(h, &err));
+	CU_ASSERT(errmsg_has("health: field 'history': 33 entries"));
+	h->nhistory = 2;
+	h->history[1].why[0] = '\n';
+	CU_ASSERT_PTR_NULL(topo_health_encode(h, &err));
+	CU_ASSERT(errmsg_has("field 'history': entry 1: field 'why'"));
+	memset(h, 0, sizeof(*h));
+	h->epoch = UINT64_MAX;
+	CU_ASSERT_PTR_NULL(topo_health_encode(h, &err));
+	CU_ASSERT(errmsg_has("health: field 'epoch'"));
+	memset(h, 0, sizeof(*h));
+	memset(h->by, 'b', sizeof(h->by));
+	CU_ASSERT_PTR_NULL(topo_health_encode(h, &err));
+	CU_ASSERT(errmsg_has("health: field 'by'"));
+	CU_ASSERT_PTR_NULL(topo_health_encode(NULL, &err));
+	free(h);
+}
+
+static enum fr_err roles_dec(const char *s, struct topo_role_override *o,
+			     uint32_t cap, uint32_t *n)
+{
+	size_t len;
+	char *p = exact(s, &len);
+	enum fr_err err = topo_roles_decode(p, len, o, cap, n);
+
+	free(p);
+	return err;
+}
+
+static void test_roles(void)
+{
+	static const struct bad_case cases[] = {
+		{ "{\"0\":\"canary\"}", FR_ERR_INVAL, "roles: key '0': expected a node id" },
+		{ "{\"03\":\"canary\"}", FR_ERR_INVAL, "roles: key '03'" },
+		{ "{\"4294967295\":\"canary\"}", FR_ERR_INVAL, "key '4294967295'" },
+		{ "{\"-1\":\"canary\"}", FR_ERR_INVAL, "key '-1'" },
+		{ "{\"x\":\"canary\"}", FR_ERR_INVAL, "key 'x'" },
+		{ "{\"\":\"canary\"}", FR_ERR_INVAL, "key ''" },
+		{ "{\"3\":\"leader\"}", FR_ERR_INVAL, "roles: node 3: expected a string" },
+		{ "{\"3\":3}", FR_ERR_INVAL, "roles: node 3: expected a string" },
+		{ "{\"3\":\"canary\",\"3\":\"serving\"}", FR_ERR_CORRUPT, "duplicate" },
+		{ "[]", FR_ERR_CORRUPT, "roles: expected a JSON object" },
+	};
+	struct topo_role_override o[TOPO_ROLE_OVERRIDES_MAX + 1], back[8];
+	struct topo_role_override before[8];
+	enum fr_err err;
+	uint32_t n;
+	char *s, *big;
+	size_t off;
+
+	memset(o, 0, sizeof(o));
+	o[0].node_id = 7;
+	snprintf(o[0].role, sizeof(o[0].role), "baseline");
+	o[1].node_id = 3;
+	snprintf(o[1].role, sizeof(o[1].role), "canary");
+	o[2].node_id = 4294967294u;
+	snprintf(o[2].role, sizeof(o[2].role), "serving");
+	s = topo_roles_encode(o, 3, &err);
+	CU_ASSERT_FATAL(s != NULL);
+	/* Sorted by node id, whatever order it was given in. */
+	CU_ASSERT_STRING_EQUAL(s, "{\"3\":\"canary\",\"7\":\"baseline\","
+			       "\"4294967294\":\"serving\"}");
+	CU_ASSERT_EQUAL(roles_dec(s, back, 8, &n), FR_OK);
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT_EQUAL(back[0].node_id, 3);
+	CU_ASSERT_STRING_EQUAL(back[0].role, "canary");
+	CU_ASSERT_EQUAL(back[1].node_id, 7);
+	CU_ASSERT_EQUAL(back[2].node_id, 4294967294u);
+	free(s);
+	/* Decoding sorts too. */
+	CU_ASSERT_EQUAL(roles_dec("{\"9\":\"canary\",\"2\":\"baseline\"}",
+				  back, 8, &n), FR_OK);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(back[0].node_id, 2);
+	CU_ASSERT_STRING_EQUAL(back[0].role, "baseline");
+	s = topo_roles_encode(o, 0, &err);
+	CU_ASSERT_FATAL(s != NULL);
+	CU_ASSERT_STRING_EQUAL(s, "{}");
+	CU_ASSERT_EQUAL(roles_dec(s, back, 0, &n), FR_OK);
+	CU_ASSERT_EQUAL(n, 0);
+	free(s);
+
+	memset(before, 0x5a, sizeof(before));
+	for (size_t i = 0; i < FR_UNIT_COUNT(cases); i++) {
+		memcpy(back, before, sizeof(back));
+		n = 77;
+		err = roles_dec(cases[i].json, back, 8, &n);
+		if (err != cases[i].err)
+			fprintf(stderr, "\n  case %zu: got %d for %s\n", i,
+				(int)err, cases[i].json);
+		CU_ASSERT_EQUAL(err, cases[i].err);
+		CU_ASSERT(errmsg_has(cases[i].needle));
+		CU_ASSERT(memcmp(back, before, sizeof(back)) == 0);
+		CU_ASSERT_EQUAL(n, 77);
+	}
+	/* No room: FR_ERR_RANGE, nothing written. */
+	memcpy(back, before, sizeof(back));
+	CU_ASSERT_EQUAL(roles_dec("{\"1\":\"canary\",\"2\":\"canary\"}", back,
+				  1, &n), FR_ERR_RANGE);
+	CU_ASSERT(errmsg_has("roles: 2 entries, room for 1"));
+	CU_ASSERT(memcmp(back, before, sizeof(back)) == 0);
+
+	/* At most TOPO_ROLE_OVERRIDES_MAX, both ways. */
+	for (uint32_t i = 0; i <= TOPO_ROLE_OVERRIDES_MAX; i++) {
+		o[i].node_id = i + 1;
+		snprintf(o[i].role, sizeof(o[i].role), "canary");
+	}
+	CU_ASSERT_PTR_NULL(topo_roles_encode(o, TOPO_ROLE_OVERRIDES_MAX + 1,
+					     &err));
+	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("roles: 257 entries, expected at most 256"));
+	s = topo_roles_encode(o, TOPO_ROLE_OVERRIDES_MAX, &err);
+	CU_ASSERT_FATAL(s != NULL);
+	{
+		struct topo_role_override *all =
+			calloc(TOPO_ROLE_OVERRIDES_MAX, sizeof(*all));
+
+		CU_ASSERT_FATAL(all != NULL);
+		CU_ASSERT_EQUAL(roles_dec(s, all, TOPO_ROLE_OVERRIDES_MAX, &n),
+				FR_OK);
+		CU_ASSERT_EQUAL(n, TOPO_ROLE_OVERRIDES_MAX);
+		CU_ASSERT_EQUAL(all[255].node_id, 256);
+		free(all);
+	}
+	free(s);
+	big = malloc(8192);
+	CU_ASSERT_FATAL(big != NULL);
+	off = (size_t)snprintf(big, 8192, "{");
+	for (uint32_t i = 0; i <= TOPO_ROLE_OVERRIDES_MAX; i++)
+		off += (size_t)snprintf(big + off, 8192 - off,
+					"%s\"%u\":\"canary\"", i ? "," : "",
+					i + 1);
+	snprintf(big + off, 8192 - off, "}");
+	CU_ASSERT_EQUAL(roles_dec(big, back, 8, &n), FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("roles: 257 entries, expected at most 256"));
+	free(big);
+
+	/* The encoder refuses what the decoder would. */
+	o[0].node_id = 0;
+	CU_ASSERT_PTR_NULL(topo_roles_encode(o, 1, &err));
+	CU_ASSERT(errmsg_has("roles: field 'id': 0 is out of range"));
+	o[0].node_id = 5;
+	snprintf(o[0].role, sizeof(o[0].role), "leader");
+	CU_ASSERT_PTR_NULL(topo_roles_encode(o, 1, &err));
+	CU_ASSERT(errmsg_has("roles: node 5: 'leader' is not a role"));
+	snprintf(o[0].role, sizeof(o[0].role), "canary");
+	o[1].node_id = 5;
+	CU_ASSERT_PTR_NULL(topo_roles_encode(o, 2, &err));
+	CU_ASSERT(errmsg_has("roles: node 5 appears twice"));
+	CU_ASSERT_PTR_NULL(topo_roles_encode(NULL, 1, &err));
+	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
+}
+
+/* The mutation loop of test_mutations for the #6 decoders. */
+static void test_mutations_new(void)
+{
+	struct topo_member m = sample_member(), mm, mm2;
+	struct topo_rollback d = sample_rollback(), dd, dd2;
+	struct topo_health *h = health_new(), *hh = health_new(),
+			   *hh2 = health_new();
+	struct topo_role_override o[2] = { { 3, "canary" }, { 9, "baseline" } };
+	struct topo_role_override oo[TOPO_ROLE_OVERRIDES_MAX];
+	struct topo_role_override oo2[TOPO_ROLE_OVERRIDES_MAX];
+	unsigned accepted[4] = { 0, 0, 0, 0 };
+	char *seeds[4];
+	enum fr_err err;
+	uint32_t n, n2;
+
+	add_status(&m, "ctr", "baseline", 2, 1234, 1000);
+	add_status(&m, "rank", "canary", 1, 99, 5);
+	topo_health_push(h, TOPO_CORRUPTED, "witness@h1", "auc", 10);
+	topo_health_push(h, TOPO_HEALTHY, "sre", "fixed", 20);
+	h->epoch = 4;
+	seeds[0] = topo_member_encode(&m, &err);
+	seeds[1] = topo_rollback_encode(&d, &err);
+	seeds[2] = topo_health_encode(h, &err);
+	seeds[3] = topo_roles_encode(o, 2, &err);
+	CU_ASSERT_FATAL(seeds[0] && seeds[1] && seeds[2] && seeds[3]);
+	rng_state = 0x726f6c6c6261636bULL;
+	for (int k = 0; k < 4; k++) {
+		for (int iter = 0; iter < 3000; iter++) {
+			char buf[1024], *p, *again;
+			size_t len = strlen(seeds[k]);
+			int nmut = 1 + (int)rnd(3);
+
+			CU_ASSERT_FATAL(len < sizeof(buf));
+			memcpy(buf, seeds[k], len);
+			for (int j = 0; j < nmut; j++)
+				mutate(buf, &len, sizeof(buf));
+			p = malloc(len ? len : 1);
+			CU_ASSERT_FATAL(p != NULL);
+			memcpy(p, buf, len);
+			if (k == 0 && topo_member_decode(p, len, &mm) == FR_OK) {
+				accepted[k]++;
+				again = topo_member_encode(&mm, &err);
+				CU_ASSERT_FATAL(again != NULL);
+				CU_ASSERT_EQUAL(member_dec(again, &mm2), FR_OK);
+				CU_ASSERT(member_eq(&mm, &mm2));
+				free(again);
+			} else if (k == 1 &&
+				   topo_rollback_decode(5, p, len, &dd) == FR_OK) {
+				accepted[k]++;
+				again = topo_rollback_encode(&dd, &err);
+				CU_ASSERT_FATAL(again != NULL);
+				CU_ASSERT_EQUAL(rollback_dec(5, again, &dd2), FR_OK);
+				CU_ASSERT(rollback_eq(&dd, &dd2));
+				free(again);
+			} else if (k == 2 &&
+				   topo_health_decode(p, len, hh) == FR_OK) {
+				accepted[k]++;
+				again = topo_health_encode(hh, &err);
+				CU_ASSERT_FATAL(again != NULL);
+				CU_ASSERT_EQUAL(health_dec(again, hh2), FR_OK);
+				CU_ASSERT(health_eq(hh, hh2));
+				free(again);
+			} else if (k == 3 &&
+				   topo_roles_decode(p, len, oo,
+						     TOPO_ROLE_OVERRIDES_MAX,
+						     &n) == FR_OK) {
+				accepted[k]++;
+				again = topo_roles_encode(oo, n, &err);
+				CU_ASSERT_FATAL(again != NULL);
+				CU_ASSERT_EQUAL(roles_dec(again, oo2,
+					TOPO_ROLE_OVERRIDES_MAX, &n2), FR_OK);
+				CU_ASSERT_EQUAL(n, n2);
+				CU_ASSERT(memcmp(oo, oo2, n * sizeof(*oo)) == 0);
+				free(again);
+			}
+			free(p);
+		}
+		CU_ASSERT(accepted[k] > 0);
+		CU_ASSERT(accepted[k] < 3000);
+	}
+	for (int k = 0; k < 4; k++)
+		free(seeds[k]);
+	free(h);
+	free(hh);
+	free(hh2);
+}
+
 int main(void)
 {
 	static const struct fr_unit_test tests[] = {
@@ -855,6 +1755,20 @@ int main(void)
 		{ "mutations", test_mutations },
 		{ "election parse", test_election_parse },
 		{ "election rank", test_election_rank },
+		{ "member status round trip", test_member_models_roundtrip },
+		{ "member status bad fields", test_member_models_bad },
+		{ "member status encoder refuses",
+		  test_member_models_encode_refuses },
+		{ "rollback round trip", test_rollback_roundtrip },
+		{ "rollback bad fields", test_rollback_bad },
+		{ "rollback encoder refuses", test_rollback_encode_refuses },
+		{ "rollback child names", test_rollback_name },
+		{ "health names, push, roles", test_health_names_push },
+		{ "health round trip", test_health_roundtrip },
+		{ "health bad fields", test_health_bad },
+		{ "health encoder refuses", test_health_encode_refuses },
+		{ "role overrides", test_roles },
+		{ "mutations of the #6 formats", test_mutations_new },
 	};
 
 	fr_log_set_level(FR_LOG_ERROR);

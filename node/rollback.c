@@ -1,0 +1,578 @@
+/*
+ * rollback.c — a node's part in DESIGN §6: its role per model (serving,
+ * canary, baseline), the baseline's lag buffer in front of the table
+ * backend, applying rollback directives from ZooKeeper, and the per-model
+ * status (role, rollback epoch, cut, undo horizon) it publishes in its
+ * member znode for `freshet-witness` and `freshet rollback --wait`.
+ *
+ * Roles.  node.canary / node.baseline give a model's role; an entry for
+ * this node in ZooKeeper's models/<m>/roles overrides them.  A canary is
+ * a serving node that the witness watches.  A baseline disseminates like
+ * any replica (its store is current), but the rows that win in its store
+ * go through baseline.c's queue and reach the backend, where lookups are
+ * served, only once older than baseline.lag_ms.
+ *
+ * Directives.  A directive {T, R, epoch} newer than the store's epoch is
+ * applied at once, in epoch order: the store puts every row changed in
+ * (T, R] back from its undo rings and revokes (T, R]; the restored rows
+ * are written to the backend (for a baseline: only where it already
+ * served a revoked value; its queue drops (T, R]); shards whose ring does
+ * not reach back are reset (revoked rows zeroed, vector emptied) and
+ * filled again by a full transfer from peers at the new epoch (gossip
+ * never pulls from a peer at a lower epoch, so nobody re-infects us).
+ * The HLC moves past R, so what this node accepts afterwards is never
+ * revoked by this directive.  A snapshot is started at once so that the
+ * rollback survives a crash; until it is on disk a restart replays the
+ * old rows, and the directive, still in ZooKeeper, is applied again
+ * before any peer is dialed (membership.c applies models before peers).
+ *
+ * Everything here runs on the loop thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <xxhash.h>
+
+#include "node/baseline.h"
+#include "node/node_int.h"
+
+#define MOD "node"
+
+/* How often baselines release rows and the status is looked at, ms. */
+#define ROLES_TICK_MS 100
+/* The status is re-published at most this often when only cuts and
+ * horizons moved (an epoch or role change goes out at once), ms. */
+#define STATUS_REFRESH_MS 1000
+
+static const char *const role_names[] = {
+	[NODE_ROLE_SERVING] = "serving",
+	[NODE_ROLE_CANARY] = "canary",
+	[NODE_ROLE_BASELINE] = "baseline",
+};
+
+const char *node_role_name(enum node_role r)
+{
+	return (unsigned)r < sizeof(role_names) / sizeof(role_names[0]) ?
+	       role_names[r] : "?";
+}
+
+static bool role_parse(const char *s, enum node_role *out)
+{
+	for (unsigned i = 0; i < sizeof(role_names) / sizeof(role_names[0]);
+	     i++)
+		if (strcmp(s, role_names[i]) == 0) {
+			*out = (enum node_role)i;
+			return true;
+		}
+	return false;
+}
+
+enum node_role node_role_configured(const struct node *n,
+				    const struct node_model *m)
+{
+	if (config_list_has(n->cfg->baseline, m->def->name))
+		return NODE_ROLE_BASELINE;
+	if (config_list_has(n->cfg->canary, m->def->name))
+		return NODE_ROLE_CANARY;
+	return NODE_ROLE_SERVING;
+}
+
+/* ========================================================================
+ * The baseline's buffer
+ * ===================================================================== */
+
+/* Tell the buffer what the backend of table t serves now: the store's
+ * version of every row (the backend was just filled from the store). */
+static void note_served_table(struct node *n, struct node_model *m,
+			      uint32_t t)
+{
+	const struct shard_table_def *td = &m->def->tables[t];
+	uint64_t rows[512], vers[512];
+	uint32_t k = 0;
+
+	for (uint64_t r = 0; r < td->rows; r++) {
+		uint32_t o;
+
+		shard_store_row_version(m->st, t, r, &vers[k], &o);
+		if (!vers[k])
+			continue;
+		rows[k++] = r;
+		if (k == 512) {
+			baseline_note_served(m->bl, t, rows, vers, k);
+			k = 0;
+		}
+	}
+	if (k)
+		baseline_note_served(m->bl, t, rows, vers, k);
+}
+
+void node_baseline_refilled(struct node *n, struct node_model *m, uint32_t t)
+{
+	if (!m->bl)
+		return;
+	note_served_table(n, m, t);
+	if (m->max_version > m->bl_floor)
+		m->bl_floor = m->max_version;
+}
+
+void node_model_roles_fini(struct node_model *m)
+{
+	baseline_free(m->bl);
+	m->bl = NULL;
+}
+
+enum fr_err node_model_role_set(struct node *n, struct node_model *m,
+				enum node_role r, bool from_zk)
+{
+	enum node_role old = m->role;
+
+	m->role_override = from_zk;
+	if (r == old && (r != NODE_ROLE_BASELINE || m->bl))
+		return FR_OK;
+	if (r == NODE_ROLE_BASELINE) {
+		uint64_t rows[SHARD_TABLES_MAX];
+		size_t rb[SHARD_TABLES_MAX];
+		enum fr_err rc;
+
+		for (uint32_t t = 0; t < m->def->ntables; t++) {
+			rows[t] = m->def->tables[t].rows;
+			rb[t] = shard_row_bytes(&m->def->tables[t]);
+		}
+		m->bl = baseline_new(m->def->ntables, rows, rb,
+				     n->cfg->baseline_lag_ms,
+				     (uint64_t)n->cfg->baseline_buffer_mb << 20,
+				     &rc);
+		if (!m->bl)
+			return fr_fail(rc, "model '%s': baseline buffer: %s",
+				       m->def->name, fr_errmsg());
+		/* The backend serves the store as it is: that is the cut
+		 * until the lag has passed it. */
+		m->bl_floor = m->max_version;
+		for (uint32_t t = 0; t < m->def->ntables; t++)
+			note_served_table(n, m, t);
+	} else if (m->bl) {
+		/* Serve everything now: the backend gets the store. */
+		node_model_roles_fini(m);
+		for (uint32_t t = 0; t < m->def->ntables; t++)
+			if (m->tables[t].gt)
+				node_table_rebuild(n, m, t);
+	}
+	m->role = r;
+	fr_log(FR_LOG_INFO, MOD, "model '%s': role %s%s%s", m->def->name,
+	       node_role_name(r), from_zk ? " (ZooKeeper override)" : "",
+	       r == NODE_ROLE_BASELINE ? ", serving updates once they are "
+	       "older than baseline.lag_ms" : "");
+	node_status_publish(n, true);
+	return FR_OK;
+}
+
+enum fr_err node_mirror_rows(struct node *n, struct node_model *m,
+			     uint32_t t, const uint64_t *rows,
+			     const uint64_t *versions, const void *values,
+			     uint32_t k)
+{
+	if (m->bl)
+		return baseline_push(m->bl, t, rows, versions, values, k) ==
+		       FR_ERR_RANGE ? FR_ERR_RANGE : FR_OK;
+	return gpu_apply(m->tables[t].gt, rows, versions, values, k);
+}
+
+struct release_ctx {
+	struct node *n;
+	struct node_model *m;
+};
+
+static void release_cb(uint32_t t, const uint64_t *rows,
+		       const uint64_t *versions, const void *values,
+		       uint32_t k, void *arg)
+{
+	struct release_ctx *x = arg;
+	struct node_table *tab = &x->m->tables[t];
+
+	if (!tab->gt)
+		return;
+	if (gpu_apply(tab->gt, rows, versions, values, k) != FR_OK) {
+		fr_log(FR_LOG_ERROR, MOD, "model '%s' table %u: backend "
+		       "apply of %u released rows failed: %s; rebuilding",
+		       x->m->def->name, t, k, fr_errmsg());
+		node_table_rebuild(x->n, x->m, t);
+	}
+}
+
+/* Overflowed and due: serve every store row newer than what is served
+ * and not newer than the catch-up cut. */
+static void baseline_catchup(struct node *n, struct node_model *m,
+			     uint64_t now)
+{
+	uint64_t cut = baseline_catchup_cut(m->bl, now), copied = 0;
+
+	for (uint32_t t = 0; t < m->def->ntables; t++) {
+		const struct shard_table_def *td = &m->def->tables[t];
+		size_t rb = shard_row_bytes(td);
+		uint64_t rows[256], vers[256];
+		uint32_t k = 0;
+
+		for (uint64_t r = 0; r <= td->rows; r++) {
+			uint64_t v = 0;
+			uint32_t o;
+
+			if (r < td->rows) {
+				shard_store_row_version(m->st, t, r, &v, &o);
+				if (v && v <= cut &&
+				    v > baseline_served_version(m->bl, t, r)) {
+					rows[k] = r;
+					vers[k++] = v;
+				}
+			}
+			if (k && (k == 256 || r == td->rows)) {
+				uint8_t *vals = malloc(k * rb);
+
+				if (!vals) {
+					fr_log(FR_LOG_ERROR, MOD, "model '%s': "
+					       "baseline catch-up: no memory; "
+					       "trying again", m->def->name);
+					return;
+				}
+				for (uint32_t i = 0; i < k; i++)
+					memcpy(vals + i * rb,
+					       shard_store_row(m->st, t,
+							       rows[i]), rb);
+				release_cb(t, rows, vers, vals, k,
+					   &(struct release_ctx){ n, m });
+				baseline_note_served(m->bl, t, rows, vers, k);
+				free(vals);
+				copied += k;
+				k = 0;
+			}
+		}
+	}
+	baseline_catchup_done(m->bl, now);
+	fr_log(FR_LOG_WARN, MOD, "model '%s': baseline buffer overflowed; "
+	       "caught up from the store (%llu rows, cut %llu)", m->def->name,
+	       (unsigned long long)copied, (unsigned long long)cut);
+}
+
+uint64_t node_model_cut(const struct node *n, const struct node_model *m)
+{
+	uint64_t c;
+
+	if (!m->bl)
+		return m->max_version;
+	c = baseline_cut(m->bl, fr_wall_ms(NULL));
+	return c > m->bl_floor ? c : m->bl_floor;
+}
+
+/* ========================================================================
+ * Rollback directives
+ * ===================================================================== */
+
+struct rb_ctx {
+	struct node *n;
+	struct node_model *m;
+	uint64_t rows;
+	bool failed;
+	uint64_t *ids;            /* baseline filter scratch */
+	uint8_t *vals;
+	size_t cap, vcap;
+};
+
+/* Restored (or zeroed) rows of one shard: the backend follows, gossip
+ * hears of the shard. */
+static void restored_cb(uint32_t t, const uint64_t *rows, const void *values,
+			uint32_t k, void *arg)
+{
+	struct rb_ctx *x = arg;
+	struct node_model *m = x->m;
+	struct node_table *tab = &m->tables[t];
+	size_t rb = shard_row_bytes(&m->def->tables[t]);
+	enum fr_err rc = FR_OK;
+
+	x->rows += k;
+	if (k)
+		gossip_note_local_change(x->n->gossip, m->st, t,
+					 shard_of_row(rows[0],
+						      m->def->shards));
+	if (!tab->gt || k == 0)
+		return;
+	if (!m->bl) {
+		rc = gpu_restore(tab->gt, rows, values, k);
+	} else {
+		/* A baseline serves older values than its store: only rows
+		 * whose served value is revoked change now; the queue holds
+		 * the rest. */
+		uint64_t vers[1];
+		uint32_t j = 0;
+
+		if (x->cap < k) {
+			uint64_t *a = realloc(x->ids, k * sizeof(*a));
+
+			if (!a) {
+				x->failed = true;
+				return;
+			}
+			x->ids = a;
+			x->cap = k;
+		}
+		if (x->vcap < (size_t)k * rb) {
+			uint8_t *a = realloc(x->vals, (size_t)k * rb);
+
+			if (!a) {
+				x->failed = true;
+				return;
+			}
+			x->vals = a;
+			x->vcap = (size_t)k * rb;
+		}
+		for (uint32_t i = 0; i < k; i++) {
+			uint64_t sv = baseline_served_version(m->bl, t, rows[i]);
+
+			if (!sv || !shard_store_is_revoked(m->st, sv))
+				continue;
+			x->ids[j] = rows[i];
+			memcpy(x->vals + (size_t)j * rb,
+			       (const uint8_t *)values + (size_t)i * rb, rb);
+			j++;
+		}
+		if (j)
+			rc = gpu_restore(tab->gt, x->ids, x->vals, j);
+		for (uint32_t i = 0; i < j; i++) {
+			uint32_t o;
+
+			shard_store_row_version(m->st, t, x->ids[i], &vers[0],
+						&o);
+			baseline_note_served(m->bl, t, &x->ids[i], vers, 1);
+		}
+	}
+	if (rc != FR_OK) {
+		fr_log(FR_LOG_ERROR, MOD, "model '%s' table %u: backend "
+		       "restore of %u rows failed: %s; rebuilding the table "
+		       "from the store", m->def->name, t, k, fr_errmsg());
+		node_table_rebuild(x->n, m, t);
+	}
+}
+
+enum fr_err node_rollback_apply(struct node *n, struct node_model *m,
+				const struct topo_rollback *d)
+{
+	struct shard_rollback_report rep = { 0 };
+	struct rb_ctx x = { .n = n, .m = m };
+	uint64_t t0 = fr_mono_ns(), zeroed = 0, restored;
+	enum fr_err rc;
+	double secs;
+
+	if (d->epoch <= shard_store_rollback_epoch(m->st))
+		return FR_OK;
+	rc = shard_store_rollback(m->st, d->t, d->r, d->epoch, restored_cb,
+				  &x, &rep);
+	if (rc != FR_OK && rc != FR_ERR_NOUNDO) {
+		shard_rollback_report_fini(&rep);
+		return fr_fail(rc, "model '%s': rollback epoch %llu: %s",
+			       m->def->name, (unsigned long long)d->epoch,
+			       fr_errmsg());
+	}
+	restored = x.rows;
+	for (uint32_t i = 0; i < rep.nnoundo; i++) {
+		uint64_t z = 0;
+		enum fr_err e;
+
+		e = shard_store_reset_shard(m->st, rep.noundo[i].table,
+					    rep.noundo[i].shard, d->epoch,
+					    restored_cb, &x, &z);
+		if (e) {
+			fr_log(FR_LOG_ERROR, MOD, "model '%s' table %u shard "
+			       "%u: reset for a full transfer failed: %s",
+			       m->def->name, rep.noundo[i].table,
+			       rep.noundo[i].shard, fr_errmsg());
+			continue;
+		}
+		gossip_note_local_change(n->gossip, m->st,
+					 rep.noundo[i].table,
+					 rep.noundo[i].shard);
+		if (gossip_shard_repair(n->gossip, m->st, rep.noundo[i].table,
+					rep.noundo[i].shard) != FR_OK)
+			fr_log(FR_LOG_ERROR, MOD, "model '%s' table %u shard "
+			       "%u: cannot ask for a full transfer: %s",
+			       m->def->name, rep.noundo[i].table,
+			       rep.noundo[i].shard, fr_errmsg());
+		zeroed += z;
+	}
+	if (m->bl)
+		baseline_revoke(m->bl, d->t, d->r);
+	/* Whatever this node stamps from now on is above R. */
+	if (fr_hlc_observe(&n->hlc, d->r) != FR_OK)
+		fr_log(FR_LOG_WARN, MOD, "model '%s': rollback epoch %llu: "
+		       "revoke-until %llu is ahead of this node's clock by "
+		       "more than the drift bound; publishes here may be "
+		       "revoked until the clock passes it", m->def->name,
+		       (unsigned long long)d->epoch,
+		       (unsigned long long)d->r);
+	gossip_model_rolled_back(n->gossip, m->st, fr_mono_ms());
+	if (rep.nnoundo)
+		gossip_on_local_change(n->gossip, m->st, rep.noundo[0].table,
+				       rep.noundo[0].shard, fr_mono_ms());
+	else if (restored)
+		gossip_on_local_change(n->gossip, m->st, 0, 0, fr_mono_ms());
+	secs = (double)(fr_mono_ns() - t0) / 1e9;
+	m->rollbacks_applied++;
+	m->rollback_rows_restored += restored;
+	m->rollback_rows_zeroed += zeroed;
+	m->rollback_shards_repaired += rep.nnoundo;
+	m->last_rollback_s = secs;
+	n->changes++;
+	fr_log(FR_LOG_INFO, MOD, "model '%s': rollback epoch %llu (%llu, "
+	       "%llu] applied in %.3f ms: %llu row(s) restored in %u "
+	       "shard(s)%s by %s: %s", m->def->name,
+	       (unsigned long long)d->epoch, (unsigned long long)d->t,
+	       (unsigned long long)d->r, secs * 1e3,
+	       (unsigned long long)restored, rep.shards_restored,
+	       x.failed ? " (backend filter out of memory)" : "",
+	       d->who[0] ? d->who : "?", d->reason[0] ? d->reason : "-");
+	if (rep.nnoundo)
+		fr_log(FR_LOG_WARN, MOD, "model '%s': rollback epoch %llu: "
+		       "the undo ring of %u shard(s) does not reach back to "
+		       "%llu; %llu revoked row(s) zeroed there, repairing by "
+		       "full transfer from peers that have rolled back",
+		       m->def->name, (unsigned long long)d->epoch,
+		       rep.nnoundo, (unsigned long long)d->t,
+		       (unsigned long long)zeroed);
+	shard_rollback_report_fini(&rep);
+	free(x.ids);
+	free(x.vals);
+	/* Durable now rather than at the next interval. */
+	node_snapshot_bg(n);
+	node_status_publish(n, true);
+	node_gossip_flush(n);
+	return FR_OK;
+}
+
+void node_model_view(struct node *n, struct node_model *m,
+		     const struct topo_model_extra *x)
+{
+	enum node_role want = node_role_configured(n, m);
+	bool from_zk = false;
+
+	for (uint32_t i = 0; x && i < x->nroles; i++) {
+		enum node_role r;
+
+		if (x->roles[i].node_id != n->cfg->node_id)
+			continue;
+		if (role_parse(x->roles[i].role, &r)) {
+			want = r;
+			from_zk = true;
+		}
+	}
+	if (want != m->role || from_zk != m->role_override ||
+	    (want == NODE_ROLE_BASELINE && !m->bl))
+		if (node_model_role_set(n, m, want, from_zk) != FR_OK)
+			fr_log(FR_LOG_ERROR, MOD, "model '%s': role %s not "
+			       "taken: %s", m->def->name,
+			       node_role_name(want), fr_errmsg());
+	if (!x)
+		return;
+	m->directives_seen = true;
+	for (uint32_t i = 0; i < x->nrollbacks; i++) {
+		const struct topo_rollback *d = &x->rollbacks[i];
+
+		if (d->epoch <= shard_store_rollback_epoch(m->st))
+			continue;
+		if (node_rollback_apply(n, m, d) != FR_OK) {
+			n->bad_directives++;
+			fr_log(FR_LOG_ERROR, MOD, "%s", fr_errmsg());
+		}
+	}
+}
+
+/* ========================================================================
+ * Status in ZooKeeper, and the timer
+ * ===================================================================== */
+
+void node_status_publish(struct node *n, bool force)
+{
+	struct topo_model_status s[TOPO_MEMBER_MODELS_MAX];
+	uint64_t now = fr_mono_ms(), h;
+	uint32_t k = 0;
+	XXH3_state_t *hs;
+
+	if (!n->topo)
+		return;
+	if (!force && now < n->status_pub_ms + STATUS_REFRESH_MS)
+		return;
+	memset(s, 0, sizeof(s));
+	for (uint32_t i = 0; i < n->nmodels && k < TOPO_MEMBER_MODELS_MAX;
+	     i++) {
+		struct node_model *m = &n->models[i];
+
+		snprintf(s[k].model, sizeof(s[k].model), "%s", m->def->name);
+		snprintf(s[k].role, sizeof(s[k].role), "%s",
+			 node_role_name(m->role));
+		s[k].epoch = shard_store_rollback_epoch(m->st);
+		s[k].cut = node_model_cut(n, m);
+		s[k].horizon = shard_store_undo_horizon(m->st);
+		k++;
+	}
+	hs = XXH3_createState();
+	if (!hs)
+		return;
+	XXH3_64bits_reset(hs);
+	XXH3_64bits_update(hs, s, k * sizeof(s[0]));
+	h = XXH3_64bits_digest(hs);
+	XXH3_freeState(hs);
+	n->status_pub_ms = now;
+	if (h == n->status_pub_hash && !force)
+		return;
+	if (topo_set_status(n->topo, s, k) == FR_OK)
+		n->status_pub_hash = h;
+	else
+		fr_log(FR_LOG_WARN, MOD, "status for ZooKeeper: %s",
+		       fr_errmsg());
+}
+
+static void roles_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct node *n = arg;
+	uint64_t now = fr_wall_ms(NULL);
+
+	(void)fd;
+	(void)what;
+	for (uint32_t i = 0; i < n->nmodels; i++) {
+		struct node_model *m = &n->models[i];
+
+		if (!m->bl)
+			continue;
+		baseline_release(m->bl, now, release_cb,
+				 &(struct release_ctx){ n, m });
+		if (baseline_catchup_due(m->bl, now))
+			baseline_catchup(n, m, now);
+	}
+	node_status_publish(n, false);
+}
+
+enum fr_err node_roles_start(struct node *n)
+{
+	struct timeval tv = { 0, ROLES_TICK_MS * 1000 };
+
+	for (uint32_t i = 0; i < n->nmodels; i++) {
+		struct node_model *m = &n->models[i];
+		enum node_role r = node_role_configured(n, m);
+
+		if (r != m->role || (r == NODE_ROLE_BASELINE && !m->bl)) {
+			enum fr_err rc = node_model_role_set(n, m, r, false);
+
+			if (rc)
+				return rc;
+		}
+	}
+	n->role_ev = event_new(n->base, -1, EV_PERSIST, roles_tick, n);
+	if (!n->role_ev || event_add(n->role_ev, &tv))
+		return fr_fail(FR_ERR_NOMEM, "roles timer");
+	return FR_OK;
+}
+
+void node_roles_stop(struct node *n)
+{
+	if (n->role_ev) {
+		event_free(n->role_ev);
+		n->role_ev = NULL;
+	}
+}
