@@ -293,6 +293,22 @@ static void view_peers(struct node *n, const struct topo_view *v)
 	struct want *w;
 	uint32_t nw = 0;
 
+	/* A model learnt from ZooKeeper before a restart takes no rows from
+	 * peers until a view has told us its rollback directives (DESIGN
+	 * §6: a node that was down catches up on directives first). */
+	for (uint32_t i = 0; i < n->nmodels; i++)
+		if (n->models[i].from_registry &&
+		    !n->models[i].directives_seen) {
+			if (!n->topo_peers_held)
+				fr_log(FR_LOG_INFO, "node", "model '%s': "
+				       "waiting for its rollback directives "
+				       "from ZooKeeper before dialing peers",
+				       n->models[i].def->name);
+			n->topo_peers_held = true;
+			return;
+		}
+	n->topo_peers_held = false;
+
 	w = calloc((size_t)v->nmembers + v->nleaders + 1, sizeof(*w));
 	if (!w) {
 		fr_log(FR_LOG_ERROR, "node", "topology view: no memory for "

@@ -88,6 +88,7 @@ struct node_model {
 	uint64_t bl_floor;           /* served everything <= this when it became
 				      * baseline (or the backend was refilled) */
 	bool directives_seen;        /* a ZooKeeper view listed its directives */
+	bool from_registry;          /* learnt from ZooKeeper (models.json) */
 	uint64_t rollbacks_applied;
 	uint64_t rollback_rows_restored, rollback_rows_zeroed;
 	uint64_t rollback_shards_repaired;   /* noundo: full transfer */
@@ -243,6 +244,7 @@ struct node {
 	uint64_t status_pub_ms;          /* last topo_set_status */
 	uint64_t status_pub_hash;        /* of what it published */
 	uint64_t bad_directives;         /* directives refused (logged) */
+	bool topo_peers_held;            /* view_peers waits for directives */
 
 	/* Front doors */
 	struct evconnlistener *listener;

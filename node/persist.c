@@ -801,6 +801,7 @@ enum fr_err node_stores_load(struct node *n)
 			memset(m, 0, sizeof(*m));
 			continue;
 		}
+		m->from_registry = true;
 		n->nmodels++;
 		if (m->had_snapshot && m->snap_lsn < after)
 			after = m->snap_lsn;

@@ -42,8 +42,11 @@
 /* How often baselines release rows and the status is looked at, ms. */
 #define ROLES_TICK_MS 100
 /* The status is re-published at most this often when only cuts and
- * horizons moved (an epoch or role change goes out at once), ms. */
-#define STATUS_REFRESH_MS 1000
+ * horizons moved (an epoch or role change goes out at once), ms: every
+ * second on a baseline (its cut is what a rollback goes back to), every
+ * ten otherwise (a ZooKeeper write per node; thousands of nodes). */
+#define STATUS_REFRESH_BASELINE_MS 1000
+#define STATUS_REFRESH_MS 10000
 
 static const char *const role_names[] = {
 	[NODE_ROLE_SERVING] = "serving",
@@ -470,7 +473,12 @@ void node_model_view(struct node *n, struct node_model *m,
 			       node_role_name(want), fr_errmsg());
 	if (!x)
 		return;
-	m->directives_seen = true;
+	if (!m->directives_seen) {
+		/* A model new to this view: tell ZooKeeper we serve it now,
+		 * not at the next refresh. */
+		m->directives_seen = true;
+		node_status_publish(n, true);
+	}
 	for (uint32_t i = 0; i < x->nrollbacks; i++) {
 		const struct topo_rollback *d = &x->rollbacks[i];
 
@@ -492,12 +500,18 @@ void node_status_publish(struct node *n, bool force)
 	struct topo_model_status s[TOPO_MEMBER_MODELS_MAX];
 	uint64_t now = fr_mono_ms(), h;
 	uint32_t k = 0;
-	XXH3_state_t *hs;
 
 	if (!n->topo)
 		return;
-	if (!force && now < n->status_pub_ms + STATUS_REFRESH_MS)
-		return;
+	if (!force) {
+		uint64_t every = STATUS_REFRESH_MS;
+
+		for (uint32_t i = 0; i < n->nmodels; i++)
+			if (n->models[i].bl)
+				every = STATUS_REFRESH_BASELINE_MS;
+		if (now < n->status_pub_ms + every)
+			return;
+	}
 	memset(s, 0, sizeof(s));
 	for (uint32_t i = 0; i < n->nmodels && k < TOPO_MEMBER_MODELS_MAX;
 	     i++) {
@@ -511,13 +525,7 @@ void node_status_publish(struct node *n, bool force)
 		s[k].horizon = shard_store_undo_horizon(m->st);
 		k++;
 	}
-	hs = XXH3_createState();
-	if (!hs)
-		return;
-	XXH3_64bits_reset(hs);
-	XXH3_64bits_update(hs, s, k * sizeof(s[0]));
-	h = XXH3_64bits_digest(hs);
-	XXH3_freeState(hs);
+	h = XXH3_64bits(s, k * sizeof(s[0]));
 	n->status_pub_ms = now;
 	if (h == n->status_pub_hash && !force)
 		return;

@@ -186,8 +186,12 @@ with zkmod.ZooKeeper() as zk, \
     chk.ok(True, "replica %d came back, applied epoch %d and is byte-exact"
            % (victim.id, epoch))
     log = victim.log()
-    i_rb = log.find("rollback epoch %d" % epoch)
-    chk.ok(i_rb >= 0, "replica %d logged the rollback" % victim.id)
+    life2 = log[log.find("generation 2"):]
+    i_rb = life2.find("rollback epoch %d" % epoch)
+    i_up = life2.find("] net: peer ")
+    chk.ok(i_rb >= 0 and (i_up < 0 or i_rb < i_up),
+           "replica %d applied the directive before any peer link came up"
+           % victim.id)
     time.sleep(1.0)
     wait_sums(c.nodes, want2, epoch, timeout=5)
     refused = sum(n.metric_sum("freshet_gossip_epoch_behind_total")
