@@ -22,6 +22,7 @@ shard, so old cuts are out of every ring's reach.
 """
 
 import array
+import json
 import os
 import random
 import sys
@@ -199,6 +200,16 @@ with zkmod.ZooKeeper() as zk, \
     bad_epoch = int(bad2.split("_")[-1]) + 1
     chk.ok(epoch > bad_epoch, "a good directive after the malformed ones is "
            "applied as epoch %d, byte-exact on every node" % epoch)
+
+    p = h.cli("history", "--zk", c.zk_hosts, "--cluster", c.cluster_name,
+              "--model", "ctr", "--json", check=False)
+    events = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    rbs = [e for e in events if e["event"] == "rollback"]
+    chk.ok(p.returncode == 3 and [e["epoch"] for e in rbs] == [epoch]
+           and rbs[0]["t"] == t and rbs[0]["r"] == r
+           and bad1.split("/")[-1] in p.stderr,
+           "freshet history lists the one good directive (epoch %d, t, r) "
+           "and names the malformed ones (exit 3)" % epoch)
 
     # --- 5. the CLI refuses ------------------------------------------------
     n_before = len(kz.get_children(base_path))

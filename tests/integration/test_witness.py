@@ -234,6 +234,16 @@ with zkmod.ZooKeeper() as zk, \
         chk.ok(st and st["state"] == "healthy",
                "the witnesses mark the model healthy again after the "
                "rollback")
+        p = h.cli("history", "--zk", c.zk_hosts, "--cluster", c.cluster_name,
+                  "--model", "ctr", "--json")
+        ev = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+        seq = [e["event"] == "rollback" and "rollback" or e["state"]
+               for e in ev]
+        chk.ok("corrupted" in seq and "rollback" in seq and
+               seq[-1] == "healthy" and
+               seq.index("corrupted") < seq.index("healthy", seq.index("corrupted")),
+               "freshet history shows corrupted + the rollback, then "
+               "healthy: %s" % seq)
     finally:
         tr.stop.set()
         for p, log in wits:
