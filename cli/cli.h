@@ -39,10 +39,26 @@ struct cli_zk_opts {
 	uint64_t timeout_ms;    /* --timeout, else 5000 */
 };
 
+struct topo_admin;
+
 void cli_zk_defaults(struct cli_zk_opts *z);
 /* After option parsing: --zk present, cluster a name, timeout > 0;
  * 0 or EXIT_USAGE (printed). */
 int cli_zk_check(const char *cmd, const struct cli_zk_opts *z);
+/* --zk, --cluster, --timeout (ZK_LONGOPTS' 'z', 'c', 'T'): 1 when ch was
+ * one of them (*rc set: 0, or EXIT_USAGE printed), 0 when not. */
+int cli_zk_option(const char *cmd, int ch, struct cli_zk_opts *z, int *rc);
+#define ZK_LONGOPTS                                           \
+	{ "zk", required_argument, NULL, 'z' },               \
+	{ "cluster", required_argument, NULL, 'c' },          \
+	{ "timeout", required_argument, NULL, 'T' },          \
+	{ "help", no_argument, NULL, 'h' }
+/* Connect to ZooKeeper within timeout_ms or say why not; *rc (may be
+ * NULL) is the exit code then (2 when the client refused the hosts
+ * string, 1 otherwise). */
+struct topo_admin *cli_zk_connect(const char *cmd,
+				  const struct cli_zk_opts *z,
+				  uint64_t timeout_ms, int *rc);
 
 /* A u64 as a JSON integer when it fits json_int_t, else as a string. */
 json_t *json_u64(uint64_t v);

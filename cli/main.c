@@ -608,17 +608,16 @@ int cli_zk_check(const char *cmd, const struct cli_zk_opts *z)
 	return 0;
 }
 
-/* Connect to ZooKeeper or say why not; *rc is the exit code then (2 when
- * the client refused the hosts string, 1 otherwise). */
-static struct topo_admin *zk_connect(const char *cmd,
-				     const struct cli_zk_opts *z, int *rc)
+struct topo_admin *cli_zk_connect(const char *cmd,
+				  const struct cli_zk_opts *z,
+				  uint64_t timeout_ms, int *rc)
 {
 	struct topo_admin *a;
 	enum fr_err err;
 
-	a = topo_admin_connect(z->hosts, z->cluster, (uint32_t)z->timeout_ms,
+	a = topo_admin_connect(z->hosts, z->cluster, (uint32_t)timeout_ms,
 			       &err);
-	if (!a) {
+	if (!a && rc) {
 		fprintf(stderr, "freshet %s: %s\n", cmd,
 			*fr_errmsg() ? fr_errmsg() : fr_strerror(err));
 		*rc = err == FR_ERR_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
@@ -688,10 +687,7 @@ static const char model_help[] =
 	"already exists, or is not there), 2 usage error (nothing written),\n"
 	"3 list: listed, but some definitions are malformed (warned).\n";
 
-/* Options every model subcommand takes; 1 when ch was one of them (*rc
- * set), 0 when not. */
-static int zk_option(const char *cmd, int ch, struct cli_zk_opts *z,
-		     int *rc)
+int cli_zk_option(const char *cmd, int ch, struct cli_zk_opts *z, int *rc)
 {
 	*rc = 0;
 	switch (ch) {
@@ -706,11 +702,6 @@ static int zk_option(const char *cmd, int ch, struct cli_zk_opts *z,
 	}
 }
 
-#define ZK_LONGOPTS                                           \
-	{ "zk", required_argument, NULL, 'z' },               \
-	{ "cluster", required_argument, NULL, 'c' },          \
-	{ "timeout", required_argument, NULL, 'T' },          \
-	{ "help", no_argument, NULL, 'h' }
 
 static json_t *model_json(const struct shard_model_def *def)
 {
@@ -763,7 +754,7 @@ static int model_create(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (zk_option(cmd, ch, &z, &rc)) {
+		if (cli_zk_option(cmd, ch, &z, &rc)) {
 			if (rc)
 				return rc;
 			continue;
@@ -826,7 +817,7 @@ static int model_create(int argc, char **argv)
 	if (shard_model_validate(&def))
 		return usage_error(cmd, "%s", fr_errmsg());
 
-	a = zk_connect(cmd, &z, &rc);
+	a = cli_zk_connect(cmd, &z, z.timeout_ms, &rc);
 	if (!a)
 		return rc;
 	err = topo_admin_model_create(a, &def);
@@ -917,7 +908,7 @@ static int model_list(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (zk_option(cmd, ch, &z, &rc)) {
+		if (cli_zk_option(cmd, ch, &z, &rc)) {
 			if (rc)
 				return rc;
 			continue;
@@ -937,7 +928,7 @@ static int model_list(int argc, char **argv)
 	if ((rc = cli_zk_check(cmd, &z)))
 		return rc;
 
-	a = zk_connect(cmd, &z, &rc);
+	a = cli_zk_connect(cmd, &z, z.timeout_ms, &rc);
 	if (!a)
 		return rc;
 	rc = EXIT_RUNTIME;
@@ -1048,7 +1039,7 @@ static int model_describe(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (zk_option(cmd, ch, &z, &rc)) {
+		if (cli_zk_option(cmd, ch, &z, &rc)) {
 			if (rc)
 				return rc;
 			continue;
@@ -1074,7 +1065,7 @@ static int model_describe(int argc, char **argv)
 	if ((rc = cli_zk_check(cmd, &z)))
 		return rc;
 
-	a = zk_connect(cmd, &z, &rc);
+	a = cli_zk_connect(cmd, &z, z.timeout_ms, &rc);
 	if (!a)
 		return rc;
 	err = topo_admin_model_get(a, name, &def);

@@ -144,44 +144,6 @@ const char role_help[] =
  * Shared helpers
  * ===================================================================== */
 
-#define ZK_LONGOPTS                                           \
-	{ "zk", required_argument, NULL, 'z' },               \
-	{ "cluster", required_argument, NULL, 'c' },          \
-	{ "timeout", required_argument, NULL, 'T' },          \
-	{ "help", no_argument, NULL, 'h' }
-
-/* --zk, --cluster, --timeout: 1 when ch was one of them (*rc set). */
-static int zk_option(const char *cmd, int ch, struct cli_zk_opts *z, int *rc)
-{
-	*rc = 0;
-	switch (ch) {
-	case 'z': z->hosts = optarg; return 1;
-	case 'c': z->cluster = optarg; return 1;
-	case 'T':
-		*rc = parse_uint_opt(cmd, "--timeout", optarg, INT32_MAX,
-				     &z->timeout_ms);
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-static struct topo_admin *zk_connect(const char *cmd,
-				     const struct cli_zk_opts *z,
-				     uint64_t timeout_ms, int *rc)
-{
-	struct topo_admin *a;
-	enum fr_err err;
-
-	a = topo_admin_connect(z->hosts, z->cluster, (uint32_t)timeout_ms,
-			       &err);
-	if (!a && rc) {
-		fprintf(stderr, "freshet %s: %s\n", cmd,
-			*fr_errmsg() ? fr_errmsg() : fr_strerror(err));
-		*rc = err == FR_ERR_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
-	}
-	return a;
-}
 
 static const char *errtext(enum fr_err err)
 {
@@ -530,7 +492,7 @@ static int wait_applied(const char *cmd, struct topo_admin **ap,
 		if (!*ap && deadline > now + WAIT_POLL_MS) {
 			uint64_t left = deadline - now;
 
-			*ap = zk_connect(cmd, z, left < z->timeout_ms ?
+			*ap = cli_zk_connect(cmd, z, left < z->timeout_ms ?
 					 left : z->timeout_ms, NULL);
 			if (!*ap)
 				snprintf(why, sizeof(why), "%s", fr_errmsg());
@@ -640,7 +602,7 @@ int cmd_rollback(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (zk_option(cmd, ch, &z, &rc)) {
+		if (cli_zk_option(cmd, ch, &z, &rc)) {
 			if (rc)
 				return rc;
 			continue;
@@ -696,7 +658,7 @@ int cmd_rollback(int argc, char **argv)
 				   "there is no one to confirm: pass --yes to "
 				   "file the rollback without asking");
 
-	a = zk_connect(cmd, &z, z.timeout_ms, &rc);
+	a = cli_zk_connect(cmd, &z, z.timeout_ms, &rc);
 	if (!a)
 		return rc;
 	if ((rc = model_known(cmd, a, model)))
@@ -853,7 +815,7 @@ int cmd_history(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (zk_option(cmd, ch, &z, &rc)) {
+		if (cli_zk_option(cmd, ch, &z, &rc)) {
 			if (rc)
 				return rc;
 			continue;
@@ -876,7 +838,7 @@ int cmd_history(int argc, char **argv)
 	if ((rc = cli_zk_check(cmd, &z)))
 		return rc;
 
-	a = zk_connect(cmd, &z, z.timeout_ms, &rc);
+	a = cli_zk_connect(cmd, &z, z.timeout_ms, &rc);
 	if (!a)
 		return rc;
 	if ((rc = model_known(cmd, a, model)))
@@ -1055,7 +1017,7 @@ int cmd_role(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (zk_option(cmd, ch, &z, &rc)) {
+		if (cli_zk_option(cmd, ch, &z, &rc)) {
 			if (rc)
 				return rc;
 			continue;
@@ -1104,7 +1066,7 @@ int cmd_role(int argc, char **argv)
 	if ((rc = cli_zk_check(cmd, &z)))
 		return rc;
 
-	a = zk_connect(cmd, &z, z.timeout_ms, &rc);
+	a = cli_zk_connect(cmd, &z, z.timeout_ms, &rc);
 	if (!a)
 		return rc;
 	if ((rc = model_known(cmd, a, model)))
