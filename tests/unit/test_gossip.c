@@ -13,7 +13,10 @@
  * frames (vectors never ahead of data); coalescing of a hot row set; idle
  * heartbeat cost independent of the shard count; full digests under a
  * small max_frame at 100,000 shards; peer down and pull timeouts; garbage
- * frames; priority order.  Not here: the libevent transport (node/).
+ * frames; priority order; rollbacks (a rolled-back node never pulls from
+ * one that has not, reset shards are repaired by full pulls even when the
+ * digests look equal, dominated peers are still not pulled from).  Not
+ * here: the libevent transport (node/).
  */
 #include <math.h>
 #include <stdio.h>
@@ -93,6 +96,8 @@ struct node {
 	struct shard_store *check_src;
 	uint64_t checks, violations;
 	uint64_t applies;
+	/* rows offered to apply whose version this store has revoked */
+	uint64_t revoked_offered;
 };
 
 struct sframe {
@@ -129,9 +134,13 @@ static enum fr_err hook_apply(void *arg, uint32_t peer, struct shard_store *st,
 			      struct shard_apply_result *res)
 {
 	struct node *nd = arg;
-	enum fr_err err = shard_store_apply(st, b, res, NULL);
+	enum fr_err err;
 
 	(void)peer;
+	for (uint32_t i = 0; i < b->n; i++)
+		if (shard_store_is_revoked(st, b->versions[i]))
+			nd->revoked_offered++;
+	err = shard_store_apply(st, b, res, NULL);
 	nd->applies++;
 	if (nd->check_src && err == FR_OK) {
 		const struct shard_model_def *def = shard_store_def(st);
@@ -173,9 +182,12 @@ static enum fr_err hook_apply(void *arg, uint32_t peer, struct shard_store *st,
 	return err;
 }
 
-static void sim_init(struct sim *s, uint32_t n, const struct shard_model_def *defs,
-		     uint32_t nm, const struct gossip_config *cfg_tmpl,
-		     uint64_t seed)
+/* opts: n store options (one per node), or NULL for the default (no undo
+ * ring). */
+static void sim_init_opts(struct sim *s, uint32_t n,
+			  const struct shard_model_def *defs, uint32_t nm,
+			  const struct gossip_config *cfg_tmpl, uint64_t seed,
+			  const struct shard_store_opts *opts)
 {
 	memset(s, 0, sizeof(*s));
 	s->n = n;
@@ -196,12 +208,21 @@ static void sim_init(struct sim *s, uint32_t n, const struct shard_model_def *de
 		nd->g = gossip_new(&cfg, &hooks, &err);
 		CU_ASSERT_EQUAL_FATAL(err, FR_OK);
 		for (uint32_t m = 0; m < nm; m++) {
-			nd->st[m] = shard_store_new(&defs[m], NULL, &err);
+			nd->st[m] = shard_store_new(&defs[m],
+						    opts ? &opts[i] : NULL,
+						    &err);
 			CU_ASSERT_EQUAL_FATAL(err, FR_OK);
 			CU_ASSERT_EQUAL_FATAL(gossip_model_add(nd->g, nd->st[m]),
 					      FR_OK);
 		}
 	}
+}
+
+static void sim_init(struct sim *s, uint32_t n, const struct shard_model_def *defs,
+		     uint32_t nm, const struct gossip_config *cfg_tmpl,
+		     uint64_t seed)
+{
+	sim_init_opts(s, n, defs, nm, cfg_tmpl, seed, NULL);
 }
 
 static void sim_fini(struct sim *s)
@@ -1565,6 +1586,382 @@ static void test_bounded_pending(void)
 }
 
 /* ======================================================================
+ * Rollback and repair
+ * ==================================================================== */
+
+/* PULL frames per (src, dst) node index, and the shards (< 64) asked. */
+struct pull_count {
+	uint64_t n[MAXN][MAXN];
+	uint64_t shards[MAXN][MAXN];
+};
+
+static void pull_count_tap(struct sim *s, uint32_t src, uint32_t dst,
+			   uint16_t type, const uint8_t *frame, uint32_t len,
+			   void *arg)
+{
+	struct pull_count *pc = arg;
+	uint32_t shard;
+
+	(void)s;
+	if (type != GOSSIP_PULL || len < 24 + 40)
+		return;
+	memcpy(&shard, frame + 24 + 16, 4);         /* PULL shard, LE */
+	pc->n[src][dst]++;
+	if (shard < 64)
+		pc->shards[src][dst] |= 1ull << shard;
+}
+
+static struct shard_store_opts undo_opts(uint64_t bytes)
+{
+	struct shard_store_opts o = { .undo_bytes_per_shard = bytes };
+
+	return o;
+}
+
+/* Apply the directive {t, r, epoch} to node nd's model 0 as a node does:
+ * roll back, reset and mark for repair every shard the undo ring could
+ * not restore, then tell gossip.  Returns the rollback's result;
+ * *nreset gets the shards reset. */
+static enum fr_err node_rollback(struct node *nd, uint64_t t, uint64_t r,
+				 uint64_t epoch, uint32_t *nreset)
+{
+	struct shard_store *st = nd->st[0];
+	struct shard_rollback_report rep;
+	enum fr_err err;
+
+	err = shard_store_rollback(st, t, r, epoch, NULL, NULL, &rep);
+	for (uint32_t i = 0; i < rep.nnoundo; i++) {
+		CU_ASSERT_EQUAL(shard_store_reset_shard(st, rep.noundo[i].table,
+							rep.noundo[i].shard,
+							epoch, NULL, NULL,
+							NULL), FR_OK);
+		CU_ASSERT_EQUAL(gossip_shard_repair(nd->g, st,
+						    rep.noundo[i].table,
+						    rep.noundo[i].shard), FR_OK);
+	}
+	if (nreset)
+		*nreset = rep.nnoundo;
+	shard_rollback_report_fini(&rep);
+	CU_ASSERT_EQUAL(gossip_model_rolled_back(nd->g, st, nd->sim->now),
+			FR_OK);
+	return err;
+}
+
+static uint64_t csum(struct node *nd)
+{
+	return shard_store_table_checksum(nd->st[0], 0);
+}
+
+/* Run until quiet, converged and node's repairs all done. */
+static bool sim_run_repaired(struct sim *s, uint32_t node, uint64_t limit)
+{
+	uint64_t end = s->now + limit, check = s->now;
+
+	while (s->now < end) {
+		sim_step(s);
+		if (s->now < check)
+			continue;
+		if (gossip_repairs_pending(s->nodes[node].g, NULL) == 0 &&
+		    sim_quiet(s))
+			return true;
+		check = s->now + 20;
+	}
+	return gossip_repairs_pending(s->nodes[node].g, NULL) == 0 &&
+	       sim_quiet(s);
+}
+
+/*
+ * Re-infection.  A, B and C converge on good writes (<= T) and harmful
+ * ones in (T, R]; A and C roll back, B does not.  A and C must keep the
+ * rolled-back bytes however long they gossip with B: B's entries carry a
+ * lower rollback epoch and are never pulled (so no revoked row is even
+ * offered to their stores).  Once B rolls back too, all three agree, and
+ * a write after R travels as usual.
+ */
+static void test_rollback_reinfection(void)
+{
+	struct shard_model_def def;
+	struct gossip_config cfg = test_cfg();
+	struct shard_store_opts opts[3];
+	struct pull_count pc;
+	struct gossip_stats gs;
+	struct sim s;
+	struct node *a, *b, *c;
+	uint64_t rows[64], t, r, v, rv, cs_good, cs_bad;
+	uint32_t o;
+
+	make_def(&def, "m", 1, 1, 256, 4, 8);
+	for (uint32_t i = 0; i < 3; i++)
+		opts[i] = undo_opts(1 << 20);
+	sim_init_opts(&s, 3, &def, 1, &cfg, 61, opts);
+	s.drop_pm = 30;
+	s.dup_pm = 20;
+	s.dmax = 8;
+	a = &s.nodes[0];
+	b = &s.nodes[1];
+	c = &s.nodes[2];
+	sim_connect_all(&s);
+
+	/* Good: A writes rows 0..63, C overwrites 16..31. */
+	for (uint32_t i = 0; i < 64; i++)
+		rows[i] = i;
+	publish(a, 0, 0, rows, 64);
+	s.now += 5;
+	t = publish(c, 0, 0, rows + 16, 16);
+	CU_ASSERT_FATAL(sim_run_quiet(&s, 20000));
+	cs_good = csum(a);
+
+	/* Harmful, in (T, R]: B overwrites 0..15 and writes 100..139 for
+	 * the first time; A overwrites 40..47. */
+	s.now += 10;
+	publish(b, 0, 0, rows, 16);
+	for (uint32_t i = 0; i < 40; i++)
+		rows[i] = 100 + i;
+	publish(b, 0, 0, rows, 40);
+	s.now += 3;
+	for (uint32_t i = 0; i < 8; i++)
+		rows[i] = 40 + i;
+	r = publish(a, 0, 0, rows, 8);
+	CU_ASSERT_FATAL(r > t && r > b->last_v);
+	CU_ASSERT_FATAL(sim_run_quiet(&s, 20000));
+	cs_bad = csum(a);
+	CU_ASSERT_NOT_EQUAL(cs_bad, cs_good);
+
+	/* A and C roll back; B does not. */
+	memset(&pc, 0, sizeof(pc));
+	s.tap = pull_count_tap;
+	s.tap_arg = &pc;
+	CU_ASSERT_EQUAL(node_rollback(a, t, r, 1, NULL), FR_OK);
+	CU_ASSERT_EQUAL(node_rollback(c, t, r, 1, NULL), FR_OK);
+	CU_ASSERT_EQUAL(csum(a), cs_good);
+	CU_ASSERT_EQUAL(csum(c), cs_good);
+	sim_run_for(&s, 5000);
+	CU_ASSERT_EQUAL(csum(a), cs_good);
+	CU_ASSERT_EQUAL(csum(c), cs_good);
+	CU_ASSERT_EQUAL(csum(b), cs_bad);
+	CU_ASSERT_EQUAL(a->revoked_offered, 0);
+	CU_ASSERT_EQUAL(c->revoked_offered, 0);
+	CU_ASSERT_EQUAL(pc.n[0][1], 0);             /* A never pulls from B */
+	CU_ASSERT_EQUAL(pc.n[2][1], 0);             /* nor does C */
+	gossip_get_stats(a->g, &gs);
+	CU_ASSERT(gs.epoch_behind > 0);
+	gossip_get_stats(c->g, &gs);
+	CU_ASSERT(gs.epoch_behind > 0);
+	gossip_get_stats(b->g, &gs);
+	CU_ASSERT(gs.epoch_ahead > 0);              /* B only records it */
+	CU_ASSERT_EQUAL(gs.epoch_behind, 0);
+
+	/* B rolls back too: all three the same, bytes and vectors. */
+	CU_ASSERT_EQUAL(node_rollback(b, t, r, 1, NULL), FR_OK);
+	CU_ASSERT_EQUAL(csum(b), cs_good);
+	CU_ASSERT(sim_run_quiet(&s, 20000));
+	CU_ASSERT(sim_converged(&s));
+	CU_ASSERT_EQUAL(csum(a), cs_good);
+	CU_ASSERT_EQUAL(csum(b), cs_good);
+	CU_ASSERT_EQUAL(csum(c), cs_good);
+
+	/* A fresh write after R on B reaches A and C. */
+	s.now += 10;
+	rows[0] = 3;
+	rows[1] = 44;
+	rows[2] = 120;
+	v = publish(b, 0, 0, rows, 3);
+	CU_ASSERT(v > r);
+	CU_ASSERT(sim_run_quiet(&s, 20000));
+	CU_ASSERT(sim_converged(&s));
+	CU_ASSERT_NOT_EQUAL(csum(a), cs_good);
+	CU_ASSERT_EQUAL(csum(a), csum(b));
+	CU_ASSERT_EQUAL(csum(c), csum(b));
+	for (uint32_t i = 0; i < 3; i++) {
+		shard_store_row_version(a->st[0], 0, rows[i], &rv, &o);
+		CU_ASSERT(rv == v && o == b->id);
+		shard_store_row_version(c->st[0], 0, rows[i], &rv, &o);
+		CU_ASSERT(rv == v && o == b->id);
+	}
+	for (uint32_t i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(s.nodes[i].revoked_offered, 0);
+	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
+	sim_fini(&s);
+}
+
+/*
+ * Repair.  A and B converge; both roll back, B with an undo ring of two
+ * records a shard, so the shards with more than two revoked writes are
+ * noundo there: B resets them and marks them for repair.  B must end
+ * byte-identical to A with every repair done.
+ *
+ * fresh_only: the harmful writes touch only rows never written before
+ * (in shards no good write touched).  After the rollback both nodes hold
+ * zeros and empty vectors there: every digest entry, and so the summary,
+ * is equal, and only "look at the entries while repairs are pending"
+ * (gossip_on_digest) lets B finish the repair.
+ */
+static void run_repair(bool fresh_only, uint64_t seed)
+{
+	struct shard_model_def def;
+	struct gossip_config cfg = test_cfg();
+	struct shard_store_opts opts[2];
+	struct pull_count pc;
+	struct sim s;
+	struct node *a, *b;
+	uint64_t rows[128], t, r, cs_good, done = 1;
+	uint32_t n = 0, nreset_a = 1, nreset_b = 0;
+
+	make_def(&def, "m", 1, 1, 256, 4, 8);
+	opts[0] = undo_opts(1 << 20);
+	opts[1] = undo_opts(100);             /* 32-byte header + 16 bytes */
+	sim_init_opts(&s, 2, &def, 1, &cfg, seed, opts);
+	a = &s.nodes[0];
+	b = &s.nodes[1];
+	sim_connect_all(&s);
+
+	/* Good: 16 rows in each of shards 0..3. */
+	for (uint64_t row = 0; row < 128; row++)
+		if (row % 8 < 4)
+			rows[n++] = row;
+	t = publish(a, 0, 0, rows, n);
+	CU_ASSERT_FATAL(sim_run_quiet(&s, 20000));
+	cs_good = csum(a);
+
+	/* Harmful: one new row in shard 4 (restorable from B's ring), six
+	 * new rows in each of shards 5..7 (not) and, unless fresh_only,
+	 * three overwritten good rows in each of shards 0..3 (not). */
+	s.now += 10;
+	rows[0] = 4;
+	publish(a, 0, 0, rows, 1);
+	s.now += 2;
+	n = 0;
+	for (uint64_t row = 0; row < 48; row++)
+		if (row % 8 >= 5)
+			rows[n++] = row;
+	if (!fresh_only)
+		for (uint64_t row = 0; row < 24; row++)
+			if (row % 8 < 4)
+				rows[n++] = row;
+	r = publish(b, 0, 0, rows, n);
+	CU_ASSERT_FATAL(sim_run_quiet(&s, 20000));
+	CU_ASSERT_NOT_EQUAL(csum(a), cs_good);
+
+	CU_ASSERT_EQUAL(node_rollback(a, t, r, 1, &nreset_a), FR_OK);
+	CU_ASSERT_EQUAL(nreset_a, 0);
+	CU_ASSERT_EQUAL(csum(a), cs_good);
+	CU_ASSERT_EQUAL(node_rollback(b, t, r, 1, &nreset_b), FR_ERR_NOUNDO);
+	CU_ASSERT_EQUAL(nreset_b, fresh_only ? 3 : 7);
+	CU_ASSERT_EQUAL(gossip_repairs_pending(b->g, &done), nreset_b);
+	CU_ASSERT_EQUAL(done, 0);
+	if (fresh_only) {
+		/* The case the summaries cannot show. */
+		CU_ASSERT_EQUAL(shard_store_summary(a->st[0]),
+				shard_store_summary(b->st[0]));
+		CU_ASSERT_EQUAL(csum(b), cs_good);
+	} else {
+		CU_ASSERT_NOT_EQUAL(csum(b), cs_good);  /* zeroed rows */
+	}
+
+	memset(&pc, 0, sizeof(pc));
+	s.tap = pull_count_tap;
+	s.tap_arg = &pc;
+	CU_ASSERT(sim_run_repaired(&s, 1, 20000));
+	CU_ASSERT_EQUAL(gossip_repairs_pending(b->g, &done), 0);
+	CU_ASSERT_EQUAL(done, nreset_b);
+	CU_ASSERT_EQUAL(gossip_repairs_pending(a->g, &done), 0);
+	CU_ASSERT_EQUAL(done, 0);
+	/* B pulled every reset shard from A, dominated or not. */
+	CU_ASSERT_EQUAL(pc.shards[1][0] & 0xe0, 0xe0);
+	if (!fresh_only)
+		CU_ASSERT_EQUAL(pc.shards[1][0] & 0xef, 0xef);
+	CU_ASSERT(sim_converged(&s));
+	CU_ASSERT_EQUAL(csum(a), cs_good);
+	CU_ASSERT_EQUAL(csum(b), cs_good);
+	CU_ASSERT_EQUAL(a->revoked_offered, 0);
+	CU_ASSERT_EQUAL(b->revoked_offered, 0);
+	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
+	sim_fini(&s);
+}
+
+static void test_rollback_repair(void)
+{
+	run_repair(false, 71);
+	run_repair(true, 72);
+}
+
+/*
+ * The normal rule stays: after a rollback, with no repair flag, a peer
+ * whose vector ours dominates is never pulled from; a repair flag on one
+ * shard makes only that shard an exception.
+ */
+static void test_rollback_dominated(void)
+{
+	struct shard_model_def def;
+	struct gossip_config cfg = test_cfg();
+	struct shard_store_opts opts[2];
+	struct pull_count pc;
+	struct sim s;
+	struct node *a, *b;
+	uint64_t rows[64], t, r, cs_good, done = 0;
+
+	make_def(&def, "m", 1, 1, 256, 4, 8);
+	opts[0] = undo_opts(1 << 20);
+	opts[1] = undo_opts(1 << 20);
+	sim_init_opts(&s, 2, &def, 1, &cfg, 81, opts);
+	a = &s.nodes[0];
+	b = &s.nodes[1];
+	sim_connect_all(&s);
+	for (uint32_t i = 0; i < 64; i++)
+		rows[i] = i;
+	t = publish(a, 0, 0, rows, 64);
+	CU_ASSERT_FATAL(sim_run_quiet(&s, 20000));
+	cs_good = csum(a);
+	s.now += 10;
+	r = publish(b, 0, 0, rows, 32);
+	CU_ASSERT_FATAL(sim_run_quiet(&s, 20000));
+	CU_ASSERT_EQUAL(node_rollback(a, t, r, 1, NULL), FR_OK);
+	CU_ASSERT_EQUAL(node_rollback(b, t, r, 1, NULL), FR_OK);
+	CU_ASSERT(sim_run_quiet(&s, 20000));
+	CU_ASSERT_EQUAL(csum(b), cs_good);
+	CU_ASSERT_EQUAL(gossip_repairs_pending(a->g, NULL), 0);
+
+	/* A moves ahead on shards 0..3: B is dominated everywhere. */
+	memset(&pc, 0, sizeof(pc));
+	s.tap = pull_count_tap;
+	s.tap_arg = &pc;
+	s.now += 10;
+	publish(a, 0, 0, rows, 4);
+	CU_ASSERT(sim_run_quiet(&s, 20000));
+	sim_run_for(&s, 2000);          /* several full digests */
+	CU_ASSERT_EQUAL(pc.n[0][1], 0);
+	CU_ASSERT_EQUAL(pc.shards[1][0], 0x0f);
+
+	/* A repair flag on A's shard 6 alone, while A moves ahead on
+	 * shards 4 and 5: A pulls shard 6 from B (same epoch) and nothing
+	 * else. */
+	memset(&pc, 0, sizeof(pc));
+	CU_ASSERT_EQUAL(gossip_shard_repair(a->g, a->st[0], 0, 6), FR_OK);
+	CU_ASSERT_EQUAL(gossip_shard_repair(a->g, a->st[0], 0, 6), FR_OK);
+	CU_ASSERT_EQUAL(gossip_repairs_pending(a->g, NULL), 1);
+	CU_ASSERT_EQUAL(gossip_shard_repair(a->g, a->st[0], 0, 8),
+			FR_ERR_RANGE);
+	CU_ASSERT_EQUAL(gossip_shard_repair(a->g, a->st[0], 1, 0),
+			FR_ERR_RANGE);
+	CU_ASSERT_EQUAL(gossip_shard_repair(a->g, b->st[0], 0, 0),
+			FR_ERR_NOTFOUND);
+	CU_ASSERT_EQUAL(gossip_model_rolled_back(a->g, b->st[0], s.now),
+			FR_ERR_NOTFOUND);
+	s.now += 10;
+	publish(a, 0, 0, rows + 4, 2);
+	CU_ASSERT(sim_run_repaired(&s, 0, 20000));
+	sim_run_for(&s, 2000);
+	CU_ASSERT_EQUAL(gossip_repairs_pending(a->g, &done), 0);
+	CU_ASSERT_EQUAL(done, 1);
+	CU_ASSERT(pc.n[0][1] >= 1);
+	CU_ASSERT_EQUAL(pc.shards[0][1], 1ull << 6);
+	CU_ASSERT_EQUAL(pc.shards[1][0], 0x30);
+	CU_ASSERT(sim_converged(&s));
+	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
+	sim_fini(&s);
+}
+
+/* ======================================================================
  * API edges
  * ==================================================================== */
 
@@ -1629,6 +2026,9 @@ static const struct fr_unit_test tests[] = {
 	{ "garbage", test_garbage },
 	{ "priority", test_priority },
 	{ "bounded pending pulls", test_bounded_pending },
+	{ "rollback: no re-infection", test_rollback_reinfection },
+	{ "rollback: repair of reset shards", test_rollback_repair },
+	{ "rollback: dominated peers not pulled", test_rollback_dominated },
 };
 
 int main(void)
