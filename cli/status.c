@@ -1099,6 +1099,57 @@ static json_t *json_lag(int64_t lag)
 						       : json_integer(lag);
 }
 
+
+/* What the members' per-model status says about a model's roles and
+ * rollback epochs (member znodes; nodes publish it, topo_set_status). */
+struct roles_sum {
+	uint32_t reporting, at_max;
+	uint64_t epoch_max;
+	char canaries[64];
+	uint32_t baseline_id;
+	uint64_t baseline_cut;
+};
+
+static void roles_sum(const struct report *r, const char *model,
+		      struct roles_sum *s)
+{
+	size_t k = 0;
+
+	memset(s, 0, sizeof(*s));
+	for (int pass = 0; pass < 2; pass++)
+		for (uint32_t i = 0; i < r->nmembers; i++) {
+			const struct topo_member *m = &r->members[i];
+
+			for (uint32_t j = 0; j < m->nmodels; j++) {
+				const struct topo_model_status *ms =
+					&m->models[j];
+
+				if (strcmp(ms->model, model) != 0)
+					continue;
+				if (pass == 0) {
+					s->reporting++;
+					if (ms->epoch > s->epoch_max)
+						s->epoch_max = ms->epoch;
+					continue;
+				}
+				if (ms->epoch == s->epoch_max)
+					s->at_max++;
+				if (strcmp(ms->role, "canary") == 0 &&
+				    k + 12 < sizeof(s->canaries))
+					k += (size_t)snprintf(s->canaries + k,
+						sizeof(s->canaries) - k,
+						"%s%u", k ? "," : "",
+						m->node_id);
+				if (strcmp(ms->role, "baseline") == 0 &&
+				    (!s->baseline_id ||
+				     ms->cut < s->baseline_cut)) {
+					s->baseline_id = m->node_id;
+					s->baseline_cut = ms->cut;
+				}
+			}
+		}
+}
+
 static json_t *render_json(const struct report *r)
 {
 	json_t *root, *dcs, *models, *probs;
@@ -1224,6 +1275,21 @@ static json_t *render_json(const struct report *r)
 			       "freshest_ms",
 			       json_u64(FR_HLC_PHYS(md->freshest)),
 			       "dcs");
+		{
+			struct roles_sum rs;
+
+			roles_sum(r, md->name, &rs);
+			json_object_set_new(jm, "rollback", json_pack(
+				"{s:o,s:I,s:I,s:s,s:o,s:o}",
+				"epoch", json_u64(rs.epoch_max),
+				"nodes_at_epoch", (json_int_t)rs.at_max,
+				"nodes_reporting", (json_int_t)rs.reporting,
+				"canaries", rs.canaries,
+				"baseline", rs.baseline_id ?
+					json_integer(rs.baseline_id) :
+					json_null(),
+				"baseline_cut", json_u64(rs.baseline_cut)));
+		}
 		jd = json_object_get(jm, "dcs");
 		for (uint32_t d = 0; md->dcs && d < r->ndcs; d++) {
 			const struct dc_model *dm = &md->dcs[d];
@@ -1286,6 +1352,7 @@ static const char *fmt_lag(int64_t lag, char *buf, size_t cap)
 		snprintf(buf, cap, "%lld", (long long)lag);
 	return buf;
 }
+
 
 static void render_text(const struct report *r, FILE *o)
 {
@@ -1351,6 +1418,7 @@ static void render_text(const struct report *r, FILE *o)
 
 	for (uint32_t k = 0; k < r->nmodels; k++) {
 		const struct model *md = &r->models[k];
+		struct roles_sum rs;
 		bool flagged = false;
 
 		for (uint32_t d = 0; md->dcs && d < r->ndcs; d++)
@@ -1373,6 +1441,23 @@ static void render_text(const struct report *r, FILE *o)
 				       sizeof(tb)));
 		else
 			fprintf(o, "  no data yet\n");
+		roles_sum(r, md->name, &rs);
+		if (rs.reporting) {
+			fprintf(o, "  rollback epoch %llu on %u/%u node%s",
+				(unsigned long long)rs.epoch_max, rs.at_max,
+				rs.reporting, rs.reporting == 1 ? "" : "s");
+			if (rs.canaries[0])
+				fprintf(o, "  canary %s", rs.canaries);
+			if (rs.baseline_id)
+				fprintf(o, "  baseline %u (cut %s behind)",
+					rs.baseline_id,
+					fmt_lag((int64_t)(r->time_ms >
+						FR_HLC_PHYS(rs.baseline_cut) ?
+						r->time_ms -
+						FR_HLC_PHYS(rs.baseline_cut) :
+						0), lb, sizeof(lb)));
+			fprintf(o, "\n");
+		}
 		if (r->ndcs)
 			fprintf(o, "  %-16s %8s %10s %14s  %s\n", "DC",
 				"SERVING", "LAG_MS", "SHARDS_BEHIND",
