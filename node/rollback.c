@@ -184,6 +184,8 @@ enum fr_err node_mirror_rows(struct node *n, struct node_model *m,
 struct release_ctx {
 	struct node *n;
 	struct node_model *m;
+	bool rebuild[SHARD_TABLES_MAX];   /* after the release: the callback
+					   * must not call into the buffer */
 };
 
 static void release_cb(uint32_t t, const uint64_t *rows,
@@ -199,8 +201,15 @@ static void release_cb(uint32_t t, const uint64_t *rows,
 		fr_log(FR_LOG_ERROR, MOD, "model '%s' table %u: backend "
 		       "apply of %u released rows failed: %s; rebuilding",
 		       x->m->def->name, t, k, fr_errmsg());
-		node_table_rebuild(x->n, x->m, t);
+		x->rebuild[t] = true;
 	}
+}
+
+static void release_rebuilds(struct release_ctx *x)
+{
+	for (uint32_t t = 0; t < x->m->def->ntables; t++)
+		if (x->rebuild[t])
+			node_table_rebuild(x->n, x->m, t);
 }
 
 /* Overflowed and due: serve every store row newer than what is served
@@ -229,6 +238,7 @@ static void baseline_catchup(struct node *n, struct node_model *m,
 				}
 			}
 			if (k && (k == 256 || r == td->rows)) {
+				struct release_ctx rx = { .n = n, .m = m };
 				uint8_t *vals = malloc(k * rb);
 
 				if (!vals) {
@@ -241,8 +251,8 @@ static void baseline_catchup(struct node *n, struct node_model *m,
 					memcpy(vals + i * rb,
 					       shard_store_row(m->st, t,
 							       rows[i]), rb);
-				release_cb(t, rows, vers, vals, k,
-					   &(struct release_ctx){ n, m });
+				release_cb(t, rows, vers, vals, k, &rx);
+				release_rebuilds(&rx);
 				baseline_note_served(m->bl, t, rows, vers, k);
 				free(vals);
 				copied += k;
@@ -545,11 +555,12 @@ static void roles_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (uint32_t i = 0; i < n->nmodels; i++) {
 		struct node_model *m = &n->models[i];
+		struct release_ctx rx = { .n = n, .m = m };
 
 		if (!m->bl)
 			continue;
-		baseline_release(m->bl, now, release_cb,
-				 &(struct release_ctx){ n, m });
+		baseline_release(m->bl, now, release_cb, &rx);
+		release_rebuilds(&rx);
 		if (baseline_catchup_due(m->bl, now))
 			baseline_catchup(n, m, now);
 	}
