@@ -64,7 +64,8 @@
 #define GOSSIP_REPLY_NOMODEL 0x2u
 #define GOSSIP_REPLY_BUSY 0x4u
 #define GOSSIP_REPLY_CURSOR 0x8u
-#define GOSSIP_REPLY_FLAGS 0xfu
+#define GOSSIP_REPLY_MORE 0x10u     /* LAST, but the budget cut the list */
+#define GOSSIP_REPLY_FLAGS 0x1fu
 
 static inline size_t gossip_pad8(size_t n)
 {

@@ -584,6 +584,10 @@ bool gossip_serve_step(struct gossip *g, struct gpeer *p)
 	b.ncovers = serve_covers(s, e, covers);
 	if (last)
 		flags |= GOSSIP_REPLY_LAST;
+	/* The budget ended the pull before the list did: say so, so that a
+	 * requester repairing the shard knows it did not get it whole. */
+	if (last && e < s->n_all)
+		flags |= GOSSIP_REPLY_MORE;
 	/* Cut between rows of one version: hand out a cursor, but only if
 	 * we hold all of that version (S[o] >= x), or the requester would
 	 * skip rows we never had. */
@@ -659,12 +663,12 @@ static enum fr_err reply_decode(const uint8_t *pl, size_t len,
 		return fr_fail(FR_ERR_TRUNC, "PULL_REPLY: %zu bytes; expected at least %d",
 			       len, GOSSIP_REPLY_FIXED);
 	if (m->flags & ~GOSSIP_REPLY_FLAGS)
-		return fr_fail(FR_ERR_CORRUPT, "PULL_REPLY field 'flags': 0x%x; expected bits 0..3 only",
+		return fr_fail(FR_ERR_CORRUPT, "PULL_REPLY field 'flags': 0x%x; expected bits 0..4 only",
 			       m->flags);
 	if (m->flags & (GOSSIP_REPLY_NOMODEL | GOSSIP_REPLY_BUSY |
-			GOSSIP_REPLY_CURSOR) &&
+			GOSSIP_REPLY_CURSOR | GOSSIP_REPLY_MORE) &&
 	    !(m->flags & GOSSIP_REPLY_LAST))
-		return fr_fail(FR_ERR_CORRUPT, "PULL_REPLY field 'flags': 0x%x; NOMODEL, BUSY and CURSOR need LAST",
+		return fr_fail(FR_ERR_CORRUPT, "PULL_REPLY field 'flags': 0x%x; NOMODEL, BUSY, CURSOR and MORE need LAST",
 			       m->flags);
 	if (m->flags & GOSSIP_REPLY_CURSOR) {
 		err = read_cursor(&r, "PULL_REPLY", &m->cursor);
@@ -807,9 +811,11 @@ enum fr_err gossip_on_pull_reply(struct gossip *g, struct gpeer *p,
 			if (c->has_cursor)
 				c->cursor = rm.cursor;
 		}
-		/* A repair ends with a pull that came whole from a peer at
-		 * our epoch: it listed every row of the shard. */
+		/* A repair ends with a pull that came whole (no MORE, no
+		 * cursor, no reply missing) from a peer at our epoch: it sent
+		 * every row of the shard. */
 		if (!c->broken && !c->has_cursor &&
+		    !(rm.flags & GOSSIP_REPLY_MORE) &&
 		    gmodel_repairing(m, c->table, c->shard) &&
 		    p_epoch_ok(g, c, p->id)) {
 			m->repair[(size_t)c->table * m->shards + c->shard] = 0;

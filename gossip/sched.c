@@ -582,6 +582,12 @@ void gossip_sched_run(struct gossip *g, uint64_t now)
 				best_size = size;
 			}
 		}
+		/* A repair must come whole in one pull (its vector may
+		 * promise nothing, so a cut-short pull starts over): ask for
+		 * the largest budget. */
+		if (best && gmodel_repairing(g->models[c->model], c->table,
+					     c->shard))
+			best_size = g->cfg.max_pull_bytes;
 		if (best)
 			issue(g, c, best, best_size, now);
 	}
