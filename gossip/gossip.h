@@ -122,8 +122,9 @@ enum fr_err gossip_model_rolled_back(struct gossip *g, struct shard_store *st,
  * vector dominates that peer's (both may promise nothing after a
  * rollback), until one pull of it ends complete.  FR_ERR_NOTFOUND,
  * FR_ERR_RANGE, FR_ERR_NOMEM.  Limitation: a shard larger than one pull's
- * budget (gossip max_pull_bytes) from a peer whose vector is empty for an
- * origin is re-pulled from its start; see docs/gossip.md. */
+ * budget (max_pull_bytes) cannot be repaired from a peer whose vector is
+ * empty for an origin; it stays pending and is retried at that peer's next
+ * full digest (docs/gossip.md §3.2). */
 enum fr_err gossip_shard_repair(struct gossip *g, struct shard_store *st,
 				uint32_t table, uint32_t shard);
 /* Shards still waiting for their repair pull, and (done) how many have

@@ -106,6 +106,7 @@ struct gmodel {
 	uint8_t *repair;
 	uint32_t nrepair;
 	uint64_t repairs_done;
+	uint64_t repairs_cut;        /* repair pulls cut short (MORE) */
 };
 
 static inline bool gmodel_repairing(const struct gmodel *m, uint32_t table,

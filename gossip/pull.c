@@ -821,6 +821,13 @@ enum fr_err gossip_on_pull_reply(struct gossip *g, struct gpeer *p,
 			m->repair[(size_t)c->table * m->shards + c->shard] = 0;
 			m->nrepair--;
 			m->repairs_done++;
+		} else if ((rm.flags & GOSSIP_REPLY_MORE) &&
+			   gmodel_repairing(m, c->table, c->shard)) {
+			/* The shard is larger than a whole pull: pulling it
+			 * again at once would only repeat this one.  Forget
+			 * this peer for it until its next full digest. */
+			m->repairs_cut++;
+			gossip_cand_drop_have(g, c, p->id);
 		}
 		gossip_pull_end(g, c, false, now);
 		/* We learnt something: tell the others now (push-notify
