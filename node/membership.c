@@ -296,9 +296,29 @@ static void view_peers(struct node *n, const struct topo_view *v)
 	/* A model learnt from ZooKeeper before a restart takes no rows from
 	 * peers until a view has told us its rollback directives (DESIGN
 	 * §6: a node that was down catches up on directives first). */
-	for (uint32_t i = 0; i < n->nmodels; i++)
-		if (n->models[i].from_registry &&
-		    !n->models[i].directives_seen) {
+	for (uint32_t i = 0; i < n->nmodels; i++) {
+		struct node_model *m = &n->models[i];
+		bool listed = false;
+
+		if (!m->from_registry || m->directives_seen ||
+		    m->registry_clash)
+			continue;
+		for (uint32_t k = 0; k < v->nmodels && !listed; k++)
+			listed = strcmp(v->models[k].name, m->def->name) == 0;
+		if (listed || v->connected) {
+			/* Listed: view_models has applied what the view had.
+			 * Not listed in a connected view: gone from the
+			 * registry (or unreadable there), no directives will
+			 * come; do not hold the peers for it. */
+			if (!listed)
+				fr_log(FR_LOG_WARN, "node", "model '%s': not "
+				       "in ZooKeeper's registry; serving it "
+				       "without waiting for rollback "
+				       "directives", m->def->name);
+			m->directives_seen = true;
+			continue;
+		}
+		{
 			if (!n->topo_peers_held)
 				fr_log(FR_LOG_INFO, "node", "model '%s': "
 				       "waiting for its rollback directives "
@@ -307,6 +327,7 @@ static void view_peers(struct node *n, const struct topo_view *v)
 			n->topo_peers_held = true;
 			return;
 		}
+	}
 	n->topo_peers_held = false;
 
 	w = calloc((size_t)v->nmembers + v->nleaders + 1, sizeof(*w));
