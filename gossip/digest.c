@@ -631,8 +631,6 @@ enum fr_err gossip_on_digest(struct gossip *g, struct gpeer *p,
 				/* It applied a rollback we have not: the
 				 * directive reaches us through ZooKeeper. */
 				m->epoch_ahead++;
-				if (e.epoch > m->max_peer_epoch)
-					m->max_peer_epoch = e.epoch;
 			}
 		}
 		/*

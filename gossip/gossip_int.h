@@ -96,7 +96,6 @@ struct gmodel {
 	uint64_t log_noted;          /* store change_seq the log accounts for */
 	uint64_t epoch_ahead;        /* entries seen with a higher epoch */
 	uint64_t epoch_behind;       /* entries with a lower one, not pulled */
-	uint64_t max_peer_epoch;
 	uint32_t ncands;             /* candidates of this model */
 	bool quarantined;            /* gossip_model_quarantine: not exchanged */
 	/* Shards reset for a full transfer (gossip_shard_repair): pulled from
@@ -106,7 +105,6 @@ struct gmodel {
 	uint8_t *repair;
 	uint32_t nrepair;
 	uint64_t repairs_done;
-	uint64_t repairs_cut;        /* repair pulls cut short (MORE) */
 };
 
 static inline bool gmodel_repairing(const struct gmodel *m, uint32_t table,

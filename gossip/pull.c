@@ -826,7 +826,6 @@ enum fr_err gossip_on_pull_reply(struct gossip *g, struct gpeer *p,
 			/* The shard is larger than a whole pull: pulling it
 			 * again at once would only repeat this one.  Forget
 			 * this peer for it until its next full digest. */
-			m->repairs_cut++;
 			gossip_cand_drop_have(g, c, p->id);
 		}
 		gossip_pull_end(g, c, false, now);
