@@ -393,6 +393,22 @@ static enum fr_err model_backend_setup(struct node *n, struct node_model *m,
 	return FR_OK;
 }
 
+bool node_table_refill(struct node *n, struct node_model *m, uint32_t t)
+{
+	uint64_t *ids = malloc(NODE_FILL_CHUNK * sizeof(*ids));
+	enum fr_err rc = FR_ERR_NOMEM;
+
+	if (ids && m->tables[t].gt)
+		rc = backend_fill(n, m, t, ids);
+	free(ids);
+	if (rc == FR_OK)
+		return true;
+	fr_log(FR_LOG_ERROR, "node", "model '%s' table '%s': refill from the "
+	       "store failed: %s; rebuilding the table",
+	       m->def->name, m->def->tables[t].name, fr_errmsg());
+	return node_table_rebuild(n, m, t);
+}
+
 bool node_table_rebuild(struct node *n, struct node_model *m, uint32_t t)
 {
 	struct node_table *tab = &m->tables[t];

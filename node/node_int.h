@@ -301,6 +301,10 @@ enum fr_err node_apply_batch(struct node *n, struct node_model *m,
  * backend failed, e.g. FR_ERR_GPU).  false when that failed too (logged;
  * the table is then absent and its lookups fail).  Loop thread. */
 bool node_table_rebuild(struct node *n, struct node_model *m, uint32_t t);
+/* Write every row of the store into backend table t as it is (a baseline
+ * that stops being one serves its store at once); falls back to a
+ * rebuild when the backend fails.  Loop thread. */
+bool node_table_refill(struct node *n, struct node_model *m, uint32_t t);
 /* Re-arm the gossip timer at gossip_next_deadline(). */
 void node_gossip_arm(struct node *n);
 

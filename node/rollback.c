@@ -159,7 +159,7 @@ enum fr_err node_model_role_set(struct node *n, struct node_model *m,
 		node_model_roles_fini(m);
 		for (uint32_t t = 0; t < m->def->ntables; t++)
 			if (m->tables[t].gt)
-				node_table_rebuild(n, m, t);
+				node_table_refill(n, m, t);
 	}
 	m->role = r;
 	fr_log(FR_LOG_INFO, MOD, "model '%s': role %s%s%s", m->def->name,

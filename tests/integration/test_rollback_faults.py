@@ -158,6 +158,27 @@ with zkmod.ZooKeeper() as zk, \
     wait_for(lambda: model_status(c.nodes[2])["role"] == "serving", 10,
              "node 3 back to serving")
     chk.ok(True, "clearing the override gives node 3 its configured role")
+    # The baseline turned serving serves its store at once, held-back
+    # rows included; turned back, it lags again.
+    pub(model, src, list(range(200, 300)), 9)
+    wait_for(lambda: sums(base)[0] == model.checksum(), 5,
+             "baseline's store has the fresh rows")
+    chk.ok(sums(base)[1] != model.checksum(),
+           "the baseline holds the fresh rows back")
+    h.cli("role", "--zk", c.zk_hosts, "--cluster", c.cluster_name,
+          "--model", "ctr", "--node", BASE, "--set", "serving")
+    wait_for(lambda: model_status(base)["role"] == "serving", 10,
+             "node %d becomes serving" % BASE)
+    chk.ok(sums(base) == (model.checksum(),) * 2 and
+           base.metric_sum("freshet_backend_rebuilds_total") == 0,
+           "turned serving, node %d serves its whole store at once "
+           "(refilled, not counted as a backend rebuild)" % BASE)
+    h.cli("role", "--zk", c.zk_hosts, "--cluster", c.cluster_name,
+          "--model", "ctr", "--node", BASE, "--clear")
+    wait_for(lambda: model_status(base)["role"] == "baseline", 10,
+             "node %d back to baseline" % BASE)
+    chk.ok("baseline" in model_status(base),
+           "clearing the override makes node %d the baseline again" % BASE)
 
     # --- 4. bad directives -------------------------------------------------
     before = {n.id: sums(n) for n in c.nodes}
