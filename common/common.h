@@ -3,8 +3,10 @@
  *
  * What lives here: the error enum and its detail message, the fr_log macro,
  * the hybrid logical clock (HLC) that stamps row versions, bounds-checked
- * byte readers/writers for codecs, IEEE half-precision conversion, and the
- * mailbox that carries work from other threads into the event loop.
+ * byte readers/writers for codecs, IEEE half-precision conversion, the
+ * mailbox that carries work from other threads into the event loop, the
+ * text rules every module shares (names, decimals, HOST:PORT, showing
+ * untrusted text, hashing) and the Prometheus text renderer.
  *
  * What does not: anything that knows about shards, peers or ZooKeeper.
  * Foreign types stay out; the mailbox names libevent's event_base only as an
@@ -256,5 +258,131 @@ void fr_mailbox_close(struct fr_mailbox *mb);
 /* Free the mailbox; messages still queued are passed to drop (if not
  * NULL) so the caller can free them.  Loop thread; NULL does nothing. */
 void fr_mailbox_free(struct fr_mailbox *mb, void (*drop)(void *msg));
+
+/* ------------------------------------------------------------------------
+ * Text rules shared by every module (text.c).  One home each:
+ *
+ *   names      1..max bytes of [A-Za-z0-9_.-], and neither "." nor "..":
+ *              names end up in ZooKeeper paths, file names, metric labels
+ *              and log lines, so nothing that needs quoting is allowed.
+ *   decimals   unsigned base-10 integers, digits only (no sign, no space,
+ *              no "0x"), checked for overflow.
+ *   HOST:PORT  "HOST:PORT" or "[IPV6]:PORT", port 1..65535.  HOST is
+ *              1..255 bytes: a name of name bytes (a dotted number must
+ *              be a valid IPv4 address); in brackets a valid IPv6
+ *              literal, optionally with a %zone of name bytes.
+ *   showing    untrusted bytes made printable for a message or a log
+ *              line: printable ASCII as is, a backslash doubled, any other
+ *              byte as \xNN, cut with "..." when the buffer is too small.
+ *
+ * Failures go through fr_fail with a detail that starts with `what`
+ * (e.g. "--model", "member field 'dc'") and then the value shown, so a
+ * caller that prefixes its own location passes NULL and gets a detail
+ * that starts with the value.  Any thread.
+ * ---------------------------------------------------------------------- */
+#define FR_NAME_CHARS "[A-Za-z0-9_.-]"
+#define FR_HOST_MAX 255
+
+/* true when c may appear in a name. */
+bool fr_name_char(unsigned char c);
+/* true when s is a valid name of at most max bytes (NUL-terminated
+ * within max + 1 bytes). */
+bool fr_name_valid(const char *s, size_t max);
+/* true when exactly n bytes (no NUL needed, e.g. a name on the wire) make
+ * a valid name; n 0 is not. */
+bool fr_name_valid_n(const void *s, size_t n);
+/* FR_OK, or FR_ERR_INVAL with a detail naming `what`, the value (shown)
+ * and the rule, e.g. "--model 'a b' has byte 0x20 at 1, expected 1..63
+ * bytes of [A-Za-z0-9_.-]". */
+enum fr_err fr_name_check(const char *what, const char *s, size_t max);
+
+/* Digits only, 1..len of them, no overflow: the value in *out, true; else
+ * false and *out untouched.  The primitive under fr_parse_u64 and the
+ * sequence-number parsers (ZooKeeper's "n_0000000012"). */
+bool fr_dec_u64(const char *s, size_t len, uint64_t *out);
+/* A whole NUL-terminated string as a decimal in [min, max]: FR_ERR_INVAL
+ * (empty, not a decimal) or FR_ERR_RANGE (outside) with a detail naming
+ * `what` and the range. */
+enum fr_err fr_parse_u64(const char *what, const char *s, uint64_t min,
+			 uint64_t max, uint64_t *out);
+
+/* Split "HOST:PORT" / "[IPV6]:PORT" into host (brackets removed, at most
+ * hostcap - 1 and FR_HOST_MAX bytes) and a port in 1..65535.  FR_ERR_INVAL
+ * with a detail naming `what`; host and port untouched then. */
+enum fr_err fr_parse_hostport(const char *what, const char *s, char *host,
+			      size_t hostcap, uint16_t *port);
+
+/* Untrusted bytes shown in buf (cap >= 4), by the rule above; returns
+ * buf.  fr_show reads a C string (NULL shows as "(null)"); fr_show_n reads
+ * exactly n bytes, NUL included. */
+const char *fr_show(char *buf, size_t cap, const char *s);
+const char *fr_show_n(char *buf, size_t cap, const void *p, size_t n);
+
+/* XXH3-64 of n bytes with a seed.  Where a client chooses the bytes (an
+ * idempotency key), pass fr_hash_seed() so nobody can aim collisions at
+ * one bucket.  Any thread. */
+uint64_t fr_hash64(const void *p, size_t n, uint64_t seed);
+/* A per-process random seed, fixed at first use.  Any thread. */
+uint64_t fr_hash_seed(void);
+
+/* ------------------------------------------------------------------------
+ * Prometheus text exposition, format 0.0.4 (prom.c)
+ *
+ * An exporter lists its families once, in a table (name, type, help), and
+ * renders each by pointing at its entry, so the table is the whole list
+ * of what it exports: tests/unit checks every entry against
+ * docs/metrics.md.  Samples go into a growable fr_wbuf; label values are
+ * escaped (backslash, double quote, newline) here and nowhere else.
+ * ---------------------------------------------------------------------- */
+enum fr_prom_type {
+	FR_PROM_COUNTER,
+	FR_PROM_GAUGE,
+	FR_PROM_HISTOGRAM
+};
+
+struct fr_prom_family {
+	const char *name;
+	enum fr_prom_type type;
+	const char *help;
+};
+
+/* Latency histogram over fixed bounds in seconds (100 us .. 10 s and
+ * +Inf), buckets kept non-cumulative so an observation is one loop and
+ * an increment.  Owned by whoever observes it; no lock. */
+#define FR_HIST_NB 16
+struct fr_hist {
+	uint64_t bucket[FR_HIST_NB + 1];   /* last: +Inf */
+	uint64_t count;
+	double sum;
+};
+void fr_hist_observe(struct fr_hist *h, double seconds);
+
+/* "text/plain; version=0.0.4; charset=utf-8" */
+extern const char fr_prom_content_type[];
+const char *fr_prom_type_name(enum fr_prom_type t);
+
+/* # HELP and # TYPE lines of f. */
+void fr_prom_family(struct fr_wbuf *w, const struct fr_prom_family *f);
+/* One sample of family f: `name{k="v",...} value`.  The labels are
+ * (key, value) string pairs ending in NULL; values are escaped.  _u64
+ * prints an integer, _f64 a double ("%.17g"; NaN and infinities as
+ * Prometheus spells them). */
+void fr_prom_u64(struct fr_wbuf *w, const struct fr_prom_family *f,
+		 uint64_t v, ...) __attribute__((sentinel));
+void fr_prom_f64(struct fr_wbuf *w, const struct fr_prom_family *f,
+		 double v, ...) __attribute__((sentinel));
+/* A whole histogram family's samples (buckets made cumulative, _sum,
+ * _count), with labels as above. */
+void fr_prom_hist(struct fr_wbuf *w, const struct fr_prom_family *f,
+		  const struct fr_hist *h, ...) __attribute__((sentinel));
+/* The family's HELP/TYPE and one sample, for the common case of a family
+ * with a single unlabelled sample. */
+void fr_prom_one_u64(struct fr_wbuf *w, const struct fr_prom_family *f,
+		     uint64_t v);
+void fr_prom_one_f64(struct fr_wbuf *w, const struct fr_prom_family *f,
+		     double v);
+/* Every family name in tab[0..n) well formed ([a-zA-Z_:][a-zA-Z0-9_:]*),
+ * unique, counters ending in _total: FR_OK or FR_ERR_INVAL naming it. */
+enum fr_err fr_prom_table_check(const struct fr_prom_family *tab, size_t n);
 
 #endif /* FRESHET_COMMON_H */

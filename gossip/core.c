@@ -33,12 +33,7 @@
 
 bool gossip_name_ok(const uint8_t *s, size_t len)
 {
-	if (len < 1 || len > SHARD_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (s[i] < 0x20 || s[i] > 0x7e)
-			return false;
-	return true;
+	return len <= SHARD_NAME_MAX && fr_name_valid_n(s, len);
 }
 
 /* Read a padded model name: name_len was read already. */
@@ -57,7 +52,7 @@ enum fr_err gossip_read_name(struct fr_rbuf *r, uint32_t name_len,
 		return fr_fail(FR_ERR_TRUNC, "%s field 'name': %u bytes + padding do not fit",
 			       what, name_len);
 	if (!gossip_name_ok(*name, name_len))
-		return fr_fail(FR_ERR_CORRUPT, "%s field 'name': expected printable ASCII",
+		return fr_fail(FR_ERR_CORRUPT, "%s field 'name': expected a name of " FR_NAME_CHARS,
 			       what);
 	for (size_t i = 0; i < np; i++)
 		if (pad[i])

@@ -276,36 +276,19 @@ static void section_key_list(enum section s, char *buf, size_t size)
  * Message helpers
  * ===================================================================== */
 
-/* A printable rendering of untrusted bytes for a message: printable ASCII
- * as is, anything else as \xNN, cut with "..." past `max_out` bytes so one
- * absurd value cannot crowd out the rest of the message. */
+/* Untrusted bytes made printable for a message (common.h's rule), cut
+ * past 64 shown bytes so one absurd value cannot crowd out the rest. */
 struct shown {
 	char s[256];
 };
 
+/* At most n bytes of s (up to its NUL), about max_out of them shown. */
 static const char *show_n(struct shown *b, const char *s, size_t n,
 			  size_t max_out)
 {
-	size_t o = 0;
+	size_t cap = max_out + 4 < sizeof(b->s) ? max_out + 4 : sizeof(b->s);
 
-	if (max_out > sizeof(b->s) - 4)
-		max_out = sizeof(b->s) - 4;
-	for (size_t i = 0; i < n && s[i]; i++) {
-		unsigned char c = (unsigned char)s[i];
-		size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1 : 4;
-
-		if (o + need > max_out) {
-			memcpy(b->s + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (need == 1)
-			b->s[o++] = (char)c;
-		else
-			o += (size_t)snprintf(b->s + o, 5, "\\x%02x", c);
-	}
-	b->s[o] = '\0';
-	return b->s;
+	return fr_show_n(b->s, cap, s, strnlen(s, n));
 }
 
 static const char *show(struct shown *b, const char *s)
@@ -338,39 +321,8 @@ fail_prefixed(enum fr_err err, const char *fmt, ...)
 static enum fr_err parse_u64(const char *s, uint64_t min, uint64_t max,
 			     uint64_t *out)
 {
-	struct shown b;
-	unsigned long long v;
-	char *end;
-
-	if (!*s)
-		return fr_fail(FR_ERR_INVAL,
-			       "value is empty, expected an integer in %llu..%llu",
-			       (unsigned long long)min, (unsigned long long)max);
-	if (*s == '-')
-		return fr_fail(FR_ERR_INVAL,
-			       "'%s' is negative, expected an integer in %llu..%llu",
-			       show(&b, s), (unsigned long long)min,
-			       (unsigned long long)max);
-	/* strtoull alone would take leading spaces, '+' and "0x". */
-	if (!isdigit((unsigned char)*s))
-		return fr_fail(FR_ERR_INVAL,
-			       "'%s' is not a number, expected an integer in %llu..%llu",
-			       show(&b, s), (unsigned long long)min,
-			       (unsigned long long)max);
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (*end)
-		return fr_fail(FR_ERR_INVAL,
-			       "'%s' has trailing characters after the number, expected an integer in %llu..%llu",
-			       show(&b, s), (unsigned long long)min,
-			       (unsigned long long)max);
-	if (errno == ERANGE || v < min || v > max)
-		return fr_fail(FR_ERR_INVAL,
-			       "'%s' is out of range, expected an integer in %llu..%llu",
-			       show(&b, s), (unsigned long long)min,
-			       (unsigned long long)max);
-	*out = v;
-	return FR_OK;
+	/* Every config error is FR_ERR_INVAL; the detail says which. */
+	return fr_parse_u64(NULL, s, min, max, out) ? FR_ERR_INVAL : FR_OK;
 }
 
 static enum fr_err parse_u32(const char *s, uint32_t min, uint32_t max,
@@ -384,34 +336,11 @@ static enum fr_err parse_u32(const char *s, uint32_t min, uint32_t max,
 	return err;
 }
 
-static bool name_char(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
-}
-
-/* Names follow shard/schema.c's rule ([A-Za-z0-9_.-], non-empty): they end
- * up in ZooKeeper paths, file names and log lines. */
+/* Names follow common.h's rule: they end up in ZooKeeper paths, file
+ * names and log lines. */
 static enum fr_err check_name(const char *s, size_t max_len)
 {
-	struct shown b;
-	size_t len = strnlen(s, max_len + 1);
-
-	if (len == 0)
-		return fr_fail(FR_ERR_INVAL,
-			       "name is empty, expected 1..%zu bytes of [A-Za-z0-9_.-]",
-			       max_len);
-	if (len > max_len)
-		return fr_fail(FR_ERR_INVAL,
-			       "'%s' is longer than %zu bytes, expected 1..%zu bytes of [A-Za-z0-9_.-]",
-			       show(&b, s), max_len, max_len);
-	for (size_t i = 0; i < len; i++)
-		if (!name_char((unsigned char)s[i]))
-			return fr_fail(FR_ERR_INVAL,
-				       "'%s' has byte 0x%02x at %zu, expected 1..%zu bytes of [A-Za-z0-9_.-]",
-				       show(&b, s), (unsigned char)s[i], i,
-				       max_len);
-	return FR_OK;
+	return fr_name_check("name", s, max_len);
 }
 
 /*
@@ -480,116 +409,13 @@ static enum fr_err parse_enum(const char *s, const char *const *choices,
 		       show(&b, s), text);
 }
 
-static bool all_digits_dots(const char *s)
-{
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s) && *s != '.')
-			return false;
-	return true;
-}
-
-#define ADDR_EXPECTED "expected HOST:PORT or [IPV6]:PORT with PORT in 1..65535"
-
 enum fr_err config_parse_addr(const char *s, struct config_addr *out)
 {
 	struct config_addr a;
-	struct shown b;
-	const char *host, *port;
-	size_t hlen;
-	char *end;
-	unsigned long p;
 
-	if (!s || !*s)
-		return fr_fail(FR_ERR_INVAL, "address is empty, " ADDR_EXPECTED);
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-
-		if (!close)
-			return fr_fail(FR_ERR_INVAL,
-				       "'%s' has no closing ']', " ADDR_EXPECTED,
-				       show(&b, s));
-		host = s + 1;
-		hlen = (size_t)(close - host);
-		if (close[1] != ':')
-			return fr_fail(FR_ERR_INVAL,
-				       "'%s' has no ':PORT' after ']', " ADDR_EXPECTED,
-				       show(&b, s));
-		port = close + 2;
-	} else {
-		const char *colon = strchr(s, ':');
-
-		if (!colon)
-			return fr_fail(FR_ERR_INVAL,
-				       "'%s' has no port, " ADDR_EXPECTED,
-				       show(&b, s));
-		if (strchr(colon + 1, ':'))
-			return fr_fail(FR_ERR_INVAL,
-				       "'%s' has more than one ':' (an IPv6 address needs brackets), " ADDR_EXPECTED,
-				       show(&b, s));
-		host = s;
-		hlen = (size_t)(colon - s);
-		port = colon + 1;
-	}
-	if (hlen == 0)
-		return fr_fail(FR_ERR_INVAL, "'%s' has an empty host, " ADDR_EXPECTED,
-			       show(&b, s));
-	if (hlen > CONFIG_ADDR_MAX)
-		return fr_fail(FR_ERR_INVAL,
-			       "'%s' has a host longer than %d bytes, " ADDR_EXPECTED,
-			       show(&b, s), CONFIG_ADDR_MAX);
 	memset(&a, 0, sizeof(a));
-	memcpy(a.host, host, hlen);
-	if (s[0] == '[') {
-		/* An IPv6 literal, optionally with a %zone (fe80::1%eth0). */
-		struct in6_addr in6;
-		char *zone = strchr(a.host, '%');
-		bool ok;
-
-		if (zone) {
-			*zone = '\0';
-			ok = zone[1] != '\0';
-			for (const char *z = zone + 1; ok && *z; z++)
-				ok = name_char((unsigned char)*z);
-		} else {
-			ok = true;
-		}
-		ok = ok && inet_pton(AF_INET6, a.host, &in6) == 1;
-		if (zone)
-			*zone = '%';
-		if (!ok)
-			return fr_fail(FR_ERR_INVAL,
-				       "'%s' has an invalid IPv6 address in brackets, " ADDR_EXPECTED,
-				       show(&b, s));
-	} else {
-		struct in_addr in4;
-
-		for (size_t i = 0; i < hlen; i++)
-			if (!name_char((unsigned char)a.host[i]))
-				return fr_fail(FR_ERR_INVAL,
-					       "'%s' has byte 0x%02x in the host, " ADDR_EXPECTED,
-					       show(&b, s), (unsigned char)a.host[i]);
-		/* A dotted number is an IPv4 address, never a host name. */
-		if (all_digits_dots(a.host) &&
-		    inet_pton(AF_INET, a.host, &in4) != 1)
-			return fr_fail(FR_ERR_INVAL,
-				       "'%s' has an invalid IPv4 address, " ADDR_EXPECTED,
-				       show(&b, s));
-	}
-	if (!isdigit((unsigned char)*port))
-		return fr_fail(FR_ERR_INVAL,
-			       "'%s': port is not a number, " ADDR_EXPECTED,
-			       show(&b, s));
-	errno = 0;
-	p = strtoul(port, &end, 10);
-	if (*end)
-		return fr_fail(FR_ERR_INVAL,
-			       "'%s': port has trailing characters, " ADDR_EXPECTED,
-			       show(&b, s));
-	if (errno == ERANGE || p < 1 || p > 65535)
-		return fr_fail(FR_ERR_INVAL,
-			       "'%s': port is out of range, " ADDR_EXPECTED,
-			       show(&b, s));
-	a.port = (uint16_t)p;
+	if (fr_parse_hostport(NULL, s, a.host, sizeof(a.host), &a.port))
+		return FR_ERR_INVAL;
 	*out = a;
 	return FR_OK;
 }
@@ -688,8 +514,7 @@ enum fr_err config_check_zk_hosts(const char *s)
 				if (p[1] == '/' || p[1] == '\0')
 					return fr_fail(FR_ERR_INVAL, "chroot '%s': empty path segment, " ZK_EXPECTED,
 						       show(&b, chroot));
-			} else if (!isalnum((unsigned char)*p) && *p != '_' &&
-				   *p != '.' && *p != '-') {
+			} else if (!fr_name_char((unsigned char)*p)) {
 				return fr_fail(FR_ERR_INVAL, "chroot '%s': byte '%c' not in [A-Za-z0-9_.-/], " ZK_EXPECTED,
 					       show(&b, chroot), isprint((unsigned char)*p) ? *p : '?');
 			}

@@ -54,13 +54,12 @@ struct node_idem {
 	uint32_t count;
 };
 
+/* Clients choose the keys, so the hash is seeded per process: nobody
+ * can aim a set of keys at one bucket. */
 static uint32_t idem_hash(const char *k, size_t len)
 {
-	uint64_t h = 14695981039346656037ull;   /* FNV-1a */
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
-	return (uint32_t)(h ^ (h >> 32)) & (IDEM_BUCKETS - 1);
+	return (uint32_t)fr_hash64(k, len, fr_hash_seed()) &
+	       (IDEM_BUCKETS - 1);
 }
 
 enum fr_err node_idem_new(struct node *n)

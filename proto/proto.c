@@ -76,34 +76,45 @@ static bool printable(uint8_t c)
 	return c >= 0x20 && c <= 0x7e;
 }
 
-/* Is s a NUL-terminated string of min..max printable bytes within its
- * array of cap bytes?  Sets *len. */
-static bool name_ok(const char *s, size_t cap, size_t min, size_t max,
-		    size_t *len)
+/* Is s a NUL-terminated string of min..max bytes within its array of
+ * cap bytes, each printable (text) or, for a name, by the name rule
+ * (common.h; an empty one allowed when min is 0)?  Sets *len. */
+static bool field_ok(const char *s, size_t cap, size_t min, size_t max,
+		     bool name, size_t *len)
 {
 	size_t n = strnlen(s, cap);
 
 	if (n == cap || n < min || n > max)
 		return false;
-	for (size_t i = 0; i < n; i++)
+	if (name && n > 0 && !fr_name_valid_n(s, n))
+		return false;
+	for (size_t i = 0; !name && i < n; i++)
 		if (!printable((uint8_t)s[i]))
 			return false;
 	*len = n;
 	return true;
 }
 
-static enum fr_err name_check(const char *msg, const char *field,
-			      const char *s, size_t cap, size_t min,
-			      size_t max, size_t *len)
+static enum fr_err field_check(const char *msg, const char *field,
+			       const char *s, size_t cap, size_t min,
+			       size_t max, bool name, size_t *len)
 {
-	if (name_ok(s, cap, min, max, len))
+	char b[96];
+
+	if (field_ok(s, cap, min, max, name, len))
 		return FR_OK;
 	return fr_fail(FR_ERR_INVAL,
-		       "%s field '%s': expected %zu..%zu printable ASCII "
-		       "bytes, got %zu bytes \"%.*s\"",
-		       msg, field, min, max, strnlen(s, cap),
-		       (int)strnlen(s, cap), s);
+		       "%s field '%s': expected %zu..%zu %s, got %zu bytes "
+		       "'%s'", msg, field, min, max,
+		       name ? "bytes of " FR_NAME_CHARS : "printable ASCII bytes",
+		       strnlen(s, cap), fr_show_n(b, sizeof(b), s,
+						  strnlen(s, cap)));
 }
+
+#define name_check(msg, field, s, cap, min, max, len) \
+	field_check(msg, field, s, cap, min, max, true, len)
+#define text_check(msg, field, s, cap, min, max, len) \
+	field_check(msg, field, s, cap, min, max, false, len)
 
 /* Known error codes: FR_ERR_NOMEM .. FR_ERR_ZK, and FR_OK where allowed. */
 static bool code_known(int32_t v, bool allow_ok)
@@ -294,6 +305,21 @@ static enum fr_err get_text(struct fr_rbuf *r, const char *msg,
 	return FR_OK;
 }
 
+/* A text section that must also be a name (empty allowed for n 0). */
+static enum fr_err get_name(struct fr_rbuf *r, const char *msg,
+			    const char *section, const char *len_field,
+			    size_t n, char *out)
+{
+	char b[96];
+	enum fr_err err = get_text(r, msg, section, len_field, n, out);
+
+	if (err || n == 0 || fr_name_valid_n(out, n))
+		return err;
+	return fr_fail(FR_ERR_CORRUPT, "%s section '%s': '%s' is not a name, "
+		       "expected bytes of " FR_NAME_CHARS " other than '.' "
+		       "and '..'", msg, section, fr_show(b, sizeof(b), out));
+}
+
 static enum fr_err no_trailing(const struct fr_rbuf *r, const char *msg)
 {
 	if (fr_rbuf_left(r))
@@ -438,8 +464,8 @@ enum fr_err proto_hello_decode(const uint8_t *p, size_t len,
 			       o.node_id,
 			       o.role == PROTO_ROLE_NODE ? "!= 0 for a node"
 							 : "0 for a client");
-	if ((err = get_text(&r, msg, "dc", "dc_len", dlen, o.dc)) ||
-	    (err = get_text(&r, msg, "cluster", "cluster_len", clen,
+	if ((err = get_name(&r, msg, "dc", "dc_len", dlen, o.dc)) ||
+	    (err = get_name(&r, msg, "cluster", "cluster_len", clen,
 			    o.cluster)) ||
 	    (err = no_trailing(&r, msg)))
 		return err;
@@ -521,7 +547,7 @@ enum fr_err proto_publish_encode(struct fr_wbuf *w,
 			      SHARD_NAME_MAX, &mlen)) ||
 	    (err = name_check(msg, "table", m->table, sizeof(m->table), 1,
 			      SHARD_NAME_MAX, &tlen)) ||
-	    (err = name_check(msg, "key", m->key, sizeof(m->key), 0,
+	    (err = text_check(msg, "key", m->key, sizeof(m->key), 0,
 			      PROTO_KEY_MAX, &klen)))
 		return err;
 	if (m->n == 0)
@@ -588,8 +614,8 @@ enum fr_err proto_publish_decode(const uint8_t *p, size_t len,
 	    (err = len_field(msg, "dim", o.dim, 1, SHARD_DIM_MAX)) ||
 	    (err = zero_field(msg, "reserved1", res1)))
 		return err;
-	if ((err = get_text(&r, msg, "model", "model_len", mlen, o.model)) ||
-	    (err = get_text(&r, msg, "table", "table_len", tlen, o.table)) ||
+	if ((err = get_name(&r, msg, "model", "model_len", mlen, o.model)) ||
+	    (err = get_name(&r, msg, "table", "table_len", tlen, o.table)) ||
 	    (err = get_text(&r, msg, "key", "key_len", klen, o.key)) ||
 	    (err = get_array(&r, msg, "rows", "n", o.n, 8, &rows)) ||
 	    (err = get_array(&r, msg, "values", "n * dim",
@@ -773,8 +799,8 @@ enum fr_err proto_lookup_decode(const uint8_t *p, size_t len,
 	    (err = len_field(msg, "table_len", tlen, 1, SHARD_NAME_MAX)) ||
 	    (err = zero_field(msg, "reserved0", res)) ||
 	    (err = len_field(msg, "n", o.n, 1, UINT32_MAX)) ||
-	    (err = get_text(&r, msg, "model", "model_len", mlen, o.model)) ||
-	    (err = get_text(&r, msg, "table", "table_len", tlen, o.table)) ||
+	    (err = get_name(&r, msg, "model", "model_len", mlen, o.model)) ||
+	    (err = get_name(&r, msg, "table", "table_len", tlen, o.table)) ||
 	    (err = get_array(&r, msg, "rows", "n", o.n, 8, &rows)) ||
 	    (err = no_trailing(&r, msg)))
 		return err;

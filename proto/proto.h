@@ -60,7 +60,8 @@ enum proto_role {
  * protocol version or cluster differs (ERROR with FR_ERR_VERSION /
  * FR_ERR_PROTO and a message naming both values).
  * Rules: role NODE has node_id != 0; role CLIENT has node_id 0.  dc and
- * cluster are printable ASCII, possibly empty (a client may not know).
+ * cluster follow the name rule (common.h), possibly empty (a client may
+ * not know).
  * proto_version is the first field of the payload in every protocol
  * version, so a peer can always read it and name it in its refusal. */
 struct proto_hello {
@@ -88,7 +89,7 @@ struct proto_error {
 /* PUBLISH: rows of one table, values always f32 on the wire (the node
  * converts to the table's dtype).  values holds n * dim floats, row-major;
  * dim travels on the wire (1..SHARD_DIM_MAX) and the node checks it
- * against its schema.  n >= 1.  model and table are 1..63 printable bytes;
+ * against its schema.  n >= 1.  model and table are names (common.h) of 1..63 bytes;
  * key is 0..64 printable bytes ("" for none).  Row ids and values are not
  * checked here (the node does: row ranges, finite values if it wants).
  * A row id may repeat; what the node does with that is the node's rule. */

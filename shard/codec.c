@@ -130,11 +130,6 @@ static inline uint64_t pad8(uint64_t n)
 	return (8 - (n & 7)) & 7;
 }
 
-static inline bool printable(uint8_t c)
-{
-	return c >= 0x20 && c <= 0x7e;
-}
-
 /* The checksum covers the header too: it is XXH3-64 of the payload with,
  * as seed, XXH3-64 of the header's first 16 bytes (magic, version, type,
  * length, reserved).  So a flipped bit in the type or the length is caught
@@ -411,12 +406,10 @@ static enum fr_err batch_check_enc(const struct shard_batch_hdr *h,
 		return fr_fail(FR_ERR_INVAL,
 			       "batch field 'model': length must be 1..%d",
 			       SHARD_NAME_MAX);
-	for (size_t i = 0; i < nl; i++)
-		if (!printable((uint8_t)h->model[i]))
-			return fr_fail(FR_ERR_INVAL,
-				       "batch field 'model': byte %zu is 0x%02x, "
-				       "expected printable ASCII",
-				       i, (uint8_t)h->model[i]);
+	if (!fr_name_valid_n(h->model, nl))
+		return fr_fail(FR_ERR_INVAL,
+			       "batch field 'model': expected a name of "
+			       FR_NAME_CHARS);
 	*elem = codec_dtype_size(h->dtype);
 	if (!*elem)
 		return fr_fail(FR_ERR_INVAL,
@@ -792,12 +785,10 @@ enum fr_err shard_batch_decode(const uint8_t *payload, size_t len,
 	err = take_section(&r, f.name_len, 1, "model", "name_len", &name);
 	if (err)
 		return err;
-	for (uint32_t i = 0; i < f.name_len; i++)
-		if (!printable(name[i]))
-			return fr_fail(FR_ERR_CORRUPT,
-				       "batch field 'model': byte %u is 0x%02x, "
-				       "expected printable ASCII 0x20..0x7e",
-				       i, name[i]);
+	if (!fr_name_valid_n(name, f.name_len))
+		return fr_fail(FR_ERR_CORRUPT,
+			       "batch field 'model': expected a name of "
+			       FR_NAME_CHARS);
 	err = take_section(&r, f.ncovers, BATCH_COVER_BYTES, "covers",
 			   "ncovers", &covers);
 	if (err)

@@ -50,33 +50,11 @@ enum fr_err shard_dtype_parse(const char *s, enum shard_dtype *out)
 		       s ? s : "(null)");
 }
 
-/*
- * A name must be NUL-terminated inside its array, non-empty and made of
- * [A-Za-z0-9_.-]: names end up in ZooKeeper paths, file names and log
- * lines, so nothing that needs quoting is allowed.  `what` says whose name
- * it is for the message.
- */
+/* Names follow common.h's rule: they end up in ZooKeeper paths, file
+ * names and log lines.  `what` says whose name it is for the message. */
 static enum fr_err check_name(const char *name, const char *what)
 {
-	size_t len = strnlen(name, SHARD_NAME_MAX + 1);
-
-	if (len == 0)
-		return fr_fail(FR_ERR_INVAL, "%s: name is empty", what);
-	if (len > SHARD_NAME_MAX)
-		return fr_fail(FR_ERR_INVAL,
-			       "%s: name longer than %d bytes or not terminated",
-			       what, SHARD_NAME_MAX);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-')
-			continue;
-		return fr_fail(FR_ERR_INVAL,
-			       "%s: name has byte 0x%02x at %zu; expected [A-Za-z0-9_.-]",
-			       what, c, i);
-	}
-	return FR_OK;
+	return fr_name_check(what, name, SHARD_NAME_MAX);
 }
 
 enum fr_err shard_model_validate(const struct shard_model_def *def)

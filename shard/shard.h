@@ -58,7 +58,7 @@ size_t shard_dtype_size(enum shard_dtype dt);
 const char *shard_dtype_name(enum shard_dtype dt);
 enum fr_err shard_dtype_parse(const char *s, enum shard_dtype *out);
 
-/* Validate a model definition: names non-empty, printable, <= 63 bytes,
+/* Validate a model definition: names by the name rule (common.h), <= 63 bytes,
  * no duplicate table names, 1 <= ntables <= 64, 1 <= shards <= 2^20,
  * rows >= 1, 1 <= dim <= 65536, known dtype, rows*dim*size without
  * overflow.  On failure returns the code and a detail naming the field

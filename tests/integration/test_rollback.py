@@ -59,7 +59,12 @@ def pub(model, node, rows, seed, scale=0.1):
 
 
 def table_sums(node):
-    m = [x for x in node.status()["models"] if x["name"] == "ctr"][0]
+    """(checksum, backend checksum, epoch); None while the node has not
+    learnt the model from ZooKeeper yet (a loaded machine can be slow)."""
+    m = [x for x in node.status()["models"] if x["name"] == "ctr"]
+    if not m:
+        return None
+    m = m[0]
     t = m["tables"][0]
     return t["checksum"], t.get("backend_checksum"), m["rollback_epoch"]
 

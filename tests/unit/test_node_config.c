@@ -412,7 +412,7 @@ static void test_address_errors(void)
 	LOAD_FAILS("[node]\nlisten = h:99999999999999999999999\n",
 		   "port is out of range");
 	LOAD_FAILS("[node]\nlisten = 127.0.0.1:80x\n", "[node] listen:",
-		   "port has trailing characters", "1..65535");
+		   "port is not a number", "1..65535");
 	LOAD_FAILS("[node]\nlisten = 127.0.0.1:-1\n", "[node] listen:",
 		   "port is not a number", "1..65535");
 	LOAD_FAILS("[node]\nlisten = 127.0.0.1:\n", "port is not a number");

@@ -83,7 +83,7 @@ static void test_name_errors(void)
 	good_def(&d);
 	d.name[0] = '\0';
 	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("model: name is empty"));
+	CU_ASSERT(errmsg_has("model is empty"));
 
 	good_def(&d);
 	memset(d.name, 'a', sizeof(d.name));    /* not terminated */
@@ -103,7 +103,7 @@ static void test_name_errors(void)
 	good_def(&d);
 	d.tables[0].name[0] = '\0';
 	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("table 0: name is empty"));
+	CU_ASSERT(errmsg_has("table 0 is empty"));
 
 	good_def(&d);
 	snprintf(d.tables[1].name, sizeof(d.tables[1].name), "users");
