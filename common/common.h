@@ -74,6 +74,10 @@ const char *fr_errmsg(void);
 /* Clear this thread's detail message. */
 void fr_errclear(void);
 
+/* freshet's version, "MAJOR.MINOR.PATCH", from CMake's project(VERSION).
+ * Any thread. */
+const char *fr_version(void);
+
 /* ------------------------------------------------------------------------
  * Logging
  *

@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/node_int.h"
+#include "node/config.h"
+#include "node/node.h"
+#include "proto/proto.h"
 
 static void usage(FILE *out)
 {
@@ -70,7 +72,7 @@ int main(int argc, char **argv)
 			goto out_free;
 		} else if (strcmp(a, "--version") == 0) {
 			printf("freshetd %s (wire protocol %d)\n",
-			       NODE_VERSION_STRING, PROTO_VERSION);
+			       fr_version(), PROTO_VERSION);
 			goto out_free;
 		} else if (strcmp(a, "--check-config") == 0) {
 			check = true;

@@ -237,7 +237,7 @@ static void view_models(struct node *n, const struct topo_view *v)
 			 * exchanging this model; lookups and publishes here
 			 * go on from our own definition. */
 			m->registry_clash = true;
-			n->topo_models_refused++;
+			n->zk.models_refused++;
 			def_text(m->def, ours, sizeof(ours));
 			def_text(d, theirs, sizeof(theirs));
 			gossip_model_quarantine(n->gossip, m->st);
@@ -254,7 +254,7 @@ static void view_models(struct node *n, const struct topo_view *v)
 		}
 		cache_save(n, d);
 		if (node_model_add_live(n, d) != FR_OK) {
-			n->topo_models_refused++;
+			n->zk.models_refused++;
 			fr_log(FR_LOG_ERROR, "node", "model '%s' from "
 			       "ZooKeeper not served: %s", d->name,
 			       fr_errmsg());
@@ -319,16 +319,16 @@ static void view_peers(struct node *n, const struct topo_view *v)
 			continue;
 		}
 		{
-			if (!n->topo_peers_held)
+			if (!n->zk.peers_held)
 				fr_log(FR_LOG_INFO, "node", "model '%s': "
 				       "waiting for its rollback directives "
 				       "from ZooKeeper before dialing peers",
 				       n->models[i].def->name);
-			n->topo_peers_held = true;
+			n->zk.peers_held = true;
 			return;
 		}
 	}
-	n->topo_peers_held = false;
+	n->zk.peers_held = false;
 
 	w = calloc((size_t)v->nmembers + v->nleaders + 1, sizeof(*w));
 	if (!w) {
@@ -355,8 +355,8 @@ static void view_peers(struct node *n, const struct topo_view *v)
 			w[nw++] = (struct want){ l->node_id, l->addr, l->dc };
 		}
 	/* Drop what is no longer wanted (or moved to another address). */
-	for (uint32_t i = 0; i < n->npeers;) {
-		struct node_peer *p = n->peers[i];
+	for (uint32_t i = 0; i < n->net.npeers;) {
+		struct node_peer *p = n->net.peers[i];
 		int k = want_find(w, nw, p->id);
 		bool moved = k >= 0 && !addr_same(&p->addr, w[k].addr);
 		bool cross = k < 0 && p->dc[0] && strcmp(p->dc, cfg->dc) != 0;
@@ -369,7 +369,7 @@ static void view_peers(struct node *n, const struct topo_view *v)
 			       p->dc[0] ? p->dc : "?",
 			       moved ? "moved to a new address" :
 			       "left the view");
-			n->topo_peer_changes++;
+			n->zk.peer_changes++;
 			node_peer_remove(n, p->id);
 			continue;   /* the slot now holds another peer */
 		}
@@ -387,7 +387,7 @@ static void view_peers(struct node *n, const struct topo_view *v)
 			continue;
 		}
 		if (node_peer_add(n, w[i].id, &a, w[i].dc, false) == FR_OK) {
-			n->topo_peer_changes++;
+			n->zk.peer_changes++;
 			fr_log(FR_LOG_INFO, "node", "peer %u (dc %s, %s) "
 			       "joined the view", w[i].id, w[i].dc,
 			       w[i].addr);
@@ -404,15 +404,15 @@ static void view_cb(const struct topo_view *v, void *arg)
 	struct node *n = arg;
 	struct topo_leader *l = NULL;
 
-	if (n->stopping)
+	if (n->stop.stopping)
 		return;
-	if (v->connected != n->topo_connected)
+	if (v->connected != n->zk.connected)
 		fr_log(FR_LOG_INFO, "node", "ZooKeeper %s", v->connected ?
 		       "connected" : "disconnected");
-	n->topo_connected = v->connected;
+	n->zk.connected = v->connected;
 	if (v->session_timeout_ms)
-		n->topo_session_ms = v->session_timeout_ms;
-	n->topo_nmembers = v->nmembers;
+		n->zk.session_ms = v->session_timeout_ms;
+	n->zk.nmembers = v->nmembers;
 	if (v->nleaders) {
 		l = malloc(v->nleaders * sizeof(*l));
 		if (!l) {
@@ -420,23 +420,23 @@ static void view_cb(const struct topo_view *v, void *arg)
 			       "for the leaders; keeping the old ones");
 		} else {
 			memcpy(l, v->leaders, v->nleaders * sizeof(*l));
-			free(n->topo_leaders);
-			n->topo_leaders = l;
-			n->topo_nleaders = v->nleaders;
+			free(n->zk.leaders);
+			n->zk.leaders = l;
+			n->zk.nleaders = v->nleaders;
 		}
 	} else {
-		free(n->topo_leaders);
-		n->topo_leaders = NULL;
-		n->topo_nleaders = 0;
+		free(n->zk.leaders);
+		n->zk.leaders = NULL;
+		n->zk.nleaders = 0;
 	}
-	if (v->leader != n->topo_leader ||
-	    (v->leader && v->epoch != n->topo_epoch))
+	if (v->leader != n->zk.leader ||
+	    (v->leader && v->epoch != n->zk.epoch))
 		fr_log(FR_LOG_INFO, "node", v->leader ? "leading dc %s "
 		       "(epoch %llu)" : "not leading dc %s (epoch %llu "
 		       "ended)", n->cfg->dc, (unsigned long long)(v->leader ?
-		       v->epoch : n->topo_epoch));
-	n->topo_leader = v->leader;
-	n->topo_epoch = v->leader ? v->epoch : 0;
+		       v->epoch : n->zk.epoch));
+	n->zk.leader = v->leader;
+	n->zk.epoch = v->leader ? v->epoch : 0;
 	view_models(n, v);
 	view_peers(n, v);
 	node_gossip_flush(n);
@@ -475,8 +475,8 @@ enum fr_err node_membership_start(struct node *n)
 		 tc.candidate ? "serving,candidate" : "serving");
 	tc.self.generation = n->generation;
 	tc.session_timeout_ms = c->zk_session_timeout_ms;
-	n->topo = topo_new(n->base, &tc, view_cb, n, &rc);
-	if (!n->topo)
+	n->zk.topo = topo_new(n->base, &tc, view_cb, n, &rc);
+	if (!n->zk.topo)
 		return fr_fail(rc, "zookeeper: %s", fr_errmsg());
 	fr_log(FR_LOG_INFO, "node", "ZooKeeper %s, cluster %s: joining dc %s%s",
 	       c->zk_hosts, c->cluster, c->dc,
@@ -486,14 +486,14 @@ enum fr_err node_membership_start(struct node *n)
 
 void node_membership_stop(struct node *n)
 {
-	if (!n->topo)
+	if (!n->zk.topo)
 		return;
-	topo_free(n->topo);
-	n->topo = NULL;
-	n->topo_connected = false;
-	n->topo_leader = false;
-	n->topo_epoch = 0;
-	free(n->topo_leaders);
-	n->topo_leaders = NULL;
-	n->topo_nleaders = 0;
+	topo_free(n->zk.topo);
+	n->zk.topo = NULL;
+	n->zk.connected = false;
+	n->zk.leader = false;
+	n->zk.epoch = 0;
+	free(n->zk.leaders);
+	n->zk.leaders = NULL;
+	n->zk.nleaders = 0;
 }

@@ -1,6 +1,6 @@
 /*
  * metrics.c — latency histograms and the Prometheus text exposition of
- * everything freshetd counts (served at /metrics by admin.c).
+ * everything freshetd counts (served at /metrics by http.c).
  *
  * Histograms keep per-bucket counts and are made cumulative only when
  * rendered, so an observation is one comparison loop and an increment.
@@ -9,7 +9,7 @@
  * date on every apply.  Format: text exposition 0.0.4 (HELP and TYPE
  * before each family, label values escaped).
  *
- * Not here: serving HTTP (admin.c) or deciding what to count (the code
+ * Not here: serving HTTP (http.c) or deciding what to count (the code
  * that does the work increments node->metrics).
  */
 #include <stdio.h>
@@ -169,19 +169,19 @@ static void render_peers(struct node *n, struct evbuffer *b,
 
 	family(b, "freshet_bytes_total", "counter",
 	       "Frame bytes on the wire by peer (\"client\": all clients) and direction.");
-	for (uint32_t i = 0; i < n->npeers; i++) {
-		snprintf(id, sizeof(id), "%u", n->peers[i]->id);
-		inout(b, "freshet_bytes_total", id, n->peers[i]->bytes_in,
-		      n->peers[i]->bytes_out);
+	for (uint32_t i = 0; i < n->net.npeers; i++) {
+		snprintf(id, sizeof(id), "%u", n->net.peers[i]->id);
+		inout(b, "freshet_bytes_total", id, n->net.peers[i]->bytes_in,
+		      n->net.peers[i]->bytes_out);
 	}
 	inout(b, "freshet_bytes_total", "client", m->client_bytes_in,
 	      m->client_bytes_out);
 	family(b, "freshet_frames_total", "counter",
 	       "Frames by peer (\"client\": all clients) and direction.");
-	for (uint32_t i = 0; i < n->npeers; i++) {
-		snprintf(id, sizeof(id), "%u", n->peers[i]->id);
-		inout(b, "freshet_frames_total", id, n->peers[i]->frames_in,
-		      n->peers[i]->frames_out);
+	for (uint32_t i = 0; i < n->net.npeers; i++) {
+		snprintf(id, sizeof(id), "%u", n->net.peers[i]->id);
+		inout(b, "freshet_frames_total", id, n->net.peers[i]->frames_in,
+		      n->net.peers[i]->frames_out);
 	}
 	inout(b, "freshet_frames_total", "client", m->client_frames_in,
 	      m->client_frames_out);
@@ -194,10 +194,10 @@ static void render_peers(struct node *n, struct evbuffer *b,
 	}
 	family(b, "freshet_bad_frames_total", "counter",
 	       "Frames dropped (bad checksum, header or fields, wrong type), by peer.");
-	for (uint32_t i = 0; i < n->npeers; i++)
+	for (uint32_t i = 0; i < n->net.npeers; i++)
 		evbuffer_add_printf(b, "freshet_bad_frames_total{peer=\"%u\"} %llu\n",
-				    n->peers[i]->id,
-				    (unsigned long long)n->peers[i]->bad_frames);
+				    n->net.peers[i]->id,
+				    (unsigned long long)n->net.peers[i]->bad_frames);
 	evbuffer_add_printf(b, "freshet_bad_frames_total{peer=\"client\"} %llu\n",
 			    (unsigned long long)m->client_bad_frames);
 	family(b, "freshet_bad_frames_by_error_total", "counter",
@@ -208,11 +208,11 @@ static void render_peers(struct node *n, struct evbuffer *b,
 					    fr_strerror((enum fr_err)-k),
 					    (unsigned long long)m->bad_by_err[k]);
 	family(b, "freshet_peer_up", "gauge", "1 when the link to the peer is up.");
-	for (uint32_t i = 0; i < n->npeers; i++)
+	for (uint32_t i = 0; i < n->net.npeers; i++)
 		evbuffer_add_printf(b, "freshet_peer_up{peer=\"%u\"} %d\n",
-				    n->peers[i]->id,
-				    n->peers[i]->conn &&
-				    n->peers[i]->conn->state == NODE_CONN_UP);
+				    n->net.peers[i]->id,
+				    n->net.peers[i]->conn &&
+				    n->net.peers[i]->conn->state == NODE_CONN_UP);
 	family(b, "freshet_peer_score", "gauge",
 	       "Gossip's score of the peer (drops on bad frames and timeouts).");
 	for (uint32_t i = 0; i < np; i++)
@@ -220,10 +220,10 @@ static void render_peers(struct node *n, struct evbuffer *b,
 				    ps[i].peer, (int)ps[i].score);
 	family(b, "freshet_peer_connects_total", "counter",
 	       "Links to the peer that completed HELLO.");
-	for (uint32_t i = 0; i < n->npeers; i++)
+	for (uint32_t i = 0; i < n->net.npeers; i++)
 		evbuffer_add_printf(b, "freshet_peer_connects_total{peer=\"%u\"} %llu\n",
-				    n->peers[i]->id,
-				    (unsigned long long)n->peers[i]->connects);
+				    n->net.peers[i]->id,
+				    (unsigned long long)n->net.peers[i]->connects);
 }
 
 /* Bytes by dc pair, from this node's links: summed over the nodes of a
@@ -235,33 +235,33 @@ static void render_topology(struct node *n, struct evbuffer *b)
 
 	family(b, "freshet_dc_bytes_total", "counter",
 	       "Frame bytes between this node's dc and a dc (its own included), by direction of travel.");
-	for (uint32_t i = 0; i < n->ndcs; i++) {
+	for (uint32_t i = 0; i < n->net.ndcs; i++) {
 		esc(n->cfg->dc, e[0], sizeof(e[0]));
-		esc(n->dcs[i].name, e[1], sizeof(e[1]));
+		esc(n->net.dcs[i].name, e[1], sizeof(e[1]));
 		evbuffer_add_printf(b, "freshet_dc_bytes_total{src_dc=\"%s\",dst_dc=\"%s\"} %llu\n",
 				    e[0], e[1],
-				    (unsigned long long)n->dcs[i].bytes_out);
+				    (unsigned long long)n->net.dcs[i].bytes_out);
 		evbuffer_add_printf(b, "freshet_dc_bytes_total{src_dc=\"%s\",dst_dc=\"%s\"} %llu\n",
 				    e[1], e[0],
-				    (unsigned long long)n->dcs[i].bytes_in);
+				    (unsigned long long)n->net.dcs[i].bytes_in);
 	}
 	family(b, "freshet_leader", "gauge",
 	       "1 while this node leads its dc (ZooKeeper election).");
-	evbuffer_add_printf(b, "freshet_leader %d\n", n->topo_leader);
+	evbuffer_add_printf(b, "freshet_leader %d\n", n->zk.leader);
 	family(b, "freshet_leader_epoch", "gauge",
 	       "This node's leader epoch while it leads, else 0.");
 	evbuffer_add_printf(b, "freshet_leader_epoch %llu\n",
-			    (unsigned long long)(n->topo_leader ? n->topo_epoch : 0));
+			    (unsigned long long)(n->zk.leader ? n->zk.epoch : 0));
 	family(b, "freshet_zk_connected", "gauge",
 	       "1 while the ZooKeeper session is connected (0 also without ZooKeeper).");
-	evbuffer_add_printf(b, "freshet_zk_connected %d\n", n->topo_connected);
+	evbuffer_add_printf(b, "freshet_zk_connected %d\n", n->zk.connected);
 	family(b, "freshet_stale_epoch_refused_total", "counter",
 	       "Links from other dcs refused because the sender's leader epoch was stale.");
 	evbuffer_add_printf(b, "freshet_stale_epoch_refused_total %llu\n",
 			    (unsigned long long)n->metrics.stale_epoch_refused);
-	if (!n->topo)
+	if (!n->zk.topo)
 		return;
-	topo_get_stats(n->topo, &ts);
+	topo_get_stats(n->zk.topo, &ts);
 	family(b, "freshet_zk_events_total", "counter",
 	       "ZooKeeper session events and elections seen by this node.");
 	evbuffer_add_printf(b, "freshet_zk_events_total{event=\"connect\"} %llu\n"
@@ -277,7 +277,7 @@ static void render_topology(struct node *n, struct evbuffer *b)
 	family(b, "freshet_zk_peer_changes_total", "counter",
 	       "Peers added or dropped because the ZooKeeper view changed.");
 	evbuffer_add_printf(b, "freshet_zk_peer_changes_total %llu\n",
-			    (unsigned long long)n->topo_peer_changes);
+			    (unsigned long long)n->zk.peer_changes);
 	family(b, "freshet_zk_bad_znodes_total", "counter",
 	       "Znodes ignored because they did not parse (logged with their path).");
 	evbuffer_add_printf(b, "freshet_zk_bad_znodes_total %llu\n",
@@ -285,7 +285,7 @@ static void render_topology(struct node *n, struct evbuffer *b)
 	family(b, "freshet_zk_models_refused_total", "counter",
 	       "Registry models this node could not serve (conflict with its config, no room, no memory).");
 	evbuffer_add_printf(b, "freshet_zk_models_refused_total %llu\n",
-			    (unsigned long long)n->topo_models_refused);
+			    (unsigned long long)n->zk.models_refused);
 }
 
 /* Per model: role, rollback epoch and work, the baseline's buffer. */
@@ -336,7 +336,7 @@ static void model_roles_render(struct node *n, struct evbuffer *b)
 	family(b, "freshet_rollback_directives_refused_total", "counter",
 	       "Rollback directives that could not be applied (logged).");
 	evbuffer_add_printf(b, "freshet_rollback_directives_refused_total %llu\n",
-			    (unsigned long long)n->bad_directives);
+			    (unsigned long long)n->roles.bad_directives);
 	gossip_get_stats(n->gossip, &gs);
 	{
 		uint64_t done = 0;
@@ -427,12 +427,12 @@ void metrics_render(struct node *n, struct evbuffer *b)
 
 	if (n->gossip) {
 		gossip_get_stats(n->gossip, &gs);
-		if (n->npeers)
-			ps = calloc(n->npeers, sizeof(*ps));
+		if (n->net.npeers)
+			ps = calloc(n->net.npeers, sizeof(*ps));
 		if (ps)
-			np = gossip_get_peer_stats(n->gossip, ps, n->npeers);
-		if (np > n->npeers)
-			np = n->npeers;
+			np = gossip_get_peer_stats(n->gossip, ps, n->net.npeers);
+		if (np > n->net.npeers)
+			np = n->net.npeers;
 		for (uint32_t i = 0; i < np; i++)
 			pulls += ps[i].pulls_sent;
 	}
@@ -441,7 +441,7 @@ void metrics_render(struct node *n, struct evbuffer *b)
 	evbuffer_add_printf(b, "freshet_node_info{node=\"%u\",dc=\"%s\",cluster=\"%s\",version=\"%s\"} 1\n",
 			    n->cfg->node_id, esc(n->cfg->dc, e[0], sizeof(e[0])),
 			    esc(n->cfg->cluster, e[1], sizeof(e[1])),
-			    NODE_VERSION_STRING);
+			    fr_version());
 	family(b, "freshet_generation", "gauge",
 	       "Start count of this data dir.");
 	evbuffer_add_printf(b, "freshet_generation %llu\n",
@@ -502,7 +502,7 @@ void metrics_render(struct node *n, struct evbuffer *b)
 			    (unsigned long long)m->publish_rows);
 	family(b, "freshet_publish_queue_depth", "gauge",
 	       "Publishes waiting for the WAL.");
-	evbuffer_add_printf(b, "freshet_publish_queue_depth %u\n", n->npending);
+	evbuffer_add_printf(b, "freshet_publish_queue_depth %u\n", n->dur.npending);
 	family(b, "freshet_lookups_total", "counter", "LOOKUP requests.");
 	evbuffer_add_printf(b, "freshet_lookups_total %llu\n",
 			    (unsigned long long)m->lookups);
@@ -524,7 +524,7 @@ void metrics_render(struct node *n, struct evbuffer *b)
 	evbuffer_add_printf(b, "freshet_rows_refused_total %llu\n",
 			    (unsigned long long)m->rows_refused_remote);
 	family(b, "freshet_connections", "gauge", "Open TCP connections.");
-	evbuffer_add_printf(b, "freshet_connections %u\n", n->nconns);
+	evbuffer_add_printf(b, "freshet_connections %u\n", n->net.nconns);
 	family(b, "freshet_hello_refused_total", "counter",
 	       "Connections refused at HELLO (version, cluster, unknown id).");
 	evbuffer_add_printf(b, "freshet_hello_refused_total %llu\n",
@@ -534,9 +534,9 @@ void metrics_render(struct node *n, struct evbuffer *b)
 	evbuffer_add_printf(b, "freshet_wal_lsn{kind=\"durable\"} %llu\n"
 			    "freshet_wal_lsn{kind=\"applied\"} %llu\n"
 			    "freshet_wal_lsn{kind=\"snapshot\"} %llu\n",
-			    (unsigned long long)(n->wal ? shard_wal_durable_lsn(n->wal) : 0),
-			    (unsigned long long)n->applied_lsn,
-			    (unsigned long long)n->snap_lsn);
+			    (unsigned long long)(n->dur.wal ? shard_wal_durable_lsn(n->dur.wal) : 0),
+			    (unsigned long long)n->dur.applied_lsn,
+			    (unsigned long long)n->snap.lsn);
 	family(b, "freshet_wal_replicated_skipped_total", "counter",
 	       "Batches from peers applied but not logged (WAL queue full): re-pulled after a crash.");
 	evbuffer_add_printf(b, "freshet_wal_replicated_skipped_total %llu\n",

@@ -66,9 +66,9 @@ static void peer_schedule_dial(struct node_peer *p);
 
 struct node_peer *node_peer_find(struct node *n, uint32_t id)
 {
-	for (uint32_t i = 0; i < n->npeers; i++)
-		if (n->peers[i]->id == id)
-			return n->peers[i];
+	for (uint32_t i = 0; i < n->net.npeers; i++)
+		if (n->net.peers[i]->id == id)
+			return n->net.peers[i];
 	return NULL;
 }
 
@@ -76,15 +76,15 @@ struct node_dc *node_dc_get(struct node *n, const char *name)
 {
 	struct node_dc *d;
 
-	for (uint32_t i = 0; i < n->ndcs; i++)
-		if (strcmp(n->dcs[i].name, name) == 0)
-			return &n->dcs[i];
-	if (n->ndcs == NODE_DCS_MAX || !name[0])
+	for (uint32_t i = 0; i < n->net.ndcs; i++)
+		if (strcmp(n->net.dcs[i].name, name) == 0)
+			return &n->net.dcs[i];
+	if (n->net.ndcs == NODE_DCS_MAX || !name[0])
 		return NULL;
-	d = &n->dcs[n->ndcs++];
+	d = &n->net.dcs[n->net.ndcs++];
 	snprintf(d->name, sizeof(d->name), "%s", name);
-	if (n->wan_cfg && strcmp(name, n->cfg->dc) != 0) {
-		d->grp = bufferevent_rate_limit_group_new(n->base, n->wan_cfg);
+	if (n->net.wan_cfg && strcmp(name, n->cfg->dc) != 0) {
+		d->grp = bufferevent_rate_limit_group_new(n->base, n->net.wan_cfg);
 		if (!d->grp)
 			fr_log(FR_LOG_WARN, "net", "dc %s: WAN budget not set "
 			       "up (no memory)", name);
@@ -132,11 +132,11 @@ static struct node_conn *conn_new(struct node *n, evutil_socket_t fd,
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
 			  c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, NET_WRITE_LOWAT, 0);
-	c->next = n->conns;
-	if (n->conns)
-		n->conns->prev = c;
-	n->conns = c;
-	n->nconns++;
+	c->next = n->net.conns;
+	if (n->net.conns)
+		n->net.conns->prev = c;
+	n->net.conns = c;
+	n->net.nconns++;
 	return c;
 }
 
@@ -173,10 +173,10 @@ static void conn_free(struct node_conn *c)
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		n->conns = c->next;
+		n->net.conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	n->nconns--;
+	n->net.nconns--;
 	bufferevent_free(c->bev);
 	if (c->close_ev)
 		event_free(c->close_ev);
@@ -297,7 +297,7 @@ static void conn_send_hello(struct node_conn *c, uint16_t type)
 		.proto_version = PROTO_VERSION,
 		.role = PROTO_ROLE_NODE,
 		.node_id = n->cfg->node_id,
-		.epoch = n->topo_leader ? (uint32_t)n->topo_epoch : 0,
+		.epoch = n->zk.leader ? (uint32_t)n->zk.epoch : 0,
 		.generation = n->generation,
 	};
 	struct fr_wbuf w;
@@ -325,11 +325,11 @@ void node_gossip_flush(struct node *n)
 			node_conn_send(p->conn, &o.frame);
 		fr_wbuf_fini(&o.frame);
 	}
-	for (uint32_t i = 0; i < n->npeers; i++) {
-		struct node_conn *c = n->peers[i]->conn;
+	for (uint32_t i = 0; i < n->net.npeers; i++) {
+		struct node_conn *c = n->net.peers[i]->conn;
 
 		if (c && c->state == NODE_CONN_UP)
-			gossip_peer_backlog(n->gossip, n->peers[i]->id,
+			gossip_peer_backlog(n->gossip, n->net.peers[i]->id,
 					    conn_out_len(c));
 	}
 	node_gossip_arm(n);
@@ -349,7 +349,7 @@ static bool wan_hello_ok(struct node_conn *c, const struct proto_hello *h)
 	struct node_peer *p = node_peer_find(n, h->node_id);
 	const struct topo_leader *l = NULL;
 
-	if (!n->topo || !p || p->is_static)
+	if (!n->zk.topo || !p || p->is_static)
 		return true;
 	/* The view says which dc a node is in; a HELLO may not move it
 	 * (into ours, say, to skip the checks below). */
@@ -360,15 +360,15 @@ static bool wan_hello_ok(struct node_conn *c, const struct proto_hello *h)
 	}
 	if (strcmp(h->dc, n->cfg->dc) == 0)
 		return true;
-	if (!n->topo_leader) {
+	if (!n->zk.leader) {
 		conn_refuse(c, FR_ERR_PROTO, "node %u of dc %s: node %u does "
 			    "not lead dc %s, only leaders link dcs",
 			    h->node_id, h->dc, n->cfg->node_id, n->cfg->dc);
 		return false;
 	}
-	for (uint32_t i = 0; i < n->topo_nleaders; i++)
-		if (strcmp(n->topo_leaders[i].dc, h->dc) == 0)
-			l = &n->topo_leaders[i];
+	for (uint32_t i = 0; i < n->zk.nleaders; i++)
+		if (strcmp(n->zk.leaders[i].dc, h->dc) == 0)
+			l = &n->zk.leaders[i];
 	if (!l || l->node_id != h->node_id) {
 		conn_refuse(c, FR_ERR_PROTO, "node %u is not the leader of dc "
 			    "%s in node %u's view (leader %u)", h->node_id,
@@ -457,7 +457,7 @@ static void peer_link_up(struct node_conn *c, struct node_peer *p,
 	p->generation = h->generation;
 	snprintf(p->dc, sizeof(p->dc), "%s", h->dc);
 	p->dcx = node_dc_get(n, p->dc);
-	if (!p->dcx && n->wan_cfg && strcmp(p->dc, n->cfg->dc) != 0)
+	if (!p->dcx && n->net.wan_cfg && strcmp(p->dc, n->cfg->dc) != 0)
 		fr_log(FR_LOG_ERROR, "net", "peer %u: dc '%s' is one dc more "
 		       "than the %d this node keeps counters and WAN budgets "
 		       "for; its link runs without gossip.wan_mbit", p->id,
@@ -468,7 +468,7 @@ static void peer_link_up(struct node_conn *c, struct node_peer *p,
 	/* Heartbeat DIGESTs arrive every digest_interval_ms: a link silent
 	 * for much longer is dead even if TCP has not noticed. */
 	bufferevent_set_timeouts(c->bev, &rt, NULL);
-	if (n->rate_cfg && bufferevent_set_rate_limit(c->bev, n->rate_cfg))
+	if (n->net.rate_cfg && bufferevent_set_rate_limit(c->bev, n->net.rate_cfg))
 		fr_log(FR_LOG_WARN, "net", "%s: rate limit not set", c->name);
 	if (p->dcx && p->dcx->grp &&
 	    bufferevent_add_to_rate_limit_group(c->bev, p->dcx->grp))
@@ -477,8 +477,8 @@ static void peer_link_up(struct node_conn *c, struct node_peer *p,
 	 * a pull timeout: pulls then wait in our priority queue, where the
 	 * urgent go first, instead of in the link, first come first
 	 * served. */
-	if (n->wan_window && strcmp(p->dc, n->cfg->dc) != 0)
-		gossip_peer_set_window(n->gossip, p->id, n->wan_window);
+	if (n->net.wan_window && strcmp(p->dc, n->cfg->dc) != 0)
+		gossip_peer_set_window(n->gossip, p->id, n->net.wan_window);
 	else
 		gossip_peer_set_window(n->gossip, p->id, 0);
 	fr_log(FR_LOG_INFO, "net", "peer %u up (%s, dc %s, generation %llu)",
@@ -531,7 +531,7 @@ static bool conn_on_hello(struct node_conn *c, uint16_t type,
 		peer_link_up(c, c->peer, &h);
 		return true;
 	}
-	if (n->stopping) {
+	if (n->stop.stopping) {
 		conn_refuse(c, FR_ERR_CLOSED, "node %u is shutting down",
 			    n->cfg->node_id);
 		return false;
@@ -759,7 +759,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (c->read_paused && conn_out_len(c) <= NET_CLIENT_OUT_MAX / 2 &&
-	    !n->stopping) {
+	    !n->stop.stopping) {
 		c->read_paused = false;
 		bufferevent_enable(c->bev, EV_READ);
 		conn_read_cb(bev, c);   /* requests already buffered */
@@ -808,7 +808,7 @@ static void peer_dial(struct node_peer *p)
 	struct node *n = p->node;
 	struct node_conn *c;
 
-	if (n->stopping || p->conn || p->dialing)
+	if (n->stop.stopping || p->conn || p->dialing)
 		return;
 	c = conn_new(n, -1, true);
 	if (!c) {
@@ -826,7 +826,7 @@ static void peer_dial(struct node_peer *p)
 		bufferevent_set_timeouts(c->bev, &t, &t);
 	}
 	fr_log(FR_LOG_DEBUG, "net", "dialing %s", c->name);
-	if (bufferevent_socket_connect_hostname(c->bev, n->dns, AF_UNSPEC,
+	if (bufferevent_socket_connect_hostname(c->bev, n->net.dns, AF_UNSPEC,
 						p->addr.host,
 						p->addr.port) != 0) {
 		fr_log(FR_LOG_DEBUG, "net", "%s: connect: %s", c->name,
@@ -848,7 +848,7 @@ static void peer_schedule_dial(struct node_peer *p)
 	uint32_t b = p->backoff_ms, d;
 	struct timeval tv;
 
-	if (n->stopping || !p->retry_ev)
+	if (n->stop.stopping || !p->retry_ev)
 		return;
 	d = b / 2 + net_rand() % (b / 2 + 1);
 	tv.tv_sec = d / 1000;
@@ -871,14 +871,14 @@ enum fr_err node_peer_add(struct node *n, uint32_t id,
 
 	if (node_peer_find(n, id))
 		return fr_fail(FR_ERR_EXISTS, "peer %u is known already", id);
-	if (n->npeers == n->peers_cap) {
-		uint32_t cap = n->peers_cap ? 2 * n->peers_cap : 16;
-		struct node_peer **a = realloc(n->peers, cap * sizeof(*a));
+	if (n->net.npeers == n->net.peers_cap) {
+		uint32_t cap = n->net.peers_cap ? 2 * n->net.peers_cap : 16;
+		struct node_peer **a = realloc(n->net.peers, cap * sizeof(*a));
 
 		if (!a)
 			return fr_fail(FR_ERR_NOMEM, "peer table");
-		n->peers = a;
-		n->peers_cap = cap;
+		n->net.peers = a;
+		n->net.peers_cap = cap;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -901,7 +901,7 @@ enum fr_err node_peer_add(struct node *n, uint32_t id,
 		free(p);
 		return fr_fail(rc, "gossip: peer %u: %s", id, fr_errmsg());
 	}
-	n->peers[n->npeers++] = p;
+	n->net.peers[n->net.npeers++] = p;
 	if (p->dialer)
 		peer_dial(p);
 	return FR_OK;
@@ -917,16 +917,16 @@ void node_peer_remove(struct node *n, uint32_t id)
 	/* Every connection that points at p lets go of it first, so that
 	 * closing does not schedule a redial of a peer about to be freed. */
 	p->dialer = false;
-	for (c = n->conns; c; c = next) {
+	for (c = n->net.conns; c; c = next) {
 		next = c->next;
 		if (c->peer == p)
 			conn_close(c);
 	}
 	gossip_peer_remove(n->gossip, id);
 	event_free(p->retry_ev);
-	for (uint32_t i = 0; i < n->npeers; i++)
-		if (n->peers[i] == p) {
-			n->peers[i] = n->peers[--n->npeers];
+	for (uint32_t i = 0; i < n->net.npeers; i++)
+		if (n->net.peers[i] == p) {
+			n->net.peers[i] = n->net.peers[--n->net.npeers];
 			break;
 		}
 	free(p);
@@ -945,7 +945,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	struct node_conn *c;
 	int one = 1;
 
-	if (n->stopping) {
+	if (n->stop.stopping) {
 		evutil_closesocket(fd);
 		return;
 	}
@@ -988,19 +988,19 @@ static enum fr_err listener_open(struct node *n)
 	if (r != 0)
 		return fr_fail(FR_ERR_INVAL, "node.listen: '%s:%u': %s",
 			       a->host, a->port, gai_strerror(r));
-	n->listener = evconnlistener_new_bind(n->base, accept_cb, n,
+	n->net.listener = evconnlistener_new_bind(n->base, accept_cb, n,
 					      LEV_OPT_CLOSE_ON_FREE |
 					      LEV_OPT_CLOSE_ON_EXEC |
 					      LEV_OPT_REUSEABLE, 128,
 					      res->ai_addr,
 					      (int)res->ai_addrlen);
 	freeaddrinfo(res);
-	if (!n->listener)
+	if (!n->net.listener)
 		return fr_fail(FR_ERR_IO, "node.listen: '%s:%u': bind/listen: "
 			       "%s", a->host, a->port,
 			       evutil_socket_error_to_string(
 				       EVUTIL_SOCKET_ERROR()));
-	evconnlistener_set_error_cb(n->listener, accept_error_cb);
+	evconnlistener_set_error_cb(n->net.listener, accept_error_cb);
 	return FR_OK;
 }
 
@@ -1028,26 +1028,26 @@ enum fr_err node_net_start(struct node *n)
 	enum fr_err rc;
 
 	if (cfg->link_mbit) {
-		n->rate_cfg = bucket_new(cfg->link_mbit);
-		if (!n->rate_cfg)
+		n->net.rate_cfg = bucket_new(cfg->link_mbit);
+		if (!n->net.rate_cfg)
 			return fr_fail(FR_ERR_INVAL, "gossip.link_mbit %u: "
 				       "token bucket refused",
 				       cfg->link_mbit);
 	}
-	n->dns = evdns_base_new(n->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	n->net.dns = evdns_base_new(n->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 				EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (!n->dns)
+	if (!n->net.dns)
 		fr_log(FR_LOG_WARN, "net", "no DNS resolver; peer names are "
 		       "resolved with blocking lookups");
 	if (cfg->wan_mbit) {
-		n->wan_cfg = bucket_new(cfg->wan_mbit);
-		if (!n->wan_cfg)
+		n->net.wan_cfg = bucket_new(cfg->wan_mbit);
+		if (!n->net.wan_cfg)
 			return fr_fail(FR_ERR_INVAL, "gossip.wan_mbit %u: "
 				       "token bucket refused", cfg->wan_mbit);
-		n->wan_window = (uint64_t)cfg->wan_mbit * 125000 *
+		n->net.wan_window = (uint64_t)cfg->wan_mbit * 125000 *
 			cfg->pull_timeout_ms / 4000;
-		if (n->wan_window < (256u << 10))
-			n->wan_window = 256u << 10;
+		if (n->net.wan_window < (256u << 10))
+			n->net.wan_window = 256u << 10;
 	}
 	node_dc_get(n, cfg->dc);   /* our own dc's row comes first */
 	rc = listener_open(n);
@@ -1066,14 +1066,14 @@ void node_net_stop_accepting(struct node *n)
 {
 	struct node_conn *c, *next;
 
-	if (n->listener) {
-		evconnlistener_free(n->listener);
-		n->listener = NULL;
+	if (n->net.listener) {
+		evconnlistener_free(n->net.listener);
+		n->net.listener = NULL;
 	}
 	/* Clients that said HELLO keep being read: lookups are still
 	 * served and publishes are answered FR_ERR_CLOSED, which beats a
 	 * reset.  Connections still in HELLO are dropped. */
-	for (c = n->conns; c; c = next) {
+	for (c = n->net.conns; c; c = next) {
 		next = c->next;
 		if (c->role == 0 && !c->outgoing)
 			conn_free(c);
@@ -1082,7 +1082,7 @@ void node_net_stop_accepting(struct node *n)
 
 void node_net_linger_clients(struct node *n)
 {
-	for (struct node_conn *c = n->conns; c; c = c->next) {
+	for (struct node_conn *c = n->net.conns; c; c = c->next) {
 		if (c->role != PROTO_ROLE_CLIENT ||
 		    c->state == NODE_CONN_CLOSING)
 			continue;
@@ -1100,7 +1100,7 @@ uint32_t node_net_clients(const struct node *n)
 {
 	uint32_t k = 0;
 
-	for (const struct node_conn *c = n->conns; c; c = c->next)
+	for (const struct node_conn *c = n->net.conns; c; c = c->next)
 		if (c->role == PROTO_ROLE_CLIENT)
 			k++;
 	return k;
@@ -1110,10 +1110,10 @@ void node_net_close_peers(struct node *n)
 {
 	struct node_conn *c, *next;
 
-	for (uint32_t i = 0; i < n->npeers; i++)
-		if (n->peers[i]->retry_ev)
-			event_del(n->peers[i]->retry_ev);
-	for (c = n->conns; c; c = next) {
+	for (uint32_t i = 0; i < n->net.npeers; i++)
+		if (n->net.peers[i]->retry_ev)
+			event_del(n->net.peers[i]->retry_ev);
+	for (c = n->net.conns; c; c = next) {
 		next = c->next;
 		if (c->role != PROTO_ROLE_CLIENT)
 			conn_free(c);
@@ -1123,15 +1123,15 @@ void node_net_close_peers(struct node *n)
 void node_net_close_all(struct node *n)
 {
 	node_net_close_peers(n);
-	while (n->conns)
-		conn_free(n->conns);
+	while (n->net.conns)
+		conn_free(n->net.conns);
 }
 
 uint32_t node_net_clients_busy(const struct node *n)
 {
 	uint32_t k = 0;
 
-	for (const struct node_conn *c = n->conns; c; c = c->next)
+	for (const struct node_conn *c = n->net.conns; c; c = c->next)
 		if (c->role == PROTO_ROLE_CLIENT && conn_out_len(c) > 0)
 			k++;
 	return k;
@@ -1140,30 +1140,30 @@ uint32_t node_net_clients_busy(const struct node *n)
 void node_net_fini(struct node *n)
 {
 	/* No reconnects while tearing down. */
-	n->stopping = true;
-	if (n->listener)
-		evconnlistener_free(n->listener);
-	n->listener = NULL;
+	n->stop.stopping = true;
+	if (n->net.listener)
+		evconnlistener_free(n->net.listener);
+	n->net.listener = NULL;
 	node_net_close_all(n);
-	for (uint32_t i = 0; i < n->npeers; i++) {
-		if (n->peers[i]->retry_ev)
-			event_free(n->peers[i]->retry_ev);
-		free(n->peers[i]);
+	for (uint32_t i = 0; i < n->net.npeers; i++) {
+		if (n->net.peers[i]->retry_ev)
+			event_free(n->net.peers[i]->retry_ev);
+		free(n->net.peers[i]);
 	}
-	free(n->peers);
-	n->peers = NULL;
-	n->npeers = n->peers_cap = 0;
-	for (uint32_t i = 0; i < n->ndcs; i++)
-		if (n->dcs[i].grp)
-			bufferevent_rate_limit_group_free(n->dcs[i].grp);
-	n->ndcs = 0;
-	if (n->wan_cfg)
-		ev_token_bucket_cfg_free(n->wan_cfg);
-	n->wan_cfg = NULL;
-	if (n->dns)
-		evdns_base_free(n->dns, 0);
-	n->dns = NULL;
-	if (n->rate_cfg)
-		ev_token_bucket_cfg_free(n->rate_cfg);
-	n->rate_cfg = NULL;
+	free(n->net.peers);
+	n->net.peers = NULL;
+	n->net.npeers = n->net.peers_cap = 0;
+	for (uint32_t i = 0; i < n->net.ndcs; i++)
+		if (n->net.dcs[i].grp)
+			bufferevent_rate_limit_group_free(n->net.dcs[i].grp);
+	n->net.ndcs = 0;
+	if (n->net.wan_cfg)
+		ev_token_bucket_cfg_free(n->net.wan_cfg);
+	n->net.wan_cfg = NULL;
+	if (n->net.dns)
+		evdns_base_free(n->net.dns, 0);
+	n->net.dns = NULL;
+	if (n->net.rate_cfg)
+		ev_token_bucket_cfg_free(n->net.rate_cfg);
+	n->net.rate_cfg = NULL;
 }

@@ -7,7 +7,7 @@
  *   (persist.c) -> table backends filled from the stores, HLC moved past
  *   every version this node ever stamped -> mailbox + WAL open -> gossip
  *   core (models, static peers) -> TCP listener and peer dialing (net.c)
- *   -> admin HTTP (admin.c) -> signals and timers.
+ *   -> admin HTTP (http.c) -> signals and timers.
  * Stop (SIGTERM/SIGINT, node_run):
  *   stop accepting and reading clients -> wait for the WAL to make every
  *   queued publish durable, apply and ack them -> drop peer links
@@ -64,32 +64,32 @@ static struct node_model *model_of_store(struct node *n,
 
 static enum fr_err scratch_reserve(struct node *n, size_t rows, size_t bytes)
 {
-	if (rows > n->mcap) {
+	if (rows > n->mirror.cap) {
 		size_t cap = rows < 1024 ? 1024 : rows;
-		uint8_t *won = realloc(n->won, cap);
+		uint8_t *won = realloc(n->mirror.won, cap);
 		uint64_t *r, *v;
 
 		if (!won)
 			return fr_fail(FR_ERR_NOMEM, "apply scratch");
-		n->won = won;
-		r = realloc(n->mrows, cap * sizeof(*r));
+		n->mirror.won = won;
+		r = realloc(n->mirror.rows, cap * sizeof(*r));
 		if (!r)
 			return fr_fail(FR_ERR_NOMEM, "apply scratch");
-		n->mrows = r;
-		v = realloc(n->mvers, cap * sizeof(*v));
+		n->mirror.rows = r;
+		v = realloc(n->mirror.vers, cap * sizeof(*v));
 		if (!v)
 			return fr_fail(FR_ERR_NOMEM, "apply scratch");
-		n->mvers = v;
-		n->mcap = cap;
+		n->mirror.vers = v;
+		n->mirror.cap = cap;
 	}
-	if (bytes > n->mvals_cap) {
-		uint8_t *p = realloc(n->mvals, bytes);
+	if (bytes > n->mirror.vals_cap) {
+		uint8_t *p = realloc(n->mirror.vals, bytes);
 
 		if (!p)
 			return fr_fail(FR_ERR_NOMEM, "apply scratch: %zu bytes",
 				       bytes);
-		n->mvals = p;
-		n->mvals_cap = bytes;
+		n->mirror.vals = p;
+		n->mirror.vals_cap = bytes;
 	}
 	return FR_OK;
 }
@@ -106,14 +106,14 @@ enum fr_err node_apply_batch(struct node *n, struct node_model *m,
 	rc = scratch_reserve(n, b->n, 0);
 	if (rc)
 		return rc;
-	rc = shard_store_apply(m->st, b, res, n->won);
+	rc = shard_store_apply(m->st, b, res, n->mirror.won);
 	if (rc || res->applied == 0)
 		return rc;
-	n->changes++;
+	n->snap.changes++;
 	tab = &m->tables[b->table];
 	rb = shard_row_bytes(&m->def->tables[b->table]);
 	for (uint32_t i = 0; i < b->n; i++) {
-		if (!n->won[i])
+		if (!n->mirror.won[i])
 			continue;
 		k++;
 		if (b->versions[i] > maxv)
@@ -134,16 +134,16 @@ enum fr_err node_apply_batch(struct node *n, struct node_model *m,
 			goto out_diverged;
 		k = 0;
 		for (uint32_t i = 0; i < b->n; i++) {
-			if (!n->won[i])
+			if (!n->mirror.won[i])
 				continue;
-			n->mrows[k] = b->rows[i];
-			n->mvers[k] = b->versions[i];
-			memcpy(n->mvals + k * rb,
+			n->mirror.rows[k] = b->rows[i];
+			n->mirror.vers[k] = b->versions[i];
+			memcpy(n->mirror.vals + k * rb,
 			       (const uint8_t *)b->values + (size_t)i * rb, rb);
 			k++;
 		}
-		rc = node_mirror_rows(n, m, b->table, n->mrows, n->mvers,
-				      n->mvals, (uint32_t)k);
+		rc = node_mirror_rows(n, m, b->table, n->mirror.rows, n->mirror.vers,
+				      n->mirror.vals, (uint32_t)k);
 	}
 	if (rc == FR_OK)
 		return FR_OK;
@@ -531,23 +531,23 @@ static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = { 0, 20 * 1000 };
 	uint64_t now = fr_mono_ms();
 
-	if (!n->lingering) {
-		if (node_net_clients_busy(n) && now < n->stop_deadline_ms)
+	if (!n->stop.lingering) {
+		if (node_net_clients_busy(n) && now < n->stop.deadline_ms)
 			goto out_again;
 		if (node_net_clients_busy(n))
 			fr_log(FR_LOG_WARN, "node", "shutdown: %u client(s) did "
 			       "not read their last replies in %d ms",
 			       node_net_clients_busy(n), NODE_STOP_FLUSH_MS);
 		node_net_linger_clients(n);
-		n->lingering = true;
-		n->stop_deadline_ms = now + NODE_STOP_LINGER_MS;
+		n->stop.lingering = true;
+		n->stop.deadline_ms = now + NODE_STOP_LINGER_MS;
 	}
-	if (node_net_clients(n) == 0 || now >= n->stop_deadline_ms) {
+	if (node_net_clients(n) == 0 || now >= n->stop.deadline_ms) {
 		event_base_loopexit(n->base, NULL);
 		return;
 	}
 out_again:
-	event_add(n->stop_ev, &tv);
+	event_add(n->stop.ev, &tv);
 }
 
 static void node_stop_begin(struct node *n, int sig)
@@ -555,20 +555,20 @@ static void node_stop_begin(struct node *n, int sig)
 	struct timeval now = { 0, 0 };
 	enum fr_err rc;
 
-	if (n->stopping) {
+	if (n->stop.stopping) {
 		fr_log(FR_LOG_WARN, "node", "signal %d again: stopping now", sig);
 		event_base_loopexit(n->base, NULL);
 		return;
 	}
-	n->stopping = true;
+	n->stop.stopping = true;
 	fr_log(FR_LOG_INFO, "node", "signal %d: stopping (%u publish(es) in "
-	       "flight)", sig, n->npending);
+	       "flight)", sig, n->dur.npending);
 	node_net_stop_accepting(n);
 	/* Every queued publish becomes durable, is applied and acked; none
 	 * is dropped.  The WAL syncs in milliseconds, so waiting here is
 	 * short and nothing else needs the loop meanwhile. */
-	if (n->npending && n->wal) {
-		rc = shard_wal_wait(n->wal, n->last_lsn);
+	if (n->dur.npending && n->dur.wal) {
+		rc = shard_wal_wait(n->dur.wal, n->dur.last_lsn);
 		if (rc)
 			fr_log(FR_LOG_ERROR, "node", "shutdown: wal: %s",
 			       fr_errmsg());
@@ -577,20 +577,20 @@ static void node_stop_begin(struct node *n, int sig)
 	/* Leave ZooKeeper first: our member and election znodes go at once,
 	 * so our dc elects a new leader now, not a session timeout later. */
 	node_membership_stop(n);
-	if (n->role_ev)
-		event_del(n->role_ev);
+	if (n->roles.ev)
+		event_del(n->roles.ev);
 	/* Cancel transfers: peers re-pull from us or others later; the
 	 * stores only ever took whole batches. */
 	if (n->gossip_ev)
 		event_del(n->gossip_ev);
 	node_net_close_peers(n);
-	n->stop_deadline_ms = fr_mono_ms() + NODE_STOP_FLUSH_MS;
-	n->stop_ev = evtimer_new(n->base, stop_timer_cb, n);
-	if (!n->stop_ev) {
+	n->stop.deadline_ms = fr_mono_ms() + NODE_STOP_FLUSH_MS;
+	n->stop.ev = evtimer_new(n->base, stop_timer_cb, n);
+	if (!n->stop.ev) {
 		event_base_loopexit(n->base, NULL);
 		return;
 	}
-	event_add(n->stop_ev, &now);
+	event_add(n->stop.ev, &now);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -623,22 +623,22 @@ static enum fr_err events_setup(struct node *n)
 	struct timeval tv;
 
 	for (int i = 0; i < 2; i++) {
-		n->sig_ev[i] = evsignal_new(n->base, sigs[i], signal_cb, n);
-		if (!n->sig_ev[i] || evsignal_add(n->sig_ev[i], NULL) != 0)
+		n->stop.sig_ev[i] = evsignal_new(n->base, sigs[i], signal_cb, n);
+		if (!n->stop.sig_ev[i] || evsignal_add(n->stop.sig_ev[i], NULL) != 0)
 			return fr_fail(FR_ERR_IO, "signal %d: cannot watch",
 				       sigs[i]);
 	}
-	n->chld_ev = evsignal_new(n->base, SIGCHLD, chld_cb, n);
-	if (!n->chld_ev || evsignal_add(n->chld_ev, NULL) != 0)
+	n->snap.chld_ev = evsignal_new(n->base, SIGCHLD, chld_cb, n);
+	if (!n->snap.chld_ev || evsignal_add(n->snap.chld_ev, NULL) != 0)
 		return fr_fail(FR_ERR_IO, "SIGCHLD: cannot watch");
 	if (n->cfg->snapshot_interval_s) {
-		n->snap_ev = event_new(n->base, -1, EV_PERSIST, snap_timer_cb,
+		n->snap.ev = event_new(n->base, -1, EV_PERSIST, snap_timer_cb,
 				       n);
-		if (!n->snap_ev)
+		if (!n->snap.ev)
 			return fr_fail(FR_ERR_NOMEM, "snapshot timer");
 		tv.tv_sec = n->cfg->snapshot_interval_s;
 		tv.tv_usec = 0;
-		event_add(n->snap_ev, &tv);
+		event_add(n->snap.ev, &tv);
 	}
 	return FR_OK;
 }
@@ -683,8 +683,8 @@ struct node *node_new(const struct config *cfg, enum fr_err *err)
 	rc = backends_setup(n);
 	if (rc)
 		goto out_free;
-	n->mb = fr_mailbox_new(n->base, NODE_MAILBOX_CAP, mailbox_cb, n, &rc);
-	if (!n->mb)
+	n->dur.mb = fr_mailbox_new(n->base, NODE_MAILBOX_CAP, mailbox_cb, n, &rc);
+	if (!n->dur.mb)
 		goto out_free;
 	rc = node_wal_open(n);
 	if (rc)
@@ -695,7 +695,7 @@ struct node *node_new(const struct config *cfg, enum fr_err *err)
 	rc = node_net_start(n);
 	if (rc)
 		goto out_free;
-	rc = node_admin_start(n);
+	rc = node_http_start(n);
 	if (rc)
 		goto out_free;
 	rc = node_roles_start(n);
@@ -739,10 +739,10 @@ enum fr_err node_run(struct node *n)
 	if (rc)
 		fr_log(FR_LOG_ERROR, "node", "shutdown snapshot failed: %s",
 		       fr_errmsg());
-	shard_wal_close(n->wal);
-	n->wal = NULL;
+	shard_wal_close(n->dur.wal);
+	n->dur.wal = NULL;
 	fr_log(FR_LOG_INFO, "node", "stopped (applied lsn %llu)",
-	       (unsigned long long)n->applied_lsn);
+	       (unsigned long long)n->dur.applied_lsn);
 	return rc;
 }
 
@@ -754,17 +754,17 @@ void node_free(struct node *n)
 		return;
 	node_membership_stop(n);
 	node_roles_stop(n);
-	node_admin_stop(n);
+	node_http_stop(n);
 	node_net_fini(n);
-	if (n->snap_child) {
-		kill(n->snap_child, SIGKILL);
+	if (n->snap.child) {
+		kill(n->snap.child, SIGKILL);
 		node_snapshot_reap(n, true);
 	}
 	/* The writer thread stops before the mailbox it posts to goes. */
-	shard_wal_close(n->wal);
-	n->wal = NULL;
-	fr_mailbox_free(n->mb, NULL);
-	for (p = n->pend_head; p; p = next) {
+	shard_wal_close(n->dur.wal);
+	n->dur.wal = NULL;
+	fr_mailbox_free(n->dur.mb, NULL);
+	for (p = n->dur.pend_head; p; p = next) {
 		next = p->next;
 		free(p->rec);
 		free(p);
@@ -772,23 +772,23 @@ void node_free(struct node *n)
 	gossip_free(n->gossip);
 	if (n->gossip_ev)
 		event_free(n->gossip_ev);
-	if (n->stop_ev)
-		event_free(n->stop_ev);
-	if (n->snap_ev)
-		event_free(n->snap_ev);
-	if (n->chld_ev)
-		event_free(n->chld_ev);
+	if (n->stop.ev)
+		event_free(n->stop.ev);
+	if (n->snap.ev)
+		event_free(n->snap.ev);
+	if (n->snap.chld_ev)
+		event_free(n->snap.chld_ev);
 	for (int i = 0; i < 2; i++)
-		if (n->sig_ev[i])
-			event_free(n->sig_ev[i]);
+		if (n->stop.sig_ev[i])
+			event_free(n->stop.sig_ev[i]);
 	for (uint32_t i = 0; i < n->nmodels; i++)
 		model_free(n, &n->models[i]);
 	free(n->models);
 	node_idem_free(n);
-	free(n->won);
-	free(n->mrows);
-	free(n->mvers);
-	free(n->mvals);
+	free(n->mirror.won);
+	free(n->mirror.rows);
+	free(n->mirror.vers);
+	free(n->mirror.vals);
 	if (n->base)
 		event_base_free(n->base);
 	node_datadir_close(n);

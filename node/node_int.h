@@ -15,12 +15,14 @@
  *              back-off, gossip output, per-link token buckets
  *   publish.c  PUBLISH (validate, stamp, WAL, ack when durable), LOOKUP,
  *              the idempotency map
- *   admin.c    evhttp: /healthz, /status (JSON), /metrics
+ *   http.c     the admin HTTP endpoint (evhttp): /healthz, /status (JSON),
+ *              /metrics (docs/admin-http.md)
  *   metrics.c  counters and histograms, Prometheus text
  *   membership.c  the ZooKeeper view -> peers, models, leadership
- *   rollback.c roles (serving, canary, baseline), the baseline's lag
- *              buffer (baseline.c) in front of the backend, rollback
- *              directives, the per-model status published in ZooKeeper
+ *   roles.c    roles (serving, canary, baseline), the baseline's lag
+ *              buffer (baseline.c) in front of the backend, the per-model
+ *              status published in ZooKeeper
+ *   rollback.c rollback directives
  */
 #ifndef FRESHET_NODE_INT_H
 #define FRESHET_NODE_INT_H
@@ -35,6 +37,7 @@
 #include "gpu/gpu.h"
 #include "node/config.h"
 #include "node/metrics.h"
+#include "node/node.h"
 #include "proto/proto.h"
 #include "shard/shard.h"
 #include "topology/topology.h"
@@ -50,7 +53,6 @@ struct ev_token_bucket_cfg;
 struct bufferevent_rate_limit_group;
 struct topo;
 
-#define NODE_VERSION_STRING "0.1.0"
 
 /* A client that sent this many bad frames (checksum, malformed fields) is
  * disconnected; peers are judged by gossip_peer_should_drop(). */
@@ -175,29 +177,18 @@ struct node_pending {
 struct node_idem;   /* publish.c */
 
 /* ------------------------------------------------------------------------
- * The node
+ * The node: shared services at the top, then one part per file that owns
+ * it (the file named writes it; others may read).
  * ---------------------------------------------------------------------- */
-struct node {
-	const struct config *cfg;        /* borrowed from main */
-	struct event_base *base;
-	struct fr_hlc hlc;
-	uint64_t generation;
-	int lock_fd;
-	uint64_t start_mono_ms;
-	uint64_t start_wall_ms;
-	uint32_t max_frame;
-	const struct gpu_backend *be;
-	uint64_t be_bytes;               /* table bytes in the backend, all models */
 
-	uint32_t nmodels;
-	struct node_model *models;
-
-	/* Durability.  applied_lsn: every WAL record <= it is in the stores
-	 * (so a snapshot may claim it): node_lsn_settle() keeps it at the
-	 * record before the oldest publish still waiting for the disk, or at
-	 * the last record appended when none waits.  Replicated batches are
-	 * applied at once and logged behind (persist.c), so applied_lsn may
-	 * be ahead of the disk: a snapshot claims min(applied, durable). */
+/* persist.c and publish.c: the WAL and the publishes waiting for it.
+ * applied_lsn: every WAL record <= it is in the stores (so a snapshot may
+ * claim it): node_lsn_settle() keeps it at the record before the oldest
+ * publish still waiting for the disk, or at the last record appended when
+ * none waits.  Replicated batches are applied at once and logged behind
+ * (persist.c), so applied_lsn may be ahead of the disk: a snapshot claims
+ * min(applied, durable). */
+struct node_durable {
 	struct shard_wal *wal;
 	uint64_t applied_lsn;
 	uint64_t last_lsn;               /* last appended */
@@ -215,11 +206,22 @@ struct node {
 	 * replicated batches are logged without covers (persist.c). */
 	uint64_t repl_skips;
 	uint64_t repl_skips_snapped;
+};
 
-	/* Dissemination */
-	struct gossip *gossip;
-	struct event *gossip_ev;
-	uint64_t gossip_armed;           /* deadline the timer is set for */
+/* persist.c: snapshots, periodic and forked. */
+struct node_snapshots {
+	struct event *ev;                /* periodic */
+	struct event *chld_ev;           /* SIGCHLD */
+	pid_t child;                     /* 0 when none */
+	uint64_t child_lsn;
+	uint64_t child_skips;            /* repl_skips when it forked */
+	uint64_t lsn;                    /* newest snapshot on disk covers this */
+	uint64_t changes;                /* applies since start (dirty check) */
+	uint64_t changes_at_fork;        /* `changes` when the last one forked */
+};
+
+/* net.c: peers, links, data centres and the client listener. */
+struct node_net {
 	uint32_t npeers, peers_cap;
 	struct node_peer **peers;        /* stable pointers; order not kept */
 	uint32_t ndcs;
@@ -228,62 +230,85 @@ struct node {
 	struct ev_token_bucket_cfg *wan_cfg;    /* gossip.wan_mbit, or NULL */
 	uint64_t wan_window;             /* in-flight bound per WAN peer */
 	struct evdns_base *dns;
+	struct evconnlistener *listener;
+	struct node_conn *conns;
+	uint32_t nconns;
+};
 
-	/* Topology (node/membership.c); all zero without ZooKeeper */
+/* membership.c: the ZooKeeper side; all zero without ZooKeeper. */
+struct node_zk {
 	struct topo *topo;
-	bool topo_connected;
-	bool topo_leader;                /* we lead our dc now */
-	uint64_t topo_epoch;             /* our epoch while leader */
-	uint32_t topo_session_ms;        /* negotiated session timeout */
-	uint32_t topo_nmembers;          /* in the last view, all dcs */
-	uint32_t topo_nleaders;
-	struct topo_leader *topo_leaders;   /* copy of the last view's */
-	uint64_t topo_models_refused;    /* registry models we cannot serve */
-	uint64_t topo_peer_changes;       /* peers added or dropped by views */
-	struct event *role_ev;           /* baseline release, status publish */
+	bool connected;
+	bool leader;                     /* we lead our dc now */
+	uint64_t epoch;                  /* our epoch while leader */
+	uint32_t session_ms;             /* negotiated session timeout */
+	uint32_t nmembers;               /* in the last view, all dcs */
+	uint32_t nleaders;
+	struct topo_leader *leaders;     /* copy of the last view's */
+	uint64_t models_refused;         /* registry models we cannot serve */
+	uint64_t peer_changes;           /* peers added or dropped by views */
+	bool peers_held;                 /* view_peers waits for directives */
+};
+
+/* roles.c (and rollback.c's count of refused directives). */
+struct node_roles {
+	struct event *ev;                /* baseline release, status publish */
 	uint64_t status_pub_ms;          /* last topo_set_status */
 	uint64_t status_pub_hash;        /* of what it published */
 	uint64_t bad_directives;         /* directives refused (logged) */
-	bool topo_peers_held;            /* view_peers waits for directives */
+};
 
-	/* Front doors */
-	struct evconnlistener *listener;
-	struct evhttp *http;
-	struct node_conn *conns;
-	uint32_t nconns;
-
-	/* Snapshots */
-	struct event *snap_ev;           /* periodic */
-	struct event *chld_ev;           /* SIGCHLD */
-	pid_t snap_child;                /* 0 when none */
-	uint64_t snap_child_lsn;
-	uint64_t snap_child_skips;       /* repl_skips when it forked */
-	uint64_t snap_lsn;               /* newest snapshot on disk covers this */
-	uint64_t changes;                /* applies since start (dirty check) */
-	uint64_t snap_changes;           /* `changes` when the last one forked */
-
-	/* Shutdown */
+/* node.c: shutdown in order. */
+struct node_shutdown {
 	struct event *sig_ev[2];
-	struct event *stop_ev;           /* polls clients' last writes */
-	uint64_t stop_deadline_ms;       /* then closes them anyway */
+	struct event *ev;                /* polls clients' last writes */
+	uint64_t deadline_ms;            /* then closes them anyway */
 	bool lingering;                  /* clients got FIN, waiting for theirs */
 	bool stopping;
+};
 
-	/* Scratch for mirroring batches into the backend */
+/* node.c: scratch for mirroring batches into the backend. */
+struct node_mirror {
 	uint8_t *won;
-	uint64_t *mrows, *mvers;
-	uint8_t *mvals;
-	size_t mcap, mvals_cap;
+	uint64_t *rows, *vers;
+	uint8_t *vals;
+	size_t cap, vals_cap;
+};
+
+struct node {
+	const struct config *cfg;        /* borrowed from main */
+	struct event_base *base;
+	struct fr_hlc hlc;
+	uint64_t generation;
+	int lock_fd;
+	uint64_t start_mono_ms;
+	uint64_t start_wall_ms;
+	uint32_t max_frame;
+	const struct gpu_backend *be;
+	uint64_t be_bytes;               /* table bytes in the backend, all models */
+
+	uint32_t nmodels;
+	struct node_model *models;
+
+	/* Dissemination (node.c drives the core, net.c moves its frames) */
+	struct gossip *gossip;
+	struct event *gossip_ev;
+	uint64_t gossip_armed;           /* deadline the timer is set for */
+
+	struct evhttp *http;             /* http.c */
+
+	struct node_durable dur;
+	struct node_snapshots snap;
+	struct node_net net;
+	struct node_zk zk;
+	struct node_roles roles;
+	struct node_shutdown stop;
+	struct node_mirror mirror;
 
 	struct node_metrics metrics;
 };
 
-/* node.c */
-struct node *node_new(const struct config *cfg, enum fr_err *err);
-/* Run the loop until SIGTERM/SIGINT, then shut down in order (acks,
- * snapshot, WAL).  FR_OK on a clean exit. */
-enum fr_err node_run(struct node *n);
-void node_free(struct node *n);
+/* node.c (node_new, node_run and node_free are in node.h) */
 int node_model_find(const struct node *n, const char *name);
 /* Apply a batch to model m's store and mirror the rows that won into the
  * backend; updates max versions and counters.  Loop thread. */
@@ -427,7 +452,7 @@ uint32_t node_models_cache_load(struct node *n, struct shard_model_def *defs,
 enum fr_err node_model_add_live(struct node *n,
 				const struct shard_model_def *def);
 
-/* rollback.c */
+/* roles.c */
 const char *node_role_name(enum node_role r);
 /* The role config gives model m (node.canary / node.baseline). */
 enum node_role node_role_configured(const struct node *n,
@@ -438,14 +463,10 @@ enum node_role node_role_configured(const struct node *n,
 enum fr_err node_model_role_set(struct node *n, struct node_model *m,
 				enum node_role r, bool from_zk);
 void node_model_roles_fini(struct node_model *m);
-/* What ZooKeeper says about model m: role overrides and rollback
- * directives; directives newer than the store's epoch are applied in
- * order. */
-void node_model_view(struct node *n, struct node_model *m,
-		     const struct topo_model_extra *x);
-/* Apply one directive (epoch > the store's). */
-enum fr_err node_rollback_apply(struct node *n, struct node_model *m,
-				const struct topo_rollback *d);
+/* The role ZooKeeper's models/<m>/roles gives us (else the configured
+ * one), taken if it changed. */
+void node_model_roles_view(struct node *n, struct node_model *m,
+			   const struct topo_model_extra *x);
 /* Rows that won in m's store for table t (mirror path): a baseline
  * queues them, anything else writes them to the backend now. */
 enum fr_err node_mirror_rows(struct node *n, struct node_model *m,
@@ -463,8 +484,18 @@ void node_roles_stop(struct node *n);
 /* Publish the per-model status to ZooKeeper now (no-op without). */
 void node_status_publish(struct node *n, bool force);
 
-/* admin.c */
-enum fr_err node_admin_start(struct node *n);
-void node_admin_stop(struct node *n);
+/* rollback.c */
+/* What ZooKeeper says about model m: role overrides (roles.c) and
+ * rollback directives; directives newer than the store's epoch are
+ * applied in order. */
+void node_model_view(struct node *n, struct node_model *m,
+		     const struct topo_model_extra *x);
+/* Apply one directive (epoch > the store's). */
+enum fr_err node_rollback_apply(struct node *n, struct node_model *m,
+				const struct topo_rollback *d);
+
+/* http.c */
+enum fr_err node_http_start(struct node *n);
+void node_http_stop(struct node *n);
 
 #endif /* FRESHET_NODE_INT_H */

@@ -476,10 +476,10 @@ enum fr_err node_walrec_apply(struct node *n, struct node_model *m,
 
 void node_lsn_settle(struct node *n)
 {
-	uint64_t lsn = n->pend_head ? n->pend_head->lsn - 1 : n->last_lsn;
+	uint64_t lsn = n->dur.pend_head ? n->dur.pend_head->lsn - 1 : n->dur.last_lsn;
 
-	if (lsn > n->applied_lsn)
-		n->applied_lsn = lsn;
+	if (lsn > n->dur.applied_lsn)
+		n->dur.applied_lsn = lsn;
 }
 
 void node_wal_log_replicated(struct node *n, struct node_model *m,
@@ -492,9 +492,9 @@ void node_wal_log_replicated(struct node *n, struct node_model *m,
 	uint64_t lsn;
 	enum fr_err rc;
 
-	if (!n->wal || (b->n == 0 && b->ncovers == 0))
+	if (!n->dur.wal || (b->n == 0 && b->ncovers == 0))
 		return;
-	if (n->repl_skips != n->repl_skips_snapped) {
+	if (n->dur.repl_skips != n->dur.repl_skips_snapped) {
 		/* An earlier batch is missing from the log (node_int.h,
 		 * repl_skips): these covers may lean on its rows, so log the
 		 * rows alone.  A replay then leaves the vector short and the
@@ -511,17 +511,17 @@ void node_wal_log_replicated(struct node *n, struct node_model *m,
 	/* version 0, origin 0: a replicated record (docs/wire.md §6). */
 	rc = node_walrec_encode(&w, m->def->name, "", 0, 0, &h, b, 1);
 	if (!rc)
-		rc = shard_wal_append(n->wal, w.data, w.len, &lsn);
+		rc = shard_wal_append(n->dur.wal, w.data, w.len, &lsn);
 	fr_wbuf_fini(&w);
 	if (rc) {
 		n->metrics.wal_repl_skipped++;
 		if (b->n)
-			n->repl_skips++;   /* rows only in the store now */
+			n->dur.repl_skips++;   /* rows only in the store now */
 		fr_log(FR_LOG_DEBUG, "node", "model '%s': replicated batch not "
 		       "logged: %s", m->def->name, fr_errmsg());
 		return;
 	}
-	n->last_lsn = lsn;
+	n->dur.last_lsn = lsn;
 	node_lsn_settle(n);
 }
 
@@ -726,7 +726,7 @@ static enum fr_err replay_cb(uint64_t lsn, const uint8_t *rec, size_t len,
 		node_idem_put(n, key, r.key_len, r.version, r.origin, lsn);
 	if (r.version > n->hlc.last)
 		n->hlc.last = r.version;   /* never stamp this version again */
-	n->applied_lsn = lsn;
+	n->dur.applied_lsn = lsn;
 	mi = node_model_find(n, model);
 	if (mi < 0) {
 		/* Removed from the config: its data is not served any more. */
@@ -812,7 +812,7 @@ enum fr_err node_stores_load(struct node *n)
 	 * before it may already be truncated. */
 	if (after == UINT64_MAX)
 		after = 0;
-	n->snap_lsn = after;
+	n->snap.lsn = after;
 	rc = idem_load(n);
 	if (rc)
 		fr_log(FR_LOG_WARN, "node", "idempotency keys not restored: %s",
@@ -820,12 +820,12 @@ enum fr_err node_stores_load(struct node *n)
 	rc = path_join(wal, sizeof(wal), n->cfg->data_dir, "wal", "");
 	if (rc)
 		return rc;
-	n->applied_lsn = after;
+	n->dur.applied_lsn = after;
 	rc = shard_wal_replay(wal, after, replay_cb, &x, &stats);
 	if (rc)
 		return fr_fail(rc, "wal replay '%s': %s", wal, fr_errmsg());
-	if (stats.last_lsn > n->applied_lsn)
-		n->applied_lsn = stats.last_lsn;
+	if (stats.last_lsn > n->dur.applied_lsn)
+		n->dur.applied_lsn = stats.last_lsn;
 	fr_log(FR_LOG_INFO, "node", "wal replayed: %llu record(s) after lsn "
 	       "%llu, %llu applied, %llu already in snapshots, %llu for "
 	       "unknown models, %llu torn byte(s) cut", 
@@ -840,13 +840,13 @@ static void durable_cb(uint64_t lsn, void *arg)
 {
 	static int token;   /* any non-NULL pointer: the message is the wake */
 	struct node *n = arg;
-	uint64_t cur = atomic_load(&n->durable_seen);
+	uint64_t cur = atomic_load(&n->dur.durable_seen);
 
 	while (cur < lsn &&
-	       !atomic_compare_exchange_weak(&n->durable_seen, &cur, lsn))
+	       !atomic_compare_exchange_weak(&n->dur.durable_seen, &cur, lsn))
 		;
 	/* BUSY means a wake-up is queued already; it reads durable_seen. */
-	(void)fr_mailbox_post(n->mb, &token);
+	(void)fr_mailbox_post(n->dur.mb, &token);
 }
 
 enum fr_err node_wal_open(struct node *n)
@@ -865,10 +865,10 @@ enum fr_err node_wal_open(struct node *n)
 	rc = path_join(wal, sizeof(wal), n->cfg->data_dir, "wal", "");
 	if (rc)
 		return rc;
-	atomic_store(&n->durable_seen, n->applied_lsn);
-	n->last_lsn = n->applied_lsn;
-	n->wal = shard_wal_open(wal, n->applied_lsn + 1, &o, &rc);
-	if (!n->wal)
+	atomic_store(&n->dur.durable_seen, n->dur.applied_lsn);
+	n->dur.last_lsn = n->dur.applied_lsn;
+	n->dur.wal = shard_wal_open(wal, n->dur.applied_lsn + 1, &o, &rc);
+	if (!n->dur.wal)
 		return fr_fail(rc, "wal '%s': %s", wal, fr_errmsg());
 	return FR_OK;
 }
@@ -909,8 +909,8 @@ static void snapshot_done(struct node *n, uint64_t lsn)
 	enum fr_err rc;
 
 	n->metrics.snapshots_ok++;
-	n->snap_lsn = lsn;
-	rc = shard_wal_truncate_before(n->wal, lsn);
+	n->snap.lsn = lsn;
+	rc = shard_wal_truncate_before(n->dur.wal, lsn);
 	if (rc)
 		fr_log(FR_LOG_WARN, "node", "wal truncate before lsn %llu: %s",
 		       (unsigned long long)lsn, fr_errmsg());
@@ -926,10 +926,10 @@ static void snapshot_done(struct node *n, uint64_t lsn)
  * replayed over the snapshot, and re-applying is idempotent. */
 static uint64_t snapshot_lsn_now(struct node *n)
 {
-	uint64_t lsn = n->applied_lsn, durable;
+	uint64_t lsn = n->dur.applied_lsn, durable;
 
-	if (n->wal) {
-		durable = shard_wal_durable_lsn(n->wal);
+	if (n->dur.wal) {
+		durable = shard_wal_durable_lsn(n->dur.wal);
 		if (durable < lsn)
 			lsn = durable;
 	}
@@ -941,16 +941,16 @@ enum fr_err node_snapshot_sync(struct node *n)
 	uint64_t lsn, t0 = fr_mono_ms();
 	enum fr_err rc;
 
-	if (n->snap_child) {
+	if (n->snap.child) {
 		/* Ours is newer; the child's tmp files are overwritten. */
-		kill(n->snap_child, SIGKILL);
+		kill(n->snap.child, SIGKILL);
 		node_snapshot_reap(n, true);
 	}
 	/* Shutdown: the loop has stopped, so waiting for the last records
 	 * (replicated batches logged behind their apply) costs nothing, and
 	 * lets the snapshot claim everything applied. */
-	if (n->wal && n->last_lsn > shard_wal_durable_lsn(n->wal) &&
-	    shard_wal_wait(n->wal, n->last_lsn) != FR_OK)
+	if (n->dur.wal && n->dur.last_lsn > shard_wal_durable_lsn(n->dur.wal) &&
+	    shard_wal_wait(n->dur.wal, n->dur.last_lsn) != FR_OK)
 		fr_log(FR_LOG_WARN, "node", "shutdown: wal wait: %s",
 		       fr_errmsg());
 	lsn = snapshot_lsn_now(n);
@@ -959,8 +959,8 @@ enum fr_err node_snapshot_sync(struct node *n)
 		n->metrics.snapshots_failed++;
 		return rc;
 	}
-	n->repl_skips_snapped = n->repl_skips;
-	if (n->wal)
+	n->dur.repl_skips_snapped = n->dur.repl_skips;
+	if (n->dur.wal)
 		snapshot_done(n, lsn);
 	fr_log(FR_LOG_INFO, "node", "snapshot of %u model(s) at lsn %llu "
 	       "written in %llu ms", n->nmodels, (unsigned long long)lsn,
@@ -1013,7 +1013,7 @@ void node_snapshot_bg(struct node *n)
 	uint64_t lsn;
 	pid_t pid;
 
-	if (n->snap_child || n->stopping || n->changes == n->snap_changes)
+	if (n->snap.child || n->stop.stopping || n->snap.changes == n->snap.changes_at_fork)
 		return;
 	lsn = snapshot_lsn_now(n);
 	pid = fork();
@@ -1029,10 +1029,10 @@ void node_snapshot_bg(struct node *n)
 		snapshot_child_detach(n);
 		_exit(snapshot_write_all(n, lsn) ? 1 : 0);
 	}
-	n->snap_child = pid;
-	n->snap_child_lsn = lsn;
-	n->snap_child_skips = n->repl_skips;
-	n->snap_changes = n->changes;
+	n->snap.child = pid;
+	n->snap.child_lsn = lsn;
+	n->snap.child_skips = n->dur.repl_skips;
+	n->snap.changes_at_fork = n->snap.changes;
 	fr_log(FR_LOG_DEBUG, "node", "background snapshot at lsn %llu: "
 	       "child %ld", (unsigned long long)lsn, (long)pid);
 }
@@ -1042,27 +1042,27 @@ void node_snapshot_reap(struct node *n, bool block)
 	int status;
 	pid_t r;
 
-	if (!n->snap_child)
+	if (!n->snap.child)
 		return;
 	do {
-		r = waitpid(n->snap_child, &status, block ? 0 : WNOHANG);
+		r = waitpid(n->snap.child, &status, block ? 0 : WNOHANG);
 	} while (r < 0 && errno == EINTR);
 	if (r == 0)
 		return;
-	n->snap_child = 0;
+	n->snap.child = 0;
 	if (r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		fr_log(FR_LOG_INFO, "node", "background snapshot at lsn %llu "
-		       "done", (unsigned long long)n->snap_child_lsn);
+		       "done", (unsigned long long)n->snap.child_lsn);
 		/* Batches skipped before the fork are in the snapshot. */
-		if (n->snap_child_skips > n->repl_skips_snapped)
-			n->repl_skips_snapped = n->snap_child_skips;
-		snapshot_done(n, n->snap_child_lsn);
+		if (n->snap.child_skips > n->dur.repl_skips_snapped)
+			n->dur.repl_skips_snapped = n->snap.child_skips;
+		snapshot_done(n, n->snap.child_lsn);
 	} else {
 		n->metrics.snapshots_failed++;
-		n->snap_changes = 0;   /* try again next period */
+		n->snap.changes_at_fork = 0;   /* try again next period */
 		if (!block)
 			fr_log(FR_LOG_WARN, "node", "background snapshot at "
 			       "lsn %llu failed (status 0x%x)",
-			       (unsigned long long)n->snap_child_lsn, status);
+			       (unsigned long long)n->snap.child_lsn, status);
 	}
 }

@@ -78,18 +78,18 @@ enum fr_err node_idem_new(struct node *n)
 	}
 	for (uint32_t i = 0; i < IDEM_BUCKETS; i++)
 		m->bucket[i] = -1;
-	n->idem = m;
+	n->dur.idem = m;
 	return FR_OK;
 }
 
 void node_idem_free(struct node *n)
 {
-	if (!n->idem)
+	if (!n->dur.idem)
 		return;
-	free(n->idem->ent);
-	free(n->idem->bucket);
-	free(n->idem);
-	n->idem = NULL;
+	free(n->dur.idem->ent);
+	free(n->dur.idem->bucket);
+	free(n->dur.idem);
+	n->dur.idem = NULL;
 }
 
 static struct idem_ent *idem_get(struct node_idem *m, const char *key,
@@ -119,7 +119,7 @@ static void idem_unlink(struct node_idem *m, int32_t slot)
 void node_idem_put(struct node *n, const char *key, size_t key_len,
 		   uint64_t version, uint32_t origin, uint64_t lsn)
 {
-	struct node_idem *m = n->idem;
+	struct node_idem *m = n->dur.idem;
 	struct idem_ent *e;
 	uint32_t b;
 	int32_t slot;
@@ -149,7 +149,7 @@ void node_idem_foreach(struct node *n,
 				  uint32_t origin, void *arg),
 		       void *arg)
 {
-	struct node_idem *m = n->idem;
+	struct node_idem *m = n->dur.idem;
 
 	/* Oldest first, so a reload keeps the same eviction order. */
 	for (uint32_t k = 0; k < IDEM_CAP; k++) {
@@ -157,18 +157,18 @@ void node_idem_foreach(struct node *n,
 
 		/* Keys of publishes not applied yet are not in this
 		 * snapshot; the WAL still has them. */
-		if (e->used && e->lsn <= n->applied_lsn)
+		if (e->used && e->lsn <= n->dur.applied_lsn)
 			fn(e->key, e->version, e->origin, arg);
 	}
 }
 
 uint32_t node_idem_count(const struct node *n)
 {
-	const struct node_idem *m = n->idem;
+	const struct node_idem *m = n->dur.idem;
 	uint32_t c = 0;
 
 	for (uint32_t k = 0; k < IDEM_CAP; k++)
-		if (m->ent[k].used && m->ent[k].lsn <= n->applied_lsn)
+		if (m->ent[k].used && m->ent[k].lsn <= n->dur.applied_lsn)
 			c++;
 	return c;
 }
@@ -408,7 +408,7 @@ static bool publish_wait_original(struct node_conn *c, uint64_t req_id,
 	struct node *n = c->node;
 	struct node_pending *p, *q;
 
-	for (p = n->pend_head; p; p = p->next)
+	for (p = n->dur.pend_head; p; p = p->next)
 		if (!p->ack_only && p->lsn == ie->lsn)
 			break;
 	if (!p)
@@ -425,10 +425,10 @@ static bool publish_wait_original(struct node_conn *c, uint64_t req_id,
 	q->ack_only = true;
 	q->next = p->next;
 	p->next = q;
-	if (n->pend_tail == p)
-		n->pend_tail = q;
+	if (n->dur.pend_tail == p)
+		n->dur.pend_tail = q;
 	c->pending++;
-	n->npending_dups++;
+	n->dur.npending_dups++;
 	return true;
 }
 
@@ -449,7 +449,7 @@ bool node_publish_handle(struct node_conn *c, const uint8_t *p, size_t len)
 		n->metrics.publish[METRICS_PUB_INVALID]++;
 		return bad_request(c, "PUBLISH", rc);
 	}
-	if (n->stopping) {
+	if (n->stop.stopping) {
 		refuse(c, m.req_id, FR_ERR_CLOSED, METRICS_PUB_ERROR,
 		       "node is shutting down; publish to another node");
 		return true;
@@ -460,18 +460,18 @@ bool node_publish_handle(struct node_conn *c, const uint8_t *p, size_t len)
 		return true;
 	}
 	if (m.key[0]) {
-		ie = idem_get(n->idem, m.key, strlen(m.key));
-		if (ie && ie->lsn <= n->applied_lsn) {
+		ie = idem_get(n->dur.idem, m.key, strlen(m.key));
+		if (ie && ie->lsn <= n->dur.applied_lsn) {
 			n->metrics.publish[METRICS_PUB_DUPLICATE]++;
 			send_ack(c, m.req_id, FR_OK, 0, ie->version, NULL);
 			return true;
 		}
-		if (ie && n->npending_dups >= n->cfg->publish_queue_max) {
+		if (ie && n->dur.npending_dups >= n->cfg->publish_queue_max) {
 			/* Retries of publishes still waiting for the disk
 			 * are bounded like the publishes themselves. */
 			snprintf(msg, sizeof(msg), "%u repeated publishes "
 				 "waiting for their originals; retry after "
-				 "%u ms", n->npending_dups,
+				 "%u ms", n->dur.npending_dups,
 				 n->cfg->retry_after_ms);
 			refuse(c, m.req_id, FR_ERR_BUSY, METRICS_PUB_BUSY, msg);
 			return true;
@@ -481,10 +481,10 @@ bool node_publish_handle(struct node_conn *c, const uint8_t *p, size_t len)
 			return true;
 		}
 	}
-	if (n->npending >= n->cfg->publish_queue_max) {
+	if (n->dur.npending >= n->cfg->publish_queue_max) {
 		snprintf(msg, sizeof(msg), "%u publishes waiting for the WAL "
 			 "(publish.queue_max %u); retry after %u ms",
-			 n->npending, n->cfg->publish_queue_max,
+			 n->dur.npending, n->cfg->publish_queue_max,
 			 n->cfg->retry_after_ms);
 		refuse(c, m.req_id, FR_ERR_BUSY, METRICS_PUB_BUSY, msg);
 		return true;
@@ -504,7 +504,7 @@ bool node_publish_handle(struct node_conn *c, const uint8_t *p, size_t len)
 	fr_wbuf_init(&w, 256 + (size_t)m.n * (m.dim * 4 + 32), 0);
 	rc = publish_build(n, &m, mi, ti, v, &w);
 	if (!rc)
-		rc = shard_wal_append(n->wal, w.data, w.len, &lsn);
+		rc = shard_wal_append(n->dur.wal, w.data, w.len, &lsn);
 	if (rc) {
 		snprintf(msg, sizeof(msg), "%s", fr_errmsg());
 		if (rc == FR_ERR_BUSY)
@@ -526,13 +526,13 @@ bool node_publish_handle(struct node_conn *c, const uint8_t *p, size_t len)
 	pd->version = v;
 	pd->rec = w.data;          /* the buffer becomes the pending's */
 	pd->rec_len = w.len;
-	if (n->pend_tail)
-		n->pend_tail->next = pd;
+	if (n->dur.pend_tail)
+		n->dur.pend_tail->next = pd;
 	else
-		n->pend_head = pd;
-	n->pend_tail = pd;
-	n->npending++;
-	n->last_lsn = lsn;
+		n->dur.pend_head = pd;
+	n->dur.pend_tail = pd;
+	n->dur.npending++;
+	n->dur.last_lsn = lsn;
 	c->pending++;
 	n->metrics.publish_rows += m.n;
 	if (m.key[0])
@@ -546,16 +546,16 @@ bool node_publish_handle(struct node_conn *c, const uint8_t *p, size_t len)
 
 void node_durable_process(struct node *n)
 {
-	uint64_t durable = n->wal ? shard_wal_durable_lsn(n->wal) : 0;
+	uint64_t durable = n->dur.wal ? shard_wal_durable_lsn(n->dur.wal) : 0;
 	char msg[PROTO_ERRMSG_MAX + 1];
 	struct node_pending *p;
 	bool any = false;
 	enum fr_err rc;
 
-	while ((p = n->pend_head) && p->lsn <= durable) {
-		n->pend_head = p->next;
-		if (!n->pend_head)
-			n->pend_tail = NULL;
+	while ((p = n->dur.pend_head) && p->lsn <= durable) {
+		n->dur.pend_head = p->next;
+		if (!n->dur.pend_head)
+			n->dur.pend_tail = NULL;
 		rc = FR_OK;
 		if (!p->ack_only) {
 			struct node_model *m = &n->models[p->model];
@@ -567,10 +567,10 @@ void node_durable_process(struct node *n)
 				       "apply failed: %s",
 				       (unsigned long long)p->lsn, msg);
 			}
-			n->npending--;
+			n->dur.npending--;
 			any = true;
 		} else {
-			n->npending_dups--;
+			n->dur.npending_dups--;
 		}
 		if (p->conn) {
 			if (rc) {
@@ -597,7 +597,7 @@ void node_durable_process(struct node *n)
 
 void node_pending_forget_conn(struct node *n, struct node_conn *c)
 {
-	for (struct node_pending *p = n->pend_head; p && c->pending; p = p->next) {
+	for (struct node_pending *p = n->dur.pend_head; p && c->pending; p = p->next) {
 		if (p->conn == c) {
 			p->conn = NULL;
 			c->pending--;

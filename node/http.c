@@ -1,5 +1,5 @@
 /*
- * admin.c — freshetd's admin HTTP listener (libevent's evhttp, on the loop
+ * http.c — freshetd's admin HTTP listener (libevent's evhttp, on the loop
  * thread): /healthz for load balancers, /status as JSON for people and
  * `freshet status`, /metrics as Prometheus text (rendered by metrics.c).
  *
@@ -165,12 +165,12 @@ static json_t *peers_json(struct node *n)
 	uint32_t np = 0;
 	json_t *a = json_array();
 
-	if (n->npeers)
-		ps = calloc(n->npeers, sizeof(*ps));
+	if (n->net.npeers)
+		ps = calloc(n->net.npeers, sizeof(*ps));
 	if (ps && n->gossip)
-		np = gossip_get_peer_stats(n->gossip, ps, n->npeers);
-	for (uint32_t i = 0; i < n->npeers; i++) {
-		struct node_peer *p = n->peers[i];
+		np = gossip_get_peer_stats(n->gossip, ps, n->net.npeers);
+	for (uint32_t i = 0; i < n->net.npeers; i++) {
+		struct node_peer *p = n->net.peers[i];
 		char addr[CONFIG_ADDR_MAX + 16];
 		json_t *o;
 
@@ -189,7 +189,7 @@ static json_t *peers_json(struct node *n)
 			      "bad_frames", (json_int_t)p->bad_frames,
 			      "connects", (json_int_t)p->connects,
 			      "disconnects", (json_int_t)p->disconnects);
-		for (uint32_t k = 0; k < np && k < n->npeers; k++) {
+		for (uint32_t k = 0; k < np && k < n->net.npeers; k++) {
 			if (ps[k].peer != p->id)
 				continue;
 			json_object_set_new(o, "score",
@@ -232,29 +232,29 @@ static json_t *topology_json(struct node *n)
 	json_t *t, *leaders = json_array(), *dcs = json_array();
 	struct topo_stats ts = { 0 };
 
-	if (n->topo)
-		topo_get_stats(n->topo, &ts);
-	for (uint32_t i = 0; i < n->topo_nleaders; i++) {
-		const struct topo_leader *l = &n->topo_leaders[i];
+	if (n->zk.topo)
+		topo_get_stats(n->zk.topo, &ts);
+	for (uint32_t i = 0; i < n->zk.nleaders; i++) {
+		const struct topo_leader *l = &n->zk.leaders[i];
 
 		json_array_append_new(leaders, json_pack(
 			"{s:s,s:I,s:s,s:I}", "dc", l->dc,
 			"node_id", (json_int_t)l->node_id, "addr", l->addr,
 			"epoch", (json_int_t)l->epoch));
 	}
-	for (uint32_t i = 0; i < n->ndcs; i++)
+	for (uint32_t i = 0; i < n->net.ndcs; i++)
 		json_array_append_new(dcs, json_pack(
-			"{s:s,s:I,s:I}", "dc", n->dcs[i].name,
-			"bytes_in", (json_int_t)n->dcs[i].bytes_in,
-			"bytes_out", (json_int_t)n->dcs[i].bytes_out));
+			"{s:s,s:I,s:I}", "dc", n->net.dcs[i].name,
+			"bytes_in", (json_int_t)n->net.dcs[i].bytes_in,
+			"bytes_out", (json_int_t)n->net.dcs[i].bytes_out));
 	t = json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:I,s:I}",
 		      "dc", n->cfg->dc,
-		      "zk", !n->topo ? "off" :
-			    n->topo_connected ? "connected" : "disconnected",
-		      "leader", n->topo_leader,
-		      "epoch", (json_int_t)(n->topo_leader ? n->topo_epoch : 0),
-		      "members", (json_int_t)n->topo_nmembers,
-		      "session_timeout_ms", (json_int_t)n->topo_session_ms,
+		      "zk", !n->zk.topo ? "off" :
+			    n->zk.connected ? "connected" : "disconnected",
+		      "leader", n->zk.leader,
+		      "epoch", (json_int_t)(n->zk.leader ? n->zk.epoch : 0),
+		      "members", (json_int_t)n->zk.nmembers,
+		      "session_timeout_ms", (json_int_t)n->zk.session_ms,
 		      "demotions", (json_int_t)ts.demotions,
 		      "expirations", (json_int_t)ts.expirations);
 	if (!t) {
@@ -287,12 +287,12 @@ static void status_cb(struct evhttp_request *req, void *arg)
 			 "node_id", (json_int_t)n->cfg->node_id,
 			 "dc", n->cfg->dc, "cluster", n->cfg->cluster,
 			 "generation", (json_int_t)n->generation,
-			 "version", NODE_VERSION_STRING,
+			 "version", fr_version(),
 			 "backend", n->be ? n->be->name : "none",
 			 "uptime_s",
 			 (json_int_t)((fr_mono_ms() - n->start_mono_ms) / 1000),
 			 "listen", addr[0], "admin", addr[1],
-			 "stopping", n->stopping);
+			 "stopping", n->stop.stopping);
 	if (!root) {
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
 		return;
@@ -313,12 +313,12 @@ static void status_cb(struct evhttp_request *req, void *arg)
 	json_object_set_new(root, "wal", json_pack(
 		"{s:I,s:I,s:I,s:I}",
 		"durable_lsn",
-		(json_int_t)(n->wal ? shard_wal_durable_lsn(n->wal) : 0),
-		"applied_lsn", (json_int_t)n->applied_lsn,
-		"last_lsn", (json_int_t)n->last_lsn,
-		"snapshot_lsn", (json_int_t)n->snap_lsn));
+		(json_int_t)(n->dur.wal ? shard_wal_durable_lsn(n->dur.wal) : 0),
+		"applied_lsn", (json_int_t)n->dur.applied_lsn,
+		"last_lsn", (json_int_t)n->dur.last_lsn,
+		"snapshot_lsn", (json_int_t)n->snap.lsn));
 	json_object_set_new(root, "publish", json_pack(
-		"{s:I,s:I}", "queue_depth", (json_int_t)n->npending,
+		"{s:I,s:I}", "queue_depth", (json_int_t)n->dur.npending,
 		"queue_max", (json_int_t)n->cfg->publish_queue_max));
 	json_object_set_new(root, "gossip", json_pack(
 		"{s:I,s:I,s:I,s:I,s:I,s:I}",
@@ -358,7 +358,7 @@ static void notfound_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(b);
 }
 
-enum fr_err node_admin_start(struct node *n)
+enum fr_err node_http_start(struct node *n)
 {
 	const struct config_addr *a = &n->cfg->admin;
 
@@ -378,7 +378,7 @@ enum fr_err node_admin_start(struct node *n)
 	return FR_OK;
 }
 
-void node_admin_stop(struct node *n)
+void node_http_stop(struct node *n)
 {
 	if (n->http)
 		evhttp_free(n->http);

@@ -1,0 +1,28 @@
+/*
+ * node.h — freshetd's front door: make a node from a validated config,
+ * run it until SIGTERM/SIGINT, free it.  The only node API that main.c
+ * and tests use; everything else of node/ is private (node_int.h).
+ *
+ * A node owns a libevent loop and runs it on the calling thread; every
+ * call here is made from that one thread.
+ */
+#ifndef FRESHET_NODE_H
+#define FRESHET_NODE_H
+
+#include "common/common.h"
+
+struct config;
+struct node;
+
+/* Open the data dir, load snapshots and replay the WAL, open the
+ * listeners.  cfg is borrowed and must outlive the node (config_validate
+ * passed).  NULL with *err set (and a detail in fr_errmsg) on failure;
+ * FR_ERR_INVAL means the config or a snapshot does not fit. */
+struct node *node_new(const struct config *cfg, enum fr_err *err);
+/* Run the loop until SIGTERM/SIGINT, then shut down in order (acks,
+ * snapshot, WAL).  FR_OK on a clean exit. */
+enum fr_err node_run(struct node *n);
+/* Free everything; NULL does nothing. */
+void node_free(struct node *n);
+
+#endif /* FRESHET_NODE_H */
