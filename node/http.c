@@ -39,7 +39,7 @@ static void healthz_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	evbuffer_add_printf(b, "ok\n");
-	reply_text(req, HTTP_OK, "OK", "text/plain", b);
+	reply_text(req, HTTP_OK, "OK", "text/plain; charset=utf-8", b);
 	evbuffer_free(b);
 }
 
@@ -52,7 +52,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	metrics_render(arg, b);
-	reply_text(req, HTTP_OK, "OK", "text/plain; version=0.0.4", b);
+	reply_text(req, HTTP_OK, "OK", fr_prom_content_type, b);
 	evbuffer_free(b);
 }
 
@@ -354,7 +354,7 @@ static void notfound_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	evbuffer_add_printf(b, "not found; try /healthz, /status, /metrics\n");
-	reply_text(req, HTTP_NOTFOUND, "Not Found", "text/plain", b);
+	reply_text(req, HTTP_NOTFOUND, "Not Found", "text/plain; charset=utf-8", b);
 	evbuffer_free(b);
 }
 

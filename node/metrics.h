@@ -1,6 +1,7 @@
 /*
  * metrics.h — freshetd's counters and latency histograms, and the
- * Prometheus text rendering of them (metrics.c).  Private to node/.
+ * Prometheus text rendering of them (metrics.c, over common's renderer).
+ * Private to node/ and its tests.
  *
  * Counters are plain integers: only the loop thread writes them and
  * /metrics is served on the same thread, so no atomics are needed.  Gossip
@@ -16,15 +17,6 @@
 
 struct node;
 struct evbuffer;
-
-/* Upper bounds in seconds; a final +Inf bucket is implied. */
-#define METRICS_HIST_NB 16
-
-struct metrics_hist {
-	uint64_t bucket[METRICS_HIST_NB + 1];   /* not cumulative; last: +Inf */
-	uint64_t count;
-	double sum;
-};
 
 enum metrics_pub_status {
 	METRICS_PUB_OK,
@@ -52,13 +44,17 @@ struct node_metrics {
 	uint64_t hlc_refused;            /* remote versions too far ahead */
 	uint64_t stale_epoch_refused;    /* WAN HELLOs from deposed leaders */
 	uint64_t backend_rebuilds;       /* tables remade after a backend error */
-	struct metrics_hist publish_latency;   /* receive -> ack */
-	struct metrics_hist apply_latency;     /* store apply + mirror, peers */
-	struct metrics_hist replication_delay; /* wall now - version's ms */
+	struct fr_hist publish_latency;   /* receive -> ack */
+	struct fr_hist lookup_latency;    /* decoded -> reply queued */
+	struct fr_hist apply_latency;     /* store apply + mirror, peers */
+	struct fr_hist replication_delay; /* wall now - version's ms */
 };
 
-void metrics_hist_observe(struct metrics_hist *h, double seconds);
-/* Append the Prometheus text exposition of everything to out. */
+/* Append the Prometheus text exposition of everything to out.  Loop
+ * thread. */
 void metrics_render(struct node *n, struct evbuffer *out);
+/* Every family freshetd exports (docs/metrics.md lists each); *n set to
+ * how many.  Any thread. */
+const struct fr_prom_family *metrics_families(size_t *n);
 
 #endif /* FRESHET_NODE_METRICS_H */

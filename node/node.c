@@ -178,7 +178,7 @@ static enum fr_err gossip_apply_cb(void *arg, uint32_t peer,
 	if (rc)
 		return rc;
 	node_wal_log_replicated(n, m, b);
-	metrics_hist_observe(&n->metrics.apply_latency,
+	fr_hist_observe(&n->metrics.apply_latency,
 			     (double)(fr_mono_ns() - t0) / 1e9);
 	n->metrics.rows_applied_remote += res->applied;
 	n->metrics.rows_stale_remote += res->stale;
@@ -195,7 +195,7 @@ static enum fr_err gossip_apply_cb(void *arg, uint32_t peer,
 		}
 		wall = fr_wall_ms(NULL);
 		if (res->applied && wall > FR_HLC_PHYS(maxv))
-			metrics_hist_observe(&n->metrics.replication_delay,
+			fr_hist_observe(&n->metrics.replication_delay,
 					     (double)(wall - FR_HLC_PHYS(maxv)) /
 					     1e3);
 	}

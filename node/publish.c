@@ -582,7 +582,7 @@ void node_durable_process(struct node *n)
 				if (!p->ack_only)
 					n->metrics.publish[METRICS_PUB_OK]++;
 			}
-			metrics_hist_observe(&n->metrics.publish_latency,
+			fr_hist_observe(&n->metrics.publish_latency,
 					     (double)(fr_mono_ns() - p->t0_ns) /
 					     1e9);
 			p->conn->pending--;
@@ -641,6 +641,7 @@ bool node_lookup_handle(struct node_conn *c, const uint8_t *p, size_t len)
 	float *vals = NULL;
 	void *raw = NULL;
 	struct fr_wbuf w;
+	uint64_t t0_ns = fr_mono_ns();
 	enum fr_err rc;
 	size_t rb;
 	int mi, ti;
@@ -739,6 +740,8 @@ bool node_lookup_handle(struct node_conn *c, const uint8_t *p, size_t len)
 	if (rc == FR_OK) {
 		n->metrics.lookup_rows += q.n;
 		node_conn_send(c, &w);
+		fr_hist_observe(&n->metrics.lookup_latency,
+				(double)(fr_mono_ns() - t0_ns) / 1e9);
 	} else {
 		snprintf(msg, sizeof(msg), "reply: %s", fr_errmsg());
 		lookup_error(c, q.req_id, rc, msg);
