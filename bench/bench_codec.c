@@ -24,7 +24,7 @@
  * The baseline, in the same run and interleaved with all three (the four
  * take turns going first), is one memcpy of the same value bytes into a
  * reused destination.  All are reported as GB/s of value bytes, medians
- * of the repetitions; the ratios codec/memcpy are the result (DESIGN §9);
+ * of the repetitions; the ratios codec/memcpy are the result (docs/design.md §9);
  * "ratio" in the JSON line is the rx-fresh zero-copy one: the memcpy
  * baseline runs between cache-warm buffers, and recv() leaves the frame
  * cache-warm too, so that is the like-for-like comparison; the plain

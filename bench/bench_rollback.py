@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench_rollback — how fast `freshet rollback --wait` puts every replica
-back (issue #6, DESIGN §6), against the propagation of the update it
+back (docs/design.md §6), against the propagation of the update it
 revokes, measured in the same run on the same nodes.
 
 Real freshetd processes on loopback (tests/integration/harness.py) and a

@@ -1,6 +1,6 @@
 /*
  * gossip.h — the one public header of freshet's gossip/ module: the
- * sans-IO anti-entropy core (DESIGN §3) that keeps a node's shard stores
+ * sans-IO anti-entropy core (docs/design.md §3) that keeps a node's shard stores
  * in step with its peers.
  *
  * The core is a pure state machine.  It is fed

@@ -1,5 +1,5 @@
 /*
- * sched.c — the pull scheduler (DESIGN §3, docs/gossip.md §3.5): pull
+ * sched.c — the pull scheduler (docs/design.md §3, docs/gossip.md §3.5): pull
  * candidates, their priority, the online urgent quantile, the per-peer
  * in-flight budget, peer choice, timeouts and retries.
  *

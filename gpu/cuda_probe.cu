@@ -4,7 +4,7 @@
  * C side can act on.  It includes no freshet header (they are C, not C++),
  * so it returns the runtime's error text and gpu.c logs it once.
  *
- * What is not here: the CUDA table backend (issue [4/5]).
+ * What is not here: the CUDA table backend (cuda.cu).
  */
 #include <cuda_runtime_api.h>
 

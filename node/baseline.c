@@ -1,6 +1,6 @@
 /*
  * baseline.c — the lag buffer of a node serving a model as its baseline
- * (DESIGN §6; the contract is in baseline.h).
+ * (docs/design.md §6; the contract is in baseline.h).
  *
  * Rows that won in the host store wait here, in a binary min-heap ordered
  * by (version, table, row), until the physical part of their version is

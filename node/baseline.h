@@ -1,6 +1,6 @@
 /*
  * baseline.h — the lag buffer of a node serving a model as its baseline
- * (DESIGN §6).  Private to node/ (node_int.h's files and their tests).
+ * (docs/design.md §6).  Private to node/ (node_int.h's files and their tests).
  *
  * A baseline takes part in dissemination like any replica: its host store
  * is current, so peers can pull from it and its vectors mean what they

@@ -133,7 +133,7 @@ static const struct config_key keys[] = {
 	  .help = "address other nodes dial, published in ZooKeeper; empty = node.listen" },
 	{ .section = SEC_NODE, .name = "admin", .type = KT_ADDR,
 	  .required = true, CFG(admin),
-	  .help = "admin HTTP address (status, metrics, rollback)" },
+	  .help = "admin HTTP address (/healthz, /status, /metrics)" },
 	{ .section = SEC_NODE, .name = "data_dir", .type = KT_PATH,
 	  .required = true, CFG(data_dir),
 	  .help = "directory holding this node's WAL and snapshots" },
@@ -824,8 +824,24 @@ static bool section_lookup(const char *sec, enum section *out,
 	return false;
 }
 
-#define SECTIONS_EXPECTED \
-	"expected [node], [publish], [gossip], [store], [peers] or [model NAME]"
+/* "expected [node], [publish], ... or [model NAME]", from section_names
+ * so that a new section is never missing from the message. */
+static const char *sections_expected(void)
+{
+	static char buf[256];
+
+	if (!buf[0]) {
+		size_t o = (size_t)snprintf(buf, sizeof(buf), "expected ");
+
+		for (int i = 0; i < SEC_MODEL && o < sizeof(buf); i++)
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+					      "[%s], ", section_names[i]);
+		if (o < sizeof(buf))
+			snprintf(buf + o - 2, sizeof(buf) - o + 2,
+				 " or [model NAME]");
+	}
+	return buf;
+}
 
 /* ========================================================================
  * Loading a file
@@ -945,7 +961,7 @@ static enum fr_err on_section(struct load *ld, const char *start)
 	trim_copy(sec, sizeof(sec), start + 1, (size_t)(p - (start + 1)));
 	ld->cur_model = -1;
 	if (!section_lookup(sec, &s, &model)) {
-		fr_fail(FR_ERR_INVAL, "unknown section, " SECTIONS_EXPECTED);
+		fr_fail(FR_ERR_INVAL, "unknown section, %s", sections_expected());
 		return load_fail(ld, FR_ERR_INVAL, "[%s]: ", show(&b, sec));
 	}
 	if (s == SEC_MODEL)
@@ -1092,7 +1108,8 @@ static enum fr_err handle_key(struct load *ld, const char *section,
 	trim_copy(sec, sizeof(sec), section, strlen(section));
 	if (!*sec) {
 		fr_fail(FR_ERR_INVAL,
-			"key is outside any section, " SECTIONS_EXPECTED " before it");
+			"key is outside any section, %s before it",
+			sections_expected());
 		return load_fail(ld, FR_ERR_INVAL, "%s: ", show(&bn, name));
 	}
 	/* on_section has vetted every header; this only fails if inih and
@@ -1100,7 +1117,7 @@ static enum fr_err handle_key(struct load *ld, const char *section,
 	if (!section_lookup(sec, &s, &model) ||
 	    (s == SEC_MODEL && (ld->cur_model < 0 ||
 				strcmp(model, ld->c->models[ld->cur_model].name)))) {
-		fr_fail(FR_ERR_INVAL, "unknown section, " SECTIONS_EXPECTED);
+		fr_fail(FR_ERR_INVAL, "unknown section, %s", sections_expected());
 		return load_fail(ld, FR_ERR_INVAL, "[%s]: ", show(&bs, sec));
 	}
 	if (s == SEC_MODEL)

@@ -141,8 +141,10 @@ int main(int argc, char **argv)
 		goto out_free;
 	}
 	if (check) {
-		printf("config OK\n");
+		/* stdout is the effective config, loadable as is; the
+		 * verdict goes to stderr. */
 		config_print(stdout, cfg);
+		fprintf(stderr, "freshetd: config OK\n");
 		goto out_free;
 	}
 

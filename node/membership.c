@@ -2,9 +2,9 @@
  * membership.c — what freshetd does with its ZooKeeper view (topology/):
  * which peers it links with, which models it serves, and whether it leads
  * its data centre.  Without zookeeper.hosts none of this runs and the node
- * keeps its static [peers] (DESIGN §4, "embedded default").
+ * keeps its static [peers] (docs/design.md §4, "embedded default").
  *
- * The peer set (DESIGN §4: only leaders cross the WAN):
+ * The peer set (docs/design.md §4: only leaders cross the WAN):
  *
  *   wanted = members of our dc (but us)
  *          + while we lead our dc: the leader of every other dc

@@ -339,7 +339,7 @@ void node_gossip_flush(struct node *n)
  * HELLO
  * ===================================================================== */
 
-/* Under ZooKeeper only leaders talk across dcs (DESIGN §4): a node of
+/* Under ZooKeeper only leaders talk across dcs (docs/design.md §4): a node of
  * another dc is accepted while we lead ours, if our view names it as its
  * dc's leader, and only with an epoch no older than the one we know.  A
  * static peer (no ZooKeeper, or [peers]) is trusted as configured. */

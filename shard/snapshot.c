@@ -1,6 +1,6 @@
 /*
  * snapshot.c — the whole store in one checksummed file, and loading it
- * back (DESIGN §8).
+ * back (docs/design.md §8).
  *
  * File layout, little-endian, no padding between fields:
  *

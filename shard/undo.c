@@ -1,6 +1,6 @@
 /*
  * undo.c — the per-shard undo ring, revoked version ranges, and rollback
- * (DESIGN §6).
+ * (docs/design.md §6).
  *
  * Every write that wins last-writer-wins first pushes the row's previous
  * (version, origin, bytes) here.  A rollback directive {T, R, epoch} walks

@@ -1,6 +1,6 @@
 /*
  * vv.c — version vectors: per origin node, the highest version a shard
- * holds without a gap (DESIGN §3).
+ * holds without a gap (docs/design.md §3).
  *
  * A vector is a small array sorted by origin, usually one or two entries,
  * so lookups are a binary search and inserts a memmove.  The vector itself

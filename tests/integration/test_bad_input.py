@@ -50,7 +50,15 @@ with h.Cluster(2, name="badinput") as c:
     p = freshetd("--config", node.conf, "--node.id=notanumber")
     chk.ok(p.returncode != 0 and "node.id" in p.stderr, "bad override names the key")
     p = freshetd("--config", node.conf, "--check-config")
-    chk.ok(p.returncode == 0, "the good config passes --check-config")
+    chk.ok(p.returncode == 0 and "config OK" in p.stderr,
+           "the good config passes --check-config")
+    # Its output is the effective config, and loads as one.
+    again = os.path.join(c.dir, "effective.conf")
+    with open(again, "w") as f:
+        f.write(p.stdout)
+    p2 = freshetd("--config", again, "--check-config")
+    chk.ok(p2.returncode == 0 and p2.stdout == p.stdout,
+           "--check-config's output loads as a config and prints the same")
     p = freshetd("--help")
     chk.ok(p.returncode == 0 and "digest_interval_ms" in p.stdout, "--help lists the keys")
 

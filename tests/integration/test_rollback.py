@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Manual rollback on 3 DCs x 3 nodes with a real ZooKeeper (DESIGN §6):
+"""Manual rollback on 3 DCs x 3 nodes with a real ZooKeeper (docs/design.md §6):
 
 1. good publishes, then harmful ones (noise over rows that held good
    values, and rows never written before), all converged;

@@ -334,7 +334,7 @@ static void test_unknown_key_section(void)
 		   "expected one of: peer");
 	/* An empty section is still an error: the reader sees headers. */
 	LOAD_FAILS(NODE_MIN "[bogus]\n", ":6: [bogus]: unknown section",
-		   "[node], [publish], [gossip], [store], [peers] or [model NAME]");
+		   "[node], [publish], [gossip], [store], [zookeeper], [baseline], [peers] or [model NAME]");
 	LOAD_FAILS("[nodes]\nid = 1\n", ":1: [nodes]: unknown section");
 	LOAD_FAILS("id = 1\n[node]\n", ":1: id: key is outside any section");
 	LOAD_FAILS("[model]\nshards = 1\n", ":1: [model]: model section without a name");

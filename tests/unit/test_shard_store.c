@@ -2,7 +2,7 @@
  * test_shard_store.c — CUnit suite for the versioned store (shard/store.c,
  * vv.c, snapshot.c): last-writer-wins, duplicates and won[] flags, invalid
  * batches changing nothing, order-independence (a property test over
- * random batches), the DESIGN §2 two-origin case, the changed-rows index
+ * random batches), the docs/design.md §2 two-origin case, the changed-rows index
  * against brute force on both its paths, digests and the summary, and
  * snapshots (round trip and corrupted files).  Rollback is in
  * test_shard_undo.c.
@@ -547,7 +547,7 @@ static void test_property_order(void)
  * Rows changed since a vector
  * -------------------------------------------------------------------- */
 
-/* DESIGN §2: a peer that has seen A's 100 must still receive B's
+/* docs/design.md §2: a peer that has seen A's 100 must still receive B's
  * later-arriving 99. */
 static void test_design_two_origins(void)
 {
