@@ -269,34 +269,31 @@ uint8_t fr_rbuf_u8(struct fr_rbuf *r)
 	return p ? *p : 0;
 }
 
-uint16_t fr_rbuf_u16(struct fr_rbuf *r)
+/* n little-endian bytes (n <= 8) read into the low bytes of a u64: 0 on
+ * a short read (the error is sticky). */
+static uint64_t rbuf_le(struct fr_rbuf *r, size_t n)
 {
-	const uint8_t *p = fr_rbuf_bytes(r, 2);
-	uint16_t v = 0;
+	const uint8_t *p = fr_rbuf_bytes(r, n);
+	uint64_t v = 0;
 
 	if (p)
-		memcpy(&v, p, sizeof(v));
+		memcpy(&v, p, n);
 	return v;
+}
+
+uint16_t fr_rbuf_u16(struct fr_rbuf *r)
+{
+	return (uint16_t)rbuf_le(r, 2);
 }
 
 uint32_t fr_rbuf_u32(struct fr_rbuf *r)
 {
-	const uint8_t *p = fr_rbuf_bytes(r, 4);
-	uint32_t v = 0;
-
-	if (p)
-		memcpy(&v, p, sizeof(v));
-	return v;
+	return (uint32_t)rbuf_le(r, 4);
 }
 
 uint64_t fr_rbuf_u64(struct fr_rbuf *r)
 {
-	const uint8_t *p = fr_rbuf_bytes(r, 8);
-	uint64_t v = 0;
-
-	if (p)
-		memcpy(&v, p, sizeof(v));
-	return v;
+	return rbuf_le(r, 8);
 }
 
 void fr_rbuf_copy(struct fr_rbuf *r, void *dst, size_t n)

@@ -330,6 +330,18 @@ uint64_t fr_hash64(const void *p, size_t n, uint64_t seed);
 uint64_t fr_hash_seed(void);
 
 /* ------------------------------------------------------------------------
+ * Files (file.c)
+ * ---------------------------------------------------------------------- */
+
+/* The whole of path (at most max bytes) in a malloc'd buffer (*out, the
+ * caller frees; NUL-terminated one past *len; 8-byte aligned).
+ * FR_ERR_NOTFOUND when it does not exist, FR_ERR_TOOBIG over max,
+ * FR_ERR_IO, FR_ERR_NOMEM; the detail starts with `what` and the path.
+ * Blocks on the disk: never on the loop thread for large files. */
+enum fr_err fr_read_file(const char *what, const char *path, size_t max,
+			 uint8_t **out, size_t *len);
+
+/* ------------------------------------------------------------------------
  * Prometheus text exposition, format 0.0.4 (prom.c)
  *
  * An exporter lists its families once, in a table (name, type, help), and
@@ -368,23 +380,23 @@ const char *fr_prom_type_name(enum fr_prom_type t);
 /* # HELP and # TYPE lines of f. */
 void fr_prom_family(struct fr_wbuf *w, const struct fr_prom_family *f);
 /* One sample of family f: `name{k="v",...} value`.  The labels are
- * (key, value) string pairs ending in NULL; values are escaped.  _u64
- * prints an integer, _f64 a double ("%.17g"; NaN and infinities as
- * Prometheus spells them). */
-void fr_prom_u64(struct fr_wbuf *w, const struct fr_prom_family *f,
-		 uint64_t v, ...) __attribute__((sentinel));
+ * (key, value) string pairs ending in NULL; values are escaped.  Samples
+ * are doubles, as in Prometheus itself ("%.17g"; NaN and infinities as
+ * Prometheus spells them): integers are exact up to 2^53, so nothing
+ * larger (a raw HLC) may be exported as a value.  fr_prom_u64 is the
+ * same call for integer counters and gauges. */
 void fr_prom_f64(struct fr_wbuf *w, const struct fr_prom_family *f,
 		 double v, ...) __attribute__((sentinel));
+#define fr_prom_u64(w, f, v, ...) fr_prom_f64((w), (f), (double)(v), __VA_ARGS__)
 /* A whole histogram family's samples (buckets made cumulative, _sum,
  * _count), with labels as above. */
 void fr_prom_hist(struct fr_wbuf *w, const struct fr_prom_family *f,
 		  const struct fr_hist *h, ...) __attribute__((sentinel));
 /* The family's HELP/TYPE and one sample, for the common case of a family
  * with a single unlabelled sample. */
-void fr_prom_one_u64(struct fr_wbuf *w, const struct fr_prom_family *f,
-		     uint64_t v);
 void fr_prom_one_f64(struct fr_wbuf *w, const struct fr_prom_family *f,
 		     double v);
+#define fr_prom_one_u64(w, f, v) fr_prom_one_f64((w), (f), (double)(v))
 /* Every family name in tab[0..n) well formed ([a-zA-Z_:][a-zA-Z0-9_:]*),
  * unique, counters ending in _total: FR_OK or FR_ERR_INVAL naming it. */
 enum fr_err fr_prom_table_check(const struct fr_prom_family *tab, size_t n);

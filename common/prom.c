@@ -145,17 +145,6 @@ static void f64_value(struct fr_wbuf *w, double v)
 		putf(w, "%.17g\n", v);
 }
 
-void fr_prom_u64(struct fr_wbuf *w, const struct fr_prom_family *f,
-		 uint64_t v, ...)
-{
-	va_list ap;
-
-	va_start(ap, v);
-	series(w, f->name, "", ap, NULL, NULL);
-	va_end(ap);
-	putf(w, "%llu\n", (unsigned long long)v);
-}
-
 void fr_prom_f64(struct fr_wbuf *w, const struct fr_prom_family *f,
 		 double v, ...)
 {
@@ -183,7 +172,7 @@ void fr_prom_hist(struct fr_wbuf *w, const struct fr_prom_family *f,
 		va_start(ap, h);
 		series(w, f->name, "_bucket", ap, "le", le);
 		va_end(ap);
-		putf(w, "%llu\n", (unsigned long long)cum);
+		f64_value(w, (double)cum);
 	}
 	va_start(ap, h);
 	series(w, f->name, "_sum", ap, NULL, NULL);
@@ -192,14 +181,7 @@ void fr_prom_hist(struct fr_wbuf *w, const struct fr_prom_family *f,
 	va_start(ap, h);
 	series(w, f->name, "_count", ap, NULL, NULL);
 	va_end(ap);
-	putf(w, "%llu\n", (unsigned long long)h->count);
-}
-
-void fr_prom_one_u64(struct fr_wbuf *w, const struct fr_prom_family *f,
-		     uint64_t v)
-{
-	fr_prom_family(w, f);
-	fr_prom_u64(w, f, v, (const char *)NULL);
+	f64_value(w, (double)h->count);
 }
 
 void fr_prom_one_f64(struct fr_wbuf *w, const struct fr_prom_family *f,

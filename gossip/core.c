@@ -22,6 +22,7 @@
  * shard's worth of replies into memory at once.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,39 @@ enum fr_err gossip_read_name(struct fr_rbuf *r, uint32_t name_len,
 		if (pad[i])
 			return fr_fail(FR_ERR_CORRUPT, "%s field 'name': padding byte %zu is 0x%02x; expected 0",
 				       what, i, pad[i]);
+	return FR_OK;
+}
+
+enum fr_err gossip_read_vv(struct fr_rbuf *r, uint32_t nvv, const char *what,
+			   uint32_t idx, const uint8_t **out)
+{
+	uint32_t prev = 0;
+	char w[48];
+
+	/* The name is formatted only on a failure: this runs per entry. */
+#define WHAT() (idx == UINT32_MAX ? what : \
+		(snprintf(w, sizeof(w), "%s %u", what, idx), w))
+	if (nvv > SHARD_VV_MAX)
+		return fr_fail(FR_ERR_RANGE, "%s field 'nvv': %u; expected <= %d",
+			       WHAT(), nvv, SHARD_VV_MAX);
+	if (!fr_rbuf_fits(r, nvv, GOSSIP_VV_ENT))
+		return fr_fail(FR_ERR_TRUNC, "%s field 'nvv': %u origins do not fit in %zu bytes",
+			       WHAT(), nvv, fr_rbuf_left(r));
+	*out = fr_rbuf_bytes(r, (size_t)nvv * GOSSIP_VV_ENT);
+	for (uint32_t i = 0; i < nvv; i++) {
+		const uint8_t *p = *out + (size_t)i * GOSSIP_VV_ENT;
+		uint32_t o, rz;
+		uint64_t v;
+
+		memcpy(&o, p, 4);
+		memcpy(&rz, p + 4, 4);
+		memcpy(&v, p + 8, 8);
+		if (o == 0 || o <= prev || rz || v == 0)
+			return fr_fail(FR_ERR_CORRUPT, "%s vector entry %u: origin %u version %llu; expected origins ascending from 1, reserved 0, version >= 1",
+				       WHAT(), i, o, (unsigned long long)v);
+		prev = o;
+	}
+#undef WHAT
 	return FR_OK;
 }
 

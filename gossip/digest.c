@@ -460,7 +460,6 @@ static enum fr_err read_entry(struct fr_rbuf *r, const struct gmodel *m,
 {
 	uint64_t sig;
 	uint32_t res;
-	uint32_t prev = 0;
 
 	e->table = fr_rbuf_u32(r);
 	e->shard = fr_rbuf_u32(r);
@@ -476,31 +475,11 @@ static enum fr_err read_entry(struct fr_rbuf *r, const struct gmodel *m,
 	if (!isfinite(e->sig) || e->sig < 0)
 		return fr_fail(FR_ERR_CORRUPT, "DIGEST entry %u field 'significance': %g; expected finite >= 0",
 			       k, e->sig);
-	if (e->nvv > SHARD_VV_MAX)
-		return fr_fail(FR_ERR_RANGE, "DIGEST entry %u field 'nvv': %u; expected <= %d",
-			       k, e->nvv, SHARD_VV_MAX);
 	if (m && (e->table >= m->ntables || e->shard >= m->shards))
 		return fr_fail(FR_ERR_RANGE, "DIGEST entry %u of model '%s': table %u shard %u; expected < %u tables, < %u shards",
 			       k, m->name, e->table, e->shard, m->ntables,
 			       m->shards);
-	if (!fr_rbuf_fits(r, e->nvv, GOSSIP_VV_ENT))
-		return fr_fail(FR_ERR_TRUNC, "DIGEST entry %u field 'nvv': %u origins do not fit in %zu bytes",
-			       k, e->nvv, fr_rbuf_left(r));
-	e->vv = fr_rbuf_bytes(r, (size_t)e->nvv * GOSSIP_VV_ENT);
-	for (uint32_t i = 0; i < e->nvv; i++) {
-		const uint8_t *p = e->vv + (size_t)i * GOSSIP_VV_ENT;
-		uint32_t o, rz;
-		uint64_t v;
-
-		memcpy(&o, p, 4);
-		memcpy(&rz, p + 4, 4);
-		memcpy(&v, p + 8, 8);
-		if (o == 0 || o <= prev || rz || v == 0)
-			return fr_fail(FR_ERR_CORRUPT, "DIGEST entry %u vector entry %u: origin %u version %llu; expected origins ascending from 1, reserved 0, version >= 1",
-				       k, i, o, (unsigned long long)v);
-		prev = o;
-	}
-	return FR_OK;
+	return gossip_read_vv(r, e->nvv, "DIGEST entry", k, &e->vv);
 }
 
 /* Load a wire vector (validated) into vv. */

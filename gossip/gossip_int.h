@@ -269,6 +269,11 @@ void gossip_penalise(struct gossip *g, struct gpeer *p, bool fatal);
 void gossip_score_add(struct gpeer *p, int32_t d);
 void *gossip_scratch(struct gossip *g, size_t n);
 bool gossip_name_ok(const uint8_t *s, size_t len);
+/* Read a wire version vector of nvv entries (origins ascending from 1,
+ * reserved 0, versions >= 1) and point *out at it; else a detail
+ * starting with `what` (and " idx" unless idx is UINT32_MAX). */
+enum fr_err gossip_read_vv(struct fr_rbuf *r, uint32_t nvv, const char *what,
+			   uint32_t idx, const uint8_t **out);
 /* Read a model name of name_len bytes and its zero padding to 8 from r:
  * RANGE for a bad length, TRUNC, CORRUPT for bad bytes; `what` names the
  * message in the detail. */

@@ -102,34 +102,6 @@ struct pull_msg {
 	struct gcursor cursor;
 };
 
-static enum fr_err read_vv(struct fr_rbuf *r, uint32_t nvv, const char *what,
-			   const uint8_t **out)
-{
-	uint32_t prev = 0;
-
-	if (nvv > SHARD_VV_MAX)
-		return fr_fail(FR_ERR_RANGE, "%s field 'nvv': %u; expected <= %d",
-			       what, nvv, SHARD_VV_MAX);
-	if (!fr_rbuf_fits(r, nvv, GOSSIP_VV_ENT))
-		return fr_fail(FR_ERR_TRUNC, "%s field 'nvv': %u origins do not fit in %zu bytes",
-			       what, nvv, fr_rbuf_left(r));
-	*out = fr_rbuf_bytes(r, (size_t)nvv * GOSSIP_VV_ENT);
-	for (uint32_t i = 0; i < nvv; i++) {
-		const uint8_t *p = *out + (size_t)i * GOSSIP_VV_ENT;
-		uint32_t o, rz;
-		uint64_t v;
-
-		memcpy(&o, p, 4);
-		memcpy(&rz, p + 4, 4);
-		memcpy(&v, p + 8, 8);
-		if (o == 0 || o <= prev || rz || v == 0)
-			return fr_fail(FR_ERR_CORRUPT, "%s vector entry %u: origin %u version %llu; expected origins ascending from 1, reserved 0, version >= 1",
-				       what, i, o, (unsigned long long)v);
-		prev = o;
-	}
-	return FR_OK;
-}
-
 static enum fr_err read_cursor(struct fr_rbuf *r, const char *what,
 			       struct gcursor *c)
 {
@@ -185,7 +157,7 @@ static enum fr_err pull_decode(const uint8_t *pl, size_t len,
 	err = gossip_read_name(&r, m->name_len, "PULL", &m->name);
 	if (err)
 		return err;
-	err = read_vv(&r, m->nvv, "PULL", &m->vv);
+	err = gossip_read_vv(&r, m->nvv, "PULL", UINT32_MAX, &m->vv);
 	if (err)
 		return err;
 	if (m->flags & GOSSIP_PULL_CURSOR) {

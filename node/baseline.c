@@ -4,7 +4,7 @@
  *
  * Rows that won in the host store wait here, in a binary min-heap ordered
  * by (version, table, row), until the physical part of their version is
- * at least lag_ms old; baseline_release then pops them in version order
+ * at least lag_ms old; node_baseline_release then pops them in version order
  * and hands them to the table backend in runs of one table.  Beside the
  * heap, every table has an array with the version the backend serves for
  * each row, so that a value the caller already wrote (a rollback's
@@ -18,7 +18,7 @@
  *
  *     NORMAL --push does not fit / NOMEM--> OVERFLOWED (cut frozen)
  *     OVERFLOWED --push-->  OVERFLOWED (more left out, newest tracked)
- *     OVERFLOWED --baseline_catchup_done, once due--> NORMAL
+ *     OVERFLOWED --node_baseline_catchup_done, once due--> NORMAL
  *
  * Costs: push and each released row are O(log n); revoke is O(n)
  * (filter, then rebuild the heap).  Each queued row is one heap node plus
@@ -63,7 +63,7 @@ struct bl_table {
 	uint64_t *served;       /* rows entries: version the backend holds */
 };
 
-struct baseline {
+struct node_baseline {
 	uint32_t ntables;
 	struct bl_table *tables;
 	uint64_t lag_ms;
@@ -138,7 +138,7 @@ static void heap_sift_down(struct bl_node *h, size_t len, size_t i)
 }
 
 /* Remove the top into *out; the heap must not be empty. */
-static void heap_pop(struct baseline *bl, struct bl_node *out)
+static void heap_pop(struct node_baseline *bl, struct bl_node *out)
 {
 	*out = bl->heap[0];
 	bl->len--;
@@ -148,13 +148,13 @@ static void heap_pop(struct baseline *bl, struct bl_node *out)
 	}
 }
 
-static void heapify(struct baseline *bl)
+static void heapify(struct node_baseline *bl)
 {
 	for (size_t i = bl->len / 2; i-- > 0;)
 		heap_sift_down(bl->heap, bl->len, i);
 }
 
-static bool heap_reserve_one(struct baseline *bl)
+static bool heap_reserve_one(struct node_baseline *bl)
 {
 	struct bl_node *h;
 	size_t cap;
@@ -178,7 +178,7 @@ static bool heap_reserve_one(struct baseline *bl)
 
 /* The newest HLC version whose physical time is <= now - lag; 0 while
  * now < lag. */
-static uint64_t horizon_version(const struct baseline *bl, uint64_t now_ms)
+static uint64_t horizon_version(const struct node_baseline *bl, uint64_t now_ms)
 {
 	uint64_t ms;
 
@@ -191,7 +191,7 @@ static uint64_t horizon_version(const struct baseline *bl, uint64_t now_ms)
 }
 
 /* Is a version's physical time <= now - lag (due for release)? */
-static bool is_due(const struct baseline *bl, uint64_t version,
+static bool is_due(const struct node_baseline *bl, uint64_t version,
 		   uint64_t now_ms)
 {
 	return now_ms >= bl->lag_ms &&
@@ -200,7 +200,7 @@ static bool is_due(const struct baseline *bl, uint64_t version,
 
 /* The oldest queued version - 1 (0 for a queued version 0), or
  * UINT64_MAX with nothing queued. */
-static uint64_t queue_bound(const struct baseline *bl)
+static uint64_t queue_bound(const struct node_baseline *bl)
 {
 	if (bl->len == 0)
 		return UINT64_MAX;
@@ -212,7 +212,7 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-uint64_t baseline_cut(const struct baseline *bl, uint64_t now_ms)
+uint64_t node_baseline_cut(const struct node_baseline *bl, uint64_t now_ms)
 {
 	uint64_t c = min_u64(horizon_version(bl, now_ms), queue_bound(bl));
 
@@ -227,11 +227,11 @@ uint64_t baseline_cut(const struct baseline *bl, uint64_t now_ms)
  * Life cycle
  * ===================================================================== */
 
-struct baseline *baseline_new(uint32_t ntables, const uint64_t *rows,
+struct node_baseline *node_baseline_new(uint32_t ntables, const uint64_t *rows,
 			      const size_t *row_bytes, uint64_t lag_ms,
 			      uint64_t max_bytes, enum fr_err *err)
 {
-	struct baseline *bl;
+	struct node_baseline *bl;
 	size_t max_row = 0;
 	uint64_t run_cap;
 	enum fr_err e = FR_ERR_NOMEM;
@@ -308,7 +308,7 @@ struct baseline *baseline_new(uint32_t ntables, const uint64_t *rows,
 	return bl;
 
 out_free_bl:
-	baseline_free(bl);
+	node_baseline_free(bl);
 out_nomem:
 	e = fr_fail(FR_ERR_NOMEM, "baseline: out of memory for %u tables",
 		    ntables);
@@ -317,7 +317,7 @@ out:
 	return NULL;
 }
 
-void baseline_free(struct baseline *bl)
+void node_baseline_free(struct node_baseline *bl)
 {
 	if (!bl)
 		return;
@@ -339,7 +339,7 @@ void baseline_free(struct baseline *bl)
  * ===================================================================== */
 
 /* Count a row that was not queued; the first one freezes the cut. */
-static void left_out(struct baseline *bl, uint64_t version)
+static void left_out(struct node_baseline *bl, uint64_t version)
 {
 	if (!bl->overflowed) {
 		bl->overflowed = true;
@@ -361,7 +361,7 @@ static void left_out(struct baseline *bl, uint64_t version)
 	bl->frozen_cut = min_u64(bl->frozen_cut, version ? version - 1 : 0);
 }
 
-enum fr_err baseline_push(struct baseline *bl, uint32_t table,
+enum fr_err node_baseline_push(struct node_baseline *bl, uint32_t table,
 			  const uint64_t *rows, const uint64_t *versions,
 			  const void *values, uint32_t n)
 {
@@ -423,8 +423,8 @@ enum fr_err baseline_push(struct baseline *bl, uint32_t table,
  * Release
  * ===================================================================== */
 
-uint64_t baseline_release(struct baseline *bl, uint64_t now_ms,
-			  baseline_release_fn fn, void *arg)
+uint64_t node_baseline_release(struct node_baseline *bl, uint64_t now_ms,
+			  node_baseline_release_fn fn, void *arg)
 {
 	uint64_t released = 0;
 	uint32_t run_n = 0, run_table = 0;
@@ -477,7 +477,7 @@ uint64_t baseline_release(struct baseline *bl, uint64_t now_ms,
  * Revoke, served versions, catch-up, stats
  * ===================================================================== */
 
-void baseline_revoke(struct baseline *bl, uint64_t t, uint64_t r)
+void node_baseline_revoke(struct node_baseline *bl, uint64_t t, uint64_t r)
 {
 	size_t k = 0;
 	uint64_t dropped = 0;
@@ -505,7 +505,7 @@ void baseline_revoke(struct baseline *bl, uint64_t t, uint64_t r)
 		       (unsigned long long)r, (unsigned long long)dropped);
 }
 
-void baseline_note_served(struct baseline *bl, uint32_t table,
+void node_baseline_note_served(struct node_baseline *bl, uint32_t table,
 			  const uint64_t *rows, const uint64_t *versions,
 			  uint32_t n)
 {
@@ -534,7 +534,7 @@ void baseline_note_served(struct baseline *bl, uint32_t table,
 		       (unsigned long long)tb->rows);
 }
 
-uint64_t baseline_served_version(const struct baseline *bl, uint32_t table,
+uint64_t node_baseline_served_version(const struct node_baseline *bl, uint32_t table,
 				 uint64_t row)
 {
 	if (table >= bl->ntables || row >= bl->tables[table].rows)
@@ -542,19 +542,19 @@ uint64_t baseline_served_version(const struct baseline *bl, uint32_t table,
 	return bl->tables[table].served[row];
 }
 
-bool baseline_catchup_due(const struct baseline *bl, uint64_t now_ms)
+bool node_baseline_catchup_due(const struct node_baseline *bl, uint64_t now_ms)
 {
 	return bl->overflowed && is_due(bl, bl->newest_left_out, now_ms);
 }
 
-uint64_t baseline_catchup_cut(const struct baseline *bl, uint64_t now_ms)
+uint64_t node_baseline_catchup_cut(const struct node_baseline *bl, uint64_t now_ms)
 {
 	return horizon_version(bl, now_ms);
 }
 
-void baseline_catchup_done(struct baseline *bl, uint64_t now_ms)
+void node_baseline_catchup_done(struct node_baseline *bl, uint64_t now_ms)
 {
-	if (!baseline_catchup_due(bl, now_ms)) {
+	if (!node_baseline_catchup_due(bl, now_ms)) {
 		/* Ending the overflow now would lose the rows left out that
 		 * the catch-up cut does not reach yet. */
 		fr_log(FR_LOG_WARN, "baseline", "catch-up done at %llu ms "
@@ -570,11 +570,11 @@ void baseline_catchup_done(struct baseline *bl, uint64_t now_ms)
 	bl->catchups++;
 	bl->last_cut = min_u64(horizon_version(bl, now_ms), queue_bound(bl));
 	fr_log(FR_LOG_INFO, "baseline", "caught up from the store to %llu; "
-	       "overflow over", (unsigned long long)baseline_catchup_cut(bl,
+	       "overflow over", (unsigned long long)node_baseline_catchup_cut(bl,
 								       now_ms));
 }
 
-void baseline_get_stats(const struct baseline *bl, struct baseline_stats *out)
+void node_baseline_get_stats(const struct node_baseline *bl, struct node_baseline_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->queued_rows = bl->len;

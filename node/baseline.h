@@ -14,7 +14,7 @@
  * (counted) and the buffer becomes "overflowed"; rows are queued again as
  * soon as there is room.  Once the lag has passed the newest row left
  * out, the baseline catches up from its host store, which holds every
- * row (baseline_catchup_due says when): every store row with a version
+ * row (node_baseline_catchup_due says when): every store row with a version
  * <= the catch-up cut that is newer than what is served is written to the
  * backend, and the overflow ends.  A left-out row is thereby either
  * served at the catch-up or superseded by a newer queued value; only
@@ -35,7 +35,7 @@
 
 #include "common/common.h"
 
-struct baseline;
+struct node_baseline;
 
 /* tables: how many tables the model has; rows[t] and row_bytes[t] give
  * each one's shape (for the served-version array kept per row).
@@ -44,10 +44,10 @@ struct baseline;
  * The served-version arrays (8 bytes a row) are allocated here, zeroed.
  * Borrows rows and row_bytes.  NULL + FR_ERR_INVAL (detail names the
  * argument) / FR_ERR_NOMEM in *err.  _free(NULL) does nothing. */
-struct baseline *baseline_new(uint32_t ntables, const uint64_t *rows,
+struct node_baseline *node_baseline_new(uint32_t ntables, const uint64_t *rows,
 			      const size_t *row_bytes, uint64_t lag_ms,
 			      uint64_t max_bytes, enum fr_err *err);
-void baseline_free(struct baseline *bl);
+void node_baseline_free(struct node_baseline *bl);
 
 /* Queue rows that won in the store (values: n * row_bytes[table], copied).
  * Rows that do not fit mark the buffer overflowed (see above); it never
@@ -56,7 +56,7 @@ void baseline_free(struct baseline *bl);
  * served version is already >= its version is skipped (not queued, not
  * counted).  Each queued row costs row_bytes plus a fixed overhead
  * (visible in stats.queued_bytes). */
-enum fr_err baseline_push(struct baseline *bl, uint32_t table,
+enum fr_err node_baseline_push(struct node_baseline *bl, uint32_t table,
 			  const uint64_t *rows, const uint64_t *versions,
 			  const void *values, uint32_t n);
 
@@ -65,17 +65,17 @@ enum fr_err baseline_push(struct baseline *bl, uint32_t table,
  * is called with runs of rows of one table (rows, versions, values
  * contiguous; valid during the call; at most about 1 MiB of values per
  * run).  A row is released only if its version is newer than what the
- * backend serves for that row (baseline_served_version).  Two versions
+ * backend serves for that row (node_baseline_served_version).  Two versions
  * of one row may share a run, older first: pass versions to the backend
  * so the higher one wins.  Returns rows released. */
-typedef void (*baseline_release_fn)(uint32_t table, const uint64_t *rows,
+typedef void (*node_baseline_release_fn)(uint32_t table, const uint64_t *rows,
 				    const uint64_t *versions,
 				    const void *values, uint32_t n, void *arg);
-uint64_t baseline_release(struct baseline *bl, uint64_t now_ms,
-			  baseline_release_fn fn, void *arg);
+uint64_t node_baseline_release(struct node_baseline *bl, uint64_t now_ms,
+			  node_baseline_release_fn fn, void *arg);
 
 /* A rollback (t, r]: drop every queued row whose version is in (t, r]. */
-void baseline_revoke(struct baseline *bl, uint64_t t, uint64_t r);
+void node_baseline_revoke(struct node_baseline *bl, uint64_t t, uint64_t r);
 
 /* Rows the caller wrote to the backend directly (a rollback's restored
  * rows, a catch-up from the store, a rebuild): record their versions as
@@ -83,45 +83,45 @@ void baseline_revoke(struct baseline *bl, uint64_t t, uint64_t r);
  * version is set as given, so a rollback's restore may lower it.  Ids
  * out of range are ignored (logged).  served_version is 0 for a row never
  * served and for a bad id. */
-void baseline_note_served(struct baseline *bl, uint32_t table,
+void node_baseline_note_served(struct node_baseline *bl, uint32_t table,
 			  const uint64_t *rows, const uint64_t *versions,
 			  uint32_t n);
-uint64_t baseline_served_version(const struct baseline *bl, uint32_t table,
+uint64_t node_baseline_served_version(const struct node_baseline *bl, uint32_t table,
 				 uint64_t row);
 
 /* The served cut at now_ms: the largest HLC version C such that every
  * queued-or-released row with version <= C has been released, and no
  * released row is newer than C — i.e. min(now - lag as an HLC version,
  * oldest queued version - 1).  While overflowed: the cut at the moment
- * the overflow began, taken as the cut at the last baseline_release
+ * the overflow began, taken as the cut at the last node_baseline_release
  * before it (it does not rise until the catch-up, and a row left out
  * with a version below it lowers it).  A row pushed late, with a version
  * below the cut, lowers the cut too until it is released: the cut is a
  * statement about the rows this node has been given. */
-uint64_t baseline_cut(const struct baseline *bl, uint64_t now_ms);
+uint64_t node_baseline_cut(const struct node_baseline *bl, uint64_t now_ms);
 
 /* Overflowed and the lag has passed the newest row left out: the caller
  * should now copy from its store every row with served version < store
- * version <= baseline_catchup_cut(now_ms) (passing them to
- * baseline_note_served) and then call baseline_catchup_done. */
-bool baseline_catchup_due(const struct baseline *bl, uint64_t now_ms);
+ * version <= node_baseline_catchup_cut(now_ms) (passing them to
+ * node_baseline_note_served) and then call node_baseline_catchup_done. */
+bool node_baseline_catchup_due(const struct node_baseline *bl, uint64_t now_ms);
 /* The cut a catch-up at now_ms brings the served tables to (every store
  * row with a version <= it should be served afterwards). */
-uint64_t baseline_catchup_cut(const struct baseline *bl, uint64_t now_ms);
-/* Ends the overflow; ignored (logged) unless baseline_catchup_due(now_ms),
+uint64_t node_baseline_catchup_cut(const struct node_baseline *bl, uint64_t now_ms);
+/* Ends the overflow; ignored (logged) unless node_baseline_catchup_due(now_ms),
  * since rows left out beyond the catch-up cut would then be lost. */
-void baseline_catchup_done(struct baseline *bl, uint64_t now_ms);
+void node_baseline_catchup_done(struct node_baseline *bl, uint64_t now_ms);
 
-struct baseline_stats {
+struct node_baseline_stats {
 	uint64_t queued_rows, queued_bytes, max_bytes;
 	uint64_t released_rows;      /* total */
-	uint64_t revoked_rows;       /* dropped by baseline_revoke */
+	uint64_t revoked_rows;       /* dropped by node_baseline_revoke */
 	uint64_t overflow_rows;      /* rows left out while overflowed */
 	uint64_t overflows;          /* times the buffer became overflowed */
 	uint64_t catchups;
 	bool overflowed;
 	uint64_t lag_ms;
 };
-void baseline_get_stats(const struct baseline *bl, struct baseline_stats *out);
+void node_baseline_get_stats(const struct node_baseline *bl, struct node_baseline_stats *out);
 
 #endif /* FRESHET_NODE_BASELINE_H */

@@ -51,7 +51,7 @@ static void metrics_cb(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
 		return;
 	}
-	metrics_render(arg, b);
+	node_metrics_render(arg, b);
 	reply_text(req, HTTP_OK, "OK", fr_prom_content_type, b);
 	evbuffer_free(b);
 }
@@ -104,10 +104,10 @@ static json_t *model_json(struct node *n, struct node_model *m, bool shards)
 		"shards_repaired", (json_int_t)m->rollback_shards_repaired,
 		"last_apply_s", m->last_rollback_s));
 	if (m->bl) {
-		struct baseline_stats bs;
+		struct node_baseline_stats bs;
 		uint64_t cut = node_model_cut(n, m);
 
-		baseline_get_stats(m->bl, &bs);
+		node_baseline_get_stats(m->bl, &bs);
 		json_object_set_new(o, "baseline", json_pack(
 			"{s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I}",
 			"lag_ms", (json_int_t)bs.lag_ms,

@@ -171,7 +171,7 @@ static const struct fr_prom_family families[F__COUNT] = {
 #undef G
 #undef H
 
-const struct fr_prom_family *metrics_families(size_t *n)
+const struct fr_prom_family *node_metrics_families(size_t *n)
 {
 	*n = F__COUNT;
 	return families;
@@ -418,11 +418,11 @@ enum bl_field { BL_ROWS, BL_BYTES, BL_OVER, BL_OVER_ROWS };
 
 static bool bl_value(struct node_model *m, enum bl_field f, double *v)
 {
-	struct baseline_stats bs;
+	struct node_baseline_stats bs;
 
 	if (!m->bl)
 		return false;
-	baseline_get_stats(m->bl, &bs);
+	node_baseline_get_stats(m->bl, &bs);
 	*v = f == BL_ROWS    ? (double)bs.queued_rows
 	     : f == BL_BYTES ? (double)bs.queued_bytes
 	     : f == BL_OVER  ? (bs.overflowed ? 1.0 : 0.0)
@@ -578,7 +578,7 @@ static void hist(struct fr_wbuf *w, const struct fr_prom_family *f,
 	fr_prom_hist(w, f, h, END);
 }
 
-void metrics_render(struct node *n, struct evbuffer *out)
+void node_metrics_render(struct node *n, struct evbuffer *out)
 {
 	struct node_metrics *m = &n->metrics;
 	struct gossip_peer_stats *ps = NULL;

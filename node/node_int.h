@@ -73,7 +73,7 @@ enum node_role {
 	NODE_ROLE_BASELINE = 2,
 };
 
-struct baseline;
+struct node_baseline;
 
 struct node_model {
 	struct shard_store *st;
@@ -86,7 +86,7 @@ struct node_model {
 	/* Roles and rollback (rollback.c) */
 	enum node_role role;         /* effective: ZooKeeper override, else config */
 	bool role_override;          /* the role came from models/<m>/roles */
-	struct baseline *bl;         /* lag buffer while role == baseline */
+	struct node_baseline *bl;         /* lag buffer while role == baseline */
 	uint64_t bl_floor;           /* served everything <= this when it became
 				      * baseline (or the backend was refilled) */
 	bool directives_seen;        /* a ZooKeeper view listed its directives */

@@ -155,49 +155,6 @@ static enum fr_err write_file_atomic(const char *dir, const char *name,
 	return rc;
 }
 
-/* Read a whole small file; FR_ERR_NOTFOUND when it does not exist. */
-static enum fr_err read_file(const char *path, size_t max, uint8_t **out,
-			     size_t *len)
-{
-	enum fr_err rc = FR_OK;
-	struct stat sb;
-	uint8_t *buf;
-	size_t off = 0;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ?
-			fr_fail(FR_ERR_NOTFOUND, "'%s': no such file", path) :
-			fr_fail(FR_ERR_IO, "'%s': open: %s", path,
-				strerror(errno));
-	if (fstat(fd, &sb) != 0 || sb.st_size < 0 || (size_t)sb.st_size > max) {
-		rc = fr_fail(FR_ERR_CORRUPT, "'%s': size %lld, expected <= %zu",
-			     path, (long long)sb.st_size, max);
-		goto out_close;
-	}
-	buf = malloc((size_t)sb.st_size + 1);
-	if (!buf) {
-		rc = fr_fail(FR_ERR_NOMEM, "'%s'", path);
-		goto out_close;
-	}
-	while (off < (size_t)sb.st_size) {
-		ssize_t k = read(fd, buf + off, (size_t)sb.st_size - off);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		off += (size_t)k;
-	}
-	buf[off] = '\0';
-	*out = buf;
-	*len = off;
-out_close:
-	close(fd);
-	return rc;
-}
-
 /* ========================================================================
  * Data dir: lock and generation
  * ===================================================================== */
@@ -205,8 +162,8 @@ out_close:
 static enum fr_err generation_bump(struct node *n)
 {
 	const char *dir = n->cfg->data_dir;
-	char path[CONFIG_PATH_MAX + 64], text[32], *end;
-	unsigned long long g = 0;
+	char path[CONFIG_PATH_MAX + 64], text[32];
+	uint64_t g = 0;
 	uint8_t *buf = NULL;
 	enum fr_err rc;
 	size_t len;
@@ -215,11 +172,11 @@ static enum fr_err generation_bump(struct node *n)
 	rc = path_join(path, sizeof(path), dir, "generation", "");
 	if (rc)
 		return rc;
-	rc = read_file(path, 64, &buf, &len);
+	rc = fr_read_file("generation file", path, 64, &buf, &len);
 	if (rc == FR_OK) {
-		errno = 0;
-		g = strtoull((char *)buf, &end, 10);
-		if (errno || end == (char *)buf || (*end && *end != '\n')) {
+		size_t digits = len && buf[len - 1] == '\n' ? len - 1 : len;
+
+		if (!fr_dec_u64((const char *)buf, digits, &g)) {
 			rc = fr_fail(FR_ERR_CORRUPT, "'%s': expected a decimal "
 				     "generation number", path);
 			free(buf);
@@ -575,7 +532,7 @@ static enum fr_err idem_load(struct node *n)
 	rc = path_join(path, sizeof(path), n->cfg->data_dir, "idem", "");
 	if (rc)
 		return rc;
-	rc = read_file(path, 64u << 20, &buf, &len);
+	rc = fr_read_file("idempotency file", path, 64u << 20, &buf, &len);
 	if (rc == FR_ERR_NOTFOUND)
 		return FR_OK;
 	if (rc)

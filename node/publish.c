@@ -717,7 +717,7 @@ bool node_lookup_handle(struct node_conn *c, const uint8_t *p, size_t len)
 			/* A baseline serves older values than its store
 			 * holds: report the version it serves (its origin
 			 * only when that is the store's row too). */
-			uint64_t sv = baseline_served_version(m->bl,
+			uint64_t sv = node_baseline_served_version(m->bl,
 							      (uint32_t)ti,
 							      q.rows[i]);
 

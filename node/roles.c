@@ -89,12 +89,12 @@ static void note_served_table(struct node *n, struct node_model *m,
 			continue;
 		rows[k++] = r;
 		if (k == 512) {
-			baseline_note_served(m->bl, t, rows, vers, k);
+			node_baseline_note_served(m->bl, t, rows, vers, k);
 			k = 0;
 		}
 	}
 	if (k)
-		baseline_note_served(m->bl, t, rows, vers, k);
+		node_baseline_note_served(m->bl, t, rows, vers, k);
 }
 
 void node_baseline_refilled(struct node *n, struct node_model *m, uint32_t t)
@@ -108,7 +108,7 @@ void node_baseline_refilled(struct node *n, struct node_model *m, uint32_t t)
 
 void node_model_roles_fini(struct node_model *m)
 {
-	baseline_free(m->bl);
+	node_baseline_free(m->bl);
 	m->bl = NULL;
 }
 
@@ -129,7 +129,7 @@ enum fr_err node_model_role_set(struct node *n, struct node_model *m,
 			rows[t] = m->def->tables[t].rows;
 			rb[t] = shard_row_bytes(&m->def->tables[t]);
 		}
-		m->bl = baseline_new(m->def->ntables, rows, rb,
+		m->bl = node_baseline_new(m->def->ntables, rows, rb,
 				     n->cfg->baseline_lag_ms,
 				     (uint64_t)n->cfg->baseline_buffer_mb << 20,
 				     &rc);
@@ -163,7 +163,7 @@ enum fr_err node_mirror_rows(struct node *n, struct node_model *m,
 			     uint32_t k)
 {
 	if (m->bl)
-		return baseline_push(m->bl, t, rows, versions, values, k) ==
+		return node_baseline_push(m->bl, t, rows, versions, values, k) ==
 		       FR_ERR_RANGE ? FR_ERR_RANGE : FR_OK;
 	return gpu_apply(m->tables[t].gt, rows, versions, values, k);
 }
@@ -204,7 +204,7 @@ static void release_rebuilds(struct release_ctx *x)
 static void baseline_catchup(struct node *n, struct node_model *m,
 			     uint64_t now)
 {
-	uint64_t cut = baseline_catchup_cut(m->bl, now), copied = 0;
+	uint64_t cut = node_baseline_catchup_cut(m->bl, now), copied = 0;
 
 	for (uint32_t t = 0; t < m->def->ntables; t++) {
 		const struct shard_table_def *td = &m->def->tables[t];
@@ -219,7 +219,7 @@ static void baseline_catchup(struct node *n, struct node_model *m,
 			if (r < td->rows) {
 				shard_store_row_version(m->st, t, r, &v, &o);
 				if (v && v <= cut &&
-				    v > baseline_served_version(m->bl, t, r)) {
+				    v > node_baseline_served_version(m->bl, t, r)) {
 					rows[k] = r;
 					vers[k++] = v;
 				}
@@ -240,14 +240,14 @@ static void baseline_catchup(struct node *n, struct node_model *m,
 							       rows[i]), rb);
 				release_cb(t, rows, vers, vals, k, &rx);
 				release_rebuilds(&rx);
-				baseline_note_served(m->bl, t, rows, vers, k);
+				node_baseline_note_served(m->bl, t, rows, vers, k);
 				free(vals);
 				copied += k;
 				k = 0;
 			}
 		}
 	}
-	baseline_catchup_done(m->bl, now);
+	node_baseline_catchup_done(m->bl, now);
 	fr_log(FR_LOG_WARN, MOD, "model '%s': baseline buffer overflowed; "
 	       "caught up from the store (%llu rows, cut %llu)", m->def->name,
 	       (unsigned long long)copied, (unsigned long long)cut);
@@ -259,7 +259,7 @@ uint64_t node_model_cut(const struct node *n, const struct node_model *m)
 
 	if (!m->bl)
 		return m->max_version;
-	c = baseline_cut(m->bl, fr_wall_ms(NULL));
+	c = node_baseline_cut(m->bl, fr_wall_ms(NULL));
 	return c > m->bl_floor ? c : m->bl_floor;
 }
 
@@ -346,9 +346,9 @@ static void roles_tick(evutil_socket_t fd, short what, void *arg)
 
 		if (!m->bl)
 			continue;
-		baseline_release(m->bl, now, release_cb, &rx);
+		node_baseline_release(m->bl, now, release_cb, &rx);
 		release_rebuilds(&rx);
-		if (baseline_catchup_due(m->bl, now))
+		if (node_baseline_catchup_due(m->bl, now))
 			baseline_catchup(n, m, now);
 	}
 	node_status_publish(n, false);

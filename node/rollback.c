@@ -92,7 +92,7 @@ static void restored_cb(uint32_t t, const uint64_t *rows, const void *values,
 			x->vcap = (size_t)k * rb;
 		}
 		for (uint32_t i = 0; i < k; i++) {
-			uint64_t sv = baseline_served_version(m->bl, t, rows[i]);
+			uint64_t sv = node_baseline_served_version(m->bl, t, rows[i]);
 
 			if (!sv || !shard_store_is_revoked(m->st, sv))
 				continue;
@@ -108,7 +108,7 @@ static void restored_cb(uint32_t t, const uint64_t *rows, const void *values,
 
 			shard_store_row_version(m->st, t, x->ids[i], &vers[0],
 						&o);
-			baseline_note_served(m->bl, t, &x->ids[i], vers, 1);
+			node_baseline_note_served(m->bl, t, &x->ids[i], vers, 1);
 		}
 	}
 	if (rc != FR_OK) {
@@ -165,7 +165,7 @@ enum fr_err node_rollback_apply(struct node *n, struct node_model *m,
 		zeroed += z;
 	}
 	if (m->bl)
-		baseline_revoke(m->bl, d->t, d->r);
+		node_baseline_revoke(m->bl, d->t, d->r);
 	/* Whatever this node stamps from now on is above R. */
 	if (fr_hlc_observe(&n->hlc, d->r) != FR_OK)
 		fr_log(FR_LOG_WARN, MOD, "model '%s': rollback epoch %llu: "

@@ -601,26 +601,40 @@ enum fr_err shard_batch_encode(struct fr_wbuf *w,
 	return FR_OK;
 }
 
+/* Check a batch and lay out its frame: the header (all but the checksum)
+ * in *fh, the payload's layout in *l. */
+static enum fr_err batch_frame_prepare(const struct shard_batch_hdr *h,
+				       const struct shard_batch *b,
+				       uint32_t max_frame,
+				       struct shard_frame_hdr *fh,
+				       uint32_t *name_len,
+				       struct batch_layout *l)
+{
+	enum fr_err err = batch_prepare(h, b, name_len, l);
+
+	if (err)
+		return err;
+	*fh = (struct shard_frame_hdr){
+		.magic = SHARD_FRAME_MAGIC,
+		.version = SHARD_FRAME_VERSION,
+		.type = SHARD_FRAME_BATCH,
+	};
+	return frame_length(l->end, max_frame, &fh->length);
+}
+
 enum fr_err shard_batch_frame_encode(struct fr_wbuf *w,
 				     const struct shard_batch_hdr *h,
 				     const struct shard_batch *b,
 				     uint32_t max_frame)
 {
-	struct shard_frame_hdr fh = {
-		.magic = SHARD_FRAME_MAGIC,
-		.version = SHARD_FRAME_VERSION,
-		.type = SHARD_FRAME_BATCH,
-	};
+	struct shard_frame_hdr fh;
 	struct batch_layout l;
 	XXH3_state_t xs;
 	uint32_t name_len;
 	enum fr_err err;
 	uint8_t *p;
 
-	err = batch_prepare(h, b, &name_len, &l);
-	if (err)
-		return err;
-	err = frame_length(l.end, max_frame, &fh.length);
+	err = batch_frame_prepare(h, b, max_frame, &fh, &name_len, &l);
 	if (err)
 		return err;
 	/* One reservation for the whole frame: no realloc mid-copy, and a
@@ -642,11 +656,7 @@ enum fr_err shard_batch_frame_encode_iov(
 	uint32_t max_frame, struct shard_iov iov[SHARD_BATCH_IOV_MAX],
 	unsigned *niov)
 {
-	struct shard_frame_hdr fh = {
-		.magic = SHARD_FRAME_MAGIC,
-		.version = SHARD_FRAME_VERSION,
-		.type = SHARD_FRAME_BATCH,
-	};
+	struct shard_frame_hdr fh;
 	struct batch_layout l;
 	XXH3_state_t xs;
 	uint32_t name_len;
@@ -654,10 +664,7 @@ enum fr_err shard_batch_frame_encode_iov(
 	unsigned k;
 
 	*niov = 0;
-	err = batch_prepare(h, b, &name_len, &l);
-	if (err)
-		return err;
-	err = frame_length(l.end, max_frame, &fh.length);
+	err = batch_frame_prepare(h, b, max_frame, &fh, &name_len, &l);
 	if (err)
 		return err;
 	/* The payload's head goes right after the frame header in scratch,

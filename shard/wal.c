@@ -899,54 +899,6 @@ void shard_wal_close(struct shard_wal *w)
  * Replay
  * ===================================================================== */
 
-static enum fr_err wal_read_file(const char *path, uint8_t **out,
-				 size_t *len)
-{
-	enum fr_err rc = FR_OK;
-	struct stat sb;
-	uint8_t *buf;
-	size_t off = 0;
-	ssize_t k;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fr_fail(FR_ERR_IO, "wal segment '%s': open: %s", path,
-			       strerror(errno));
-	if (fstat(fd, &sb) != 0) {
-		rc = fr_fail(FR_ERR_IO, "wal segment '%s': fstat: %s", path,
-			     strerror(errno));
-		goto out_close;
-	}
-	/* malloc's alignment keeps every payload 8-byte aligned, which the
-	 * zero-copy batch decoder needs. */
-	buf = malloc(sb.st_size ? (size_t)sb.st_size : 1);
-	if (!buf) {
-		rc = fr_fail(FR_ERR_NOMEM, "wal segment '%s': %lld bytes", path,
-			     (long long)sb.st_size);
-		goto out_close;
-	}
-	while (off < (size_t)sb.st_size) {
-		k = pread(fd, buf + off, (size_t)sb.st_size - off, (off_t)off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			rc = fr_fail(FR_ERR_IO, "wal segment '%s': read: %s",
-				     path, strerror(errno));
-			free(buf);
-			goto out_close;
-		}
-		if (k == 0)
-			break;      /* shrank under us: read what is there */
-		off += (size_t)k;
-	}
-	*out = buf;
-	*len = off;
-out_close:
-	close(fd);
-	return rc;
-}
-
 static enum fr_err wal_cut(const char *path, size_t off)
 {
 	enum fr_err rc = FR_OK;
@@ -1007,7 +959,7 @@ enum fr_err shard_wal_replay(const char *dir, uint64_t after_lsn,
 				     (unsigned long long)after_lsn);
 			goto out_free;
 		}
-		rc = wal_read_file(path, &buf, &len);
+		rc = fr_read_file("wal segment", path, SIZE_MAX, &buf, &len);
 		if (rc)
 			goto out_free;
 		for (off = 0; off < len; off += used) {

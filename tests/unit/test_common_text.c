@@ -232,12 +232,13 @@ static void test_prom_render(void)
 	fr_prom_family(&w, &fams[0]);
 	fr_prom_u64(&w, &fams[0], 3, "path", "/a\"b\\c\nd", "code", "200",
 		    (const char *)NULL);
-	fr_prom_u64(&w, &fams[0], UINT64_MAX, (const char *)NULL);
+	/* Prometheus values are doubles: integers are exact to 2^53. */
+	fr_prom_u64(&w, &fams[0], (1ull << 53), (const char *)NULL);
 	CU_ASSERT_STRING_EQUAL(text(&w),
 		"# HELP t_requests_total Requests, by path.\n"
 		"# TYPE t_requests_total counter\n"
 		"t_requests_total{path=\"/a\\\"b\\\\c\\nd\",code=\"200\"} 3\n"
-		"t_requests_total 18446744073709551615\n");
+		"t_requests_total 9007199254740992\n");
 	fr_wbuf_reset(&w);
 
 	fr_prom_one_f64(&w, &fams[1], 0.25);

@@ -32,10 +32,10 @@
 static const uint64_t shape_rows[2] = { 16, 8 };
 static const size_t shape_bytes[2] = { 8, 16 };
 
-static struct baseline *mk(uint64_t max_bytes)
+static struct node_baseline *mk(uint64_t max_bytes)
 {
 	enum fr_err err = FR_ERR_IO;
-	struct baseline *bl = baseline_new(2, shape_rows, shape_bytes, LAG,
+	struct node_baseline *bl = node_baseline_new(2, shape_rows, shape_bytes, LAG,
 					   max_bytes, &err);
 
 	CU_ASSERT_EQUAL(err, FR_OK);
@@ -53,13 +53,13 @@ static void fill(uint32_t table, uint64_t row, uint64_t ver, void *out)
 }
 
 /* Push one row with its canonical value. */
-static enum fr_err push1(struct baseline *bl, uint32_t table, uint64_t row,
+static enum fr_err push1(struct node_baseline *bl, uint32_t table, uint64_t row,
 			 uint64_t ver)
 {
 	unsigned char val[16];
 
 	fill(table, row, ver, val);
-	return baseline_push(bl, table, &row, &ver, val, 1);
+	return node_baseline_push(bl, table, &row, &ver, val, 1);
 }
 
 /* What the release fn saw: every run and every row, flattened. */
@@ -106,12 +106,12 @@ static struct rec the_rec;
  * overhead is the implementation's). */
 static uint64_t row_cost(uint32_t t)
 {
-	struct baseline *bl = mk(1u << 20);
-	struct baseline_stats s;
+	struct node_baseline *bl = mk(1u << 20);
+	struct node_baseline_stats s;
 
 	CU_ASSERT_EQUAL(push1(bl, t, 0, V(1000, 0)), FR_OK);
-	baseline_get_stats(bl, &s);
-	baseline_free(bl);
+	node_baseline_get_stats(bl, &s);
+	node_baseline_free(bl);
 	CU_ASSERT(s.queued_rows == 1 && s.queued_bytes > shape_bytes[t]);
 	return s.queued_bytes;
 }
@@ -126,33 +126,33 @@ static void test_new_invalid(void)
 	size_t bytes0[2] = { 8, 0 };
 	enum fr_err err;
 
-	CU_ASSERT_PTR_NULL(baseline_new(0, shape_rows, shape_bytes, LAG, 100,
+	CU_ASSERT_PTR_NULL(node_baseline_new(0, shape_rows, shape_bytes, LAG, 100,
 					&err));
 	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("ntables"));
-	CU_ASSERT_PTR_NULL(baseline_new(2, shape_rows, shape_bytes, 0, 100,
+	CU_ASSERT_PTR_NULL(node_baseline_new(2, shape_rows, shape_bytes, 0, 100,
 					&err));
 	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("lag_ms"));
-	CU_ASSERT_PTR_NULL(baseline_new(2, shape_rows, shape_bytes, LAG, 0,
+	CU_ASSERT_PTR_NULL(node_baseline_new(2, shape_rows, shape_bytes, LAG, 0,
 					&err));
 	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("max_bytes"));
-	CU_ASSERT_PTR_NULL(baseline_new(2, rows0, shape_bytes, LAG, 100,
+	CU_ASSERT_PTR_NULL(node_baseline_new(2, rows0, shape_bytes, LAG, 100,
 					&err));
 	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("table 1: rows"));
-	CU_ASSERT_PTR_NULL(baseline_new(2, shape_rows, bytes0, LAG, 100,
+	CU_ASSERT_PTR_NULL(node_baseline_new(2, shape_rows, bytes0, LAG, 100,
 					&err));
 	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("table 1: row_bytes"));
-	baseline_free(NULL);
+	node_baseline_free(NULL);
 }
 
 static void test_release_timing(void)
 {
-	struct baseline *bl = mk(1u << 20);
-	struct baseline_stats s;
+	struct node_baseline *bl = mk(1u << 20);
+	struct node_baseline_stats s;
 	struct rec *r = &the_rec;
 
 	rec_reset(r);
@@ -163,39 +163,39 @@ static void test_release_timing(void)
 	CU_ASSERT_EQUAL(push1(bl, 0, 4, V(1003, 0)), FR_OK);
 
 	/* Before the lag (and while now < lag at all) nothing moves. */
-	CU_ASSERT_EQUAL(baseline_release(bl, 50, rec_cb, r), 0);
-	CU_ASSERT_EQUAL(baseline_release(bl, 1099, rec_cb, r), 0);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 50, rec_cb, r), 0);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 1099, rec_cb, r), 0);
 	CU_ASSERT_EQUAL(r->n, 0);
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 0, 1), 0);
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 0, 1), 0);
 
 	/* At exactly now - lag == phys, both rows of ms 1000 go. */
-	CU_ASSERT_EQUAL(baseline_release(bl, 1100, rec_cb, r), 2);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 1100, rec_cb, r), 2);
 	CU_ASSERT_EQUAL(r->n, 2);
 	CU_ASSERT(r->row[0] == 1 && r->ver[0] == V(1000, 7));
 	CU_ASSERT(r->row[1] == 2 && r->ver[1] == V(1000, 9));
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 0, 2), V(1000, 9));
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 0, 3), 0);
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 0, 2), V(1000, 9));
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 0, 3), 0);
 
-	CU_ASSERT_EQUAL(baseline_release(bl, 1102, rec_cb, r), 0);
-	CU_ASSERT_EQUAL(baseline_release(bl, 100000, rec_cb, r), 2);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 1102, rec_cb, r), 0);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 100000, rec_cb, r), 2);
 	CU_ASSERT_EQUAL(r->n, 4);
 	CU_ASSERT(r->row[2] == 4 && r->ver[2] == V(1003, 0));
 	CU_ASSERT(r->row[3] == 3 && r->ver[3] == V(1005, 0));
 	CU_ASSERT_FALSE(r->bad_value);
 
-	baseline_get_stats(bl, &s);
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT_EQUAL(s.queued_rows, 0);
 	CU_ASSERT_EQUAL(s.queued_bytes, 0);
 	CU_ASSERT_EQUAL(s.released_rows, 4);
 	CU_ASSERT_EQUAL(s.lag_ms, LAG);
 	CU_ASSERT_EQUAL(s.max_bytes, 1u << 20);
 	CU_ASSERT_FALSE(s.overflowed);
-	baseline_free(bl);
+	node_baseline_free(bl);
 }
 
 static void test_runs_by_table(void)
 {
-	struct baseline *bl = mk(1u << 20);
+	struct node_baseline *bl = mk(1u << 20);
 	struct rec *r = &the_rec;
 	uint64_t rows[3] = { 5, 6, 7 }, vers[3] = { V(1000, 1), V(1000, 2),
 						    V(1000, 3) };
@@ -204,61 +204,61 @@ static void test_runs_by_table(void)
 	rec_reset(r);
 	for (int i = 0; i < 3; i++)
 		fill(0, rows[i], vers[i], vals + i * 8);
-	CU_ASSERT_EQUAL(baseline_push(bl, 0, rows, vers, vals, 3), FR_OK);
+	CU_ASSERT_EQUAL(node_baseline_push(bl, 0, rows, vers, vals, 3), FR_OK);
 	CU_ASSERT_EQUAL(push1(bl, 1, 2, V(1001, 0)), FR_OK);
 	CU_ASSERT_EQUAL(push1(bl, 1, 7, V(1001, 1)), FR_OK);
 	CU_ASSERT_EQUAL(push1(bl, 0, 9, V(1002, 0)), FR_OK);
 
-	CU_ASSERT_EQUAL(baseline_release(bl, 2000, rec_cb, r), 6);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 2000, rec_cb, r), 6);
 	CU_ASSERT_EQUAL(r->nruns, 3);
 	CU_ASSERT(r->run_table[0] == 0 && r->run_n[0] == 3);
 	CU_ASSERT(r->run_table[1] == 1 && r->run_n[1] == 2);
 	CU_ASSERT(r->run_table[2] == 0 && r->run_n[2] == 1);
 	CU_ASSERT(r->row[3] == 2 && r->row[4] == 7 && r->row[5] == 9);
 	CU_ASSERT_FALSE(r->bad_value);
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 1, 7), V(1001, 1));
-	baseline_free(bl);
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 1, 7), V(1001, 1));
+	node_baseline_free(bl);
 }
 
 static void test_row_ordering(void)
 {
-	struct baseline *bl = mk(1u << 20);
+	struct node_baseline *bl = mk(1u << 20);
 	struct rec *r = &the_rec;
 
 	rec_reset(r);
 	/* Two versions of one row in one release: both, older first. */
 	CU_ASSERT_EQUAL(push1(bl, 1, 3, V(1000, 0)), FR_OK);
 	CU_ASSERT_EQUAL(push1(bl, 1, 3, V(1004, 2)), FR_OK);
-	CU_ASSERT_EQUAL(baseline_release(bl, 1200, rec_cb, r), 2);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 1200, rec_cb, r), 2);
 	CU_ASSERT(r->row[0] == 3 && r->ver[0] == V(1000, 0));
 	CU_ASSERT(r->row[1] == 3 && r->ver[1] == V(1004, 2));
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 1, 3), V(1004, 2));
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 1, 3), V(1004, 2));
 
 	/* The same across two releases. */
 	rec_reset(r);
 	CU_ASSERT_EQUAL(push1(bl, 0, 8, V(1300, 0)), FR_OK);
 	CU_ASSERT_EQUAL(push1(bl, 0, 8, V(1350, 0)), FR_OK);
-	CU_ASSERT_EQUAL(baseline_release(bl, 1420, rec_cb, r), 1);
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 0, 8), V(1300, 0));
-	CU_ASSERT_EQUAL(baseline_release(bl, 1450, rec_cb, r), 1);
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 0, 8), V(1350, 0));
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 1420, rec_cb, r), 1);
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 0, 8), V(1300, 0));
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 1450, rec_cb, r), 1);
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 0, 8), V(1350, 0));
 	CU_ASSERT(r->n == 2 && r->ver[1] == V(1350, 0));
 
 	/* An older version pushed after a newer one was served never
 	 * reaches the backend. */
 	CU_ASSERT_EQUAL(push1(bl, 0, 8, V(1340, 0)), FR_OK);
-	CU_ASSERT_EQUAL(baseline_release(bl, 5000, rec_cb, r), 0);
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 0, 8), V(1350, 0));
-	baseline_free(bl);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 5000, rec_cb, r), 0);
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 0, 8), V(1350, 0));
+	node_baseline_free(bl);
 }
 
 static void test_served_guard(void)
 {
-	struct baseline *bl = mk(1u << 20);
+	struct node_baseline *bl = mk(1u << 20);
 	struct rec *r = &the_rec;
 	uint64_t row = 4, ver = V(1002, 0), rows2[2] = { 5, 99 },
 		 vers2[2] = { V(1, 0), V(2, 0) };
-	struct baseline_stats s;
+	struct node_baseline_stats s;
 
 	rec_reset(r);
 	CU_ASSERT_EQUAL(push1(bl, 0, 4, V(1000, 0)), FR_OK);
@@ -266,13 +266,13 @@ static void test_served_guard(void)
 	CU_ASSERT_EQUAL(push1(bl, 0, 6, V(1001, 0)), FR_OK);
 	/* A catch-up wrote row 4 at 1002: the 1000 value must not follow,
 	 * the 1005 one must. */
-	baseline_note_served(bl, 0, &row, &ver, 1);
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 0, 4), V(1002, 0));
-	CU_ASSERT_EQUAL(baseline_release(bl, 5000, rec_cb, r), 2);
+	node_baseline_note_served(bl, 0, &row, &ver, 1);
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 0, 4), V(1002, 0));
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 5000, rec_cb, r), 2);
 	CU_ASSERT_EQUAL(r->n, 2);
 	CU_ASSERT(r->row[0] == 6 && r->ver[0] == V(1001, 0));
 	CU_ASSERT(r->row[1] == 4 && r->ver[1] == V(1005, 0));
-	baseline_get_stats(bl, &s);
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT_EQUAL(s.queued_rows, 0);
 	CU_ASSERT_EQUAL(s.queued_bytes, 0);
 	CU_ASSERT_EQUAL(s.released_rows, 2);
@@ -280,35 +280,35 @@ static void test_served_guard(void)
 	/* A rollback's restore may lower a served version; an id out of
 	 * range is ignored and the rest recorded. */
 	ver = V(900, 0);
-	baseline_note_served(bl, 0, &row, &ver, 1);
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 0, 4), V(900, 0));
-	baseline_note_served(bl, 0, rows2, vers2, 2);
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 0, 5), V(1, 0));
-	baseline_note_served(bl, 7, rows2, vers2, 2);
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 7, 5), 0);
-	CU_ASSERT_EQUAL(baseline_served_version(bl, 0, 99), 0);
-	baseline_free(bl);
+	node_baseline_note_served(bl, 0, &row, &ver, 1);
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 0, 4), V(900, 0));
+	node_baseline_note_served(bl, 0, rows2, vers2, 2);
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 0, 5), V(1, 0));
+	node_baseline_note_served(bl, 7, rows2, vers2, 2);
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 7, 5), 0);
+	CU_ASSERT_EQUAL(node_baseline_served_version(bl, 0, 99), 0);
+	node_baseline_free(bl);
 }
 
 static void test_cut(void)
 {
-	struct baseline *bl = mk(1u << 20);
+	struct node_baseline *bl = mk(1u << 20);
 	struct rec *r = &the_rec;
 	uint64_t prev = 0;
 
 	rec_reset(r);
-	CU_ASSERT_EQUAL(baseline_cut(bl, 50), 0);            /* now < lag */
-	CU_ASSERT_EQUAL(baseline_cut(bl, 1000), HORIZON(1000));
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 50), 0);            /* now < lag */
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 1000), HORIZON(1000));
 
 	CU_ASSERT_EQUAL(push1(bl, 0, 1, V(1000, 5)), FR_OK);
 	CU_ASSERT_EQUAL(push1(bl, 1, 1, V(1040, 0)), FR_OK);
 	/* Queued rows newer than now - lag do not hold the cut. */
-	CU_ASSERT_EQUAL(baseline_cut(bl, 1050), HORIZON(1050));
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 1050), HORIZON(1050));
 	/* Due but not released yet: the oldest queued holds it at -1. */
-	CU_ASSERT_EQUAL(baseline_cut(bl, 1200), V(1000, 4));
-	CU_ASSERT_EQUAL(baseline_release(bl, 1120, rec_cb, r), 1);
-	CU_ASSERT_EQUAL(baseline_cut(bl, 1120), HORIZON(1120));
-	CU_ASSERT_EQUAL(baseline_cut(bl, 1200), V(1040, 0) - 1);
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 1200), V(1000, 4));
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 1120, rec_cb, r), 1);
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 1120), HORIZON(1120));
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 1200), V(1040, 0) - 1);
 
 	/* Monotone as time passes, with rows arriving as they are made. */
 	for (uint64_t now = 1120; now < 3000; now += 7) {
@@ -317,42 +317,42 @@ static void test_cut(void)
 		if (now % 3 == 0)
 			CU_ASSERT_EQUAL(push1(bl, 0, now % 16, V(now, now % 5)),
 					FR_OK);
-		c = baseline_cut(bl, now);
+		c = node_baseline_cut(bl, now);
 		CU_ASSERT(c >= prev);
 		CU_ASSERT(c <= HORIZON(now));
 		prev = c;
 		if (now % 2 == 0) {
-			baseline_release(bl, now, rec_cb, r);
-			c = baseline_cut(bl, now);
+			node_baseline_release(bl, now, rec_cb, r);
+			c = node_baseline_cut(bl, now);
 			CU_ASSERT(c >= prev);
 			CU_ASSERT_EQUAL(c, HORIZON(now));
 			prev = c;
 		}
 	}
-	baseline_free(bl);
+	node_baseline_free(bl);
 }
 
 static void test_revoke(void)
 {
-	struct baseline *bl = mk(1u << 20);
+	struct node_baseline *bl = mk(1u << 20);
 	struct rec *r = &the_rec;
-	struct baseline_stats s, s0;
+	struct node_baseline_stats s, s0;
 	uint32_t n = 0;
 
 	rec_reset(r);
 	for (uint64_t i = 1; i <= 10; i++)
 		CU_ASSERT_EQUAL(push1(bl, (uint32_t)(i % 2), i % 8,
 				      V(1000 + i, 0)), FR_OK);
-	baseline_get_stats(bl, &s0);
-	baseline_revoke(bl, V(1003, 0), V(1007, 0));
-	baseline_revoke(bl, V(1009, 0), V(1008, 0));          /* empty */
-	baseline_get_stats(bl, &s);
+	node_baseline_get_stats(bl, &s0);
+	node_baseline_revoke(bl, V(1003, 0), V(1007, 0));
+	node_baseline_revoke(bl, V(1009, 0), V(1008, 0));          /* empty */
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT_EQUAL(s.revoked_rows, 4);
 	CU_ASSERT_EQUAL(s.queued_rows, 6);
 	/* Left: t1 rows 1, 3, 9 and t0 rows 2, 8, 10. */
 	CU_ASSERT_EQUAL(s.queued_bytes, 3 * row_cost(0) + 3 * row_cost(1));
 	CU_ASSERT_EQUAL(s0.queued_bytes, 5 * row_cost(0) + 5 * row_cost(1));
-	CU_ASSERT_EQUAL(baseline_release(bl, 5000, rec_cb, r), 6);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 5000, rec_cb, r), 6);
 	{
 		const uint64_t want[6] = { 1, 2, 3, 8, 9, 10 };
 
@@ -360,127 +360,127 @@ static void test_revoke(void)
 			CU_ASSERT_EQUAL(r->ver[i], V(1000 + want[i], 0));
 	}
 	CU_ASSERT_EQUAL(n, 6);
-	baseline_get_stats(bl, &s);
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT_EQUAL(s.queued_bytes, 0);
-	baseline_free(bl);
+	node_baseline_free(bl);
 }
 
 static void test_overflow(void)
 {
 	uint64_t cost = row_cost(0);
-	struct baseline *bl = mk(2 * cost);       /* room for two t0 rows */
+	struct node_baseline *bl = mk(2 * cost);       /* room for two t0 rows */
 	struct rec *r = &the_rec;
-	struct baseline_stats s;
+	struct node_baseline_stats s;
 	uint64_t frozen;
 
 	rec_reset(r);
-	CU_ASSERT_EQUAL(baseline_release(bl, 1000, rec_cb, r), 0);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 1000, rec_cb, r), 0);
 	CU_ASSERT_EQUAL(push1(bl, 0, 0, V(1000, 0)), FR_OK);
 	CU_ASSERT_EQUAL(push1(bl, 0, 1, V(1001, 0)), FR_OK);
-	baseline_get_stats(bl, &s);
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT(!s.overflowed && s.queued_rows == 2 &&
 		  s.queued_bytes == 2 * cost);
 
 	/* The third does not fit: left out, counted, cut frozen at what
 	 * the last release saw. */
 	CU_ASSERT_EQUAL(push1(bl, 0, 2, V(1002, 0)), FR_OK);
-	baseline_get_stats(bl, &s);
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT(s.overflowed && s.overflows == 1 && s.overflow_rows == 1);
 	CU_ASSERT_EQUAL(s.queued_rows, 2);
-	frozen = baseline_cut(bl, 1050);
+	frozen = node_baseline_cut(bl, 1050);
 	CU_ASSERT_EQUAL(frozen, HORIZON(1000));
-	CU_ASSERT_FALSE(baseline_catchup_due(bl, 1050));
+	CU_ASSERT_FALSE(node_baseline_catchup_due(bl, 1050));
 
 	/* Releases go on; the cut stays. */
-	CU_ASSERT_EQUAL(baseline_release(bl, 1100, rec_cb, r), 1);
-	CU_ASSERT_EQUAL(baseline_cut(bl, 1100), frozen);
-	CU_ASSERT_EQUAL(baseline_cut(bl, 1500), frozen);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 1100, rec_cb, r), 1);
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 1100), frozen);
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 1500), frozen);
 
 	/* There is room again: queued.  Full again: left out, newest
 	 * left out now 1010; a second overflow is not counted twice. */
 	CU_ASSERT_EQUAL(push1(bl, 0, 3, V(1003, 0)), FR_OK);
 	CU_ASSERT_EQUAL(push1(bl, 0, 4, V(1010, 0)), FR_OK);
-	baseline_get_stats(bl, &s);
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT_EQUAL(s.queued_rows, 2);
 	CU_ASSERT_EQUAL(s.overflow_rows, 2);
 	CU_ASSERT_EQUAL(s.overflows, 1);
-	CU_ASSERT_EQUAL(baseline_cut(bl, 1105), frozen);
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 1105), frozen);
 
 	/* Due only once the lag has passed the newest row left out. */
-	CU_ASSERT_FALSE(baseline_catchup_due(bl, 1102));
-	CU_ASSERT_FALSE(baseline_catchup_due(bl, 1109));
-	CU_ASSERT_TRUE(baseline_catchup_due(bl, 1110));
+	CU_ASSERT_FALSE(node_baseline_catchup_due(bl, 1102));
+	CU_ASSERT_FALSE(node_baseline_catchup_due(bl, 1109));
+	CU_ASSERT_TRUE(node_baseline_catchup_due(bl, 1110));
 	/* Done before it is due: ignored, still overflowed. */
-	baseline_catchup_done(bl, 1105);
-	baseline_get_stats(bl, &s);
+	node_baseline_catchup_done(bl, 1105);
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT(s.overflowed && s.catchups == 0);
 
-	CU_ASSERT_EQUAL(baseline_catchup_cut(bl, 1110), HORIZON(1110));
-	CU_ASSERT(baseline_catchup_cut(bl, 1110) >= V(1010, 0));
-	baseline_catchup_done(bl, 1110);
-	baseline_get_stats(bl, &s);
+	CU_ASSERT_EQUAL(node_baseline_catchup_cut(bl, 1110), HORIZON(1110));
+	CU_ASSERT(node_baseline_catchup_cut(bl, 1110) >= V(1010, 0));
+	node_baseline_catchup_done(bl, 1110);
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT(!s.overflowed && s.catchups == 1);
-	CU_ASSERT_FALSE(baseline_catchup_due(bl, 1200));
+	CU_ASSERT_FALSE(node_baseline_catchup_due(bl, 1200));
 	/* The cut moves again: held by the queued rows until released. */
-	CU_ASSERT_EQUAL(baseline_cut(bl, 1110), V(1001, 0) - 1);
-	CU_ASSERT_EQUAL(baseline_release(bl, 1110, rec_cb, r), 2);
-	CU_ASSERT_EQUAL(baseline_cut(bl, 1110), HORIZON(1110));
-	baseline_free(bl);
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 1110), V(1001, 0) - 1);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 1110, rec_cb, r), 2);
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 1110), HORIZON(1110));
+	node_baseline_free(bl);
 }
 
 static void test_overflow_tiny(void)
 {
-	struct baseline *bl = mk(1);               /* nothing ever fits */
+	struct node_baseline *bl = mk(1);               /* nothing ever fits */
 	struct rec *r = &the_rec;
-	struct baseline_stats s;
+	struct node_baseline_stats s;
 	uint64_t rows[3] = { 1, 2, 3 }, vers[3] = { V(2000, 0), V(1500, 0),
 						    V(2100, 0) };
 	unsigned char vals[3 * 16] = { 0 };
 
 	rec_reset(r);
-	CU_ASSERT_EQUAL(baseline_release(bl, 2000, rec_cb, r), 0);
-	CU_ASSERT_EQUAL(baseline_push(bl, 1, rows, vers, vals, 3), FR_OK);
-	baseline_get_stats(bl, &s);
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 2000, rec_cb, r), 0);
+	CU_ASSERT_EQUAL(node_baseline_push(bl, 1, rows, vers, vals, 3), FR_OK);
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT(s.overflowed && s.overflow_rows == 3 && s.overflows == 1);
 	CU_ASSERT(s.queued_rows == 0 && s.queued_bytes == 0);
 	/* A left-out row older than the cut lowers it: the cut is a lower
 	 * bound of what is served. */
-	CU_ASSERT_EQUAL(baseline_cut(bl, 3000), V(1500, 0) - 1);
-	CU_ASSERT_EQUAL(baseline_cut(bl, 9000), V(1500, 0) - 1);
-	CU_ASSERT_FALSE(baseline_catchup_due(bl, 2199));
-	CU_ASSERT_TRUE(baseline_catchup_due(bl, 2200));
-	baseline_catchup_done(bl, 2200);
-	CU_ASSERT_EQUAL(baseline_cut(bl, 2200), HORIZON(2200));
-	CU_ASSERT_EQUAL(baseline_release(bl, 9000, rec_cb, r), 0);
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 3000), V(1500, 0) - 1);
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 9000), V(1500, 0) - 1);
+	CU_ASSERT_FALSE(node_baseline_catchup_due(bl, 2199));
+	CU_ASSERT_TRUE(node_baseline_catchup_due(bl, 2200));
+	node_baseline_catchup_done(bl, 2200);
+	CU_ASSERT_EQUAL(node_baseline_cut(bl, 2200), HORIZON(2200));
+	CU_ASSERT_EQUAL(node_baseline_release(bl, 9000, rec_cb, r), 0);
 	/* A new overflow counts as a second one. */
 	CU_ASSERT_EQUAL(push1(bl, 0, 0, V(2300, 0)), FR_OK);
-	baseline_get_stats(bl, &s);
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT(s.overflowed && s.overflows == 2 && s.overflow_rows == 4);
-	baseline_free(bl);
+	node_baseline_free(bl);
 }
 
 static void test_bad_ids(void)
 {
-	struct baseline *bl = mk(1u << 20);
-	struct baseline_stats s;
+	struct node_baseline *bl = mk(1u << 20);
+	struct node_baseline_stats s;
 	uint64_t rows[3] = { 1, 16, 2 }, vers[3] = { 1, 2, 3 };
 	unsigned char vals[3 * 16] = { 0 };
 
 	fr_errclear();
-	CU_ASSERT_EQUAL(baseline_push(bl, 0, rows, vers, vals, 3),
+	CU_ASSERT_EQUAL(node_baseline_push(bl, 0, rows, vers, vals, 3),
 			FR_ERR_RANGE);
 	CU_ASSERT(errmsg_has("row 16"));
-	CU_ASSERT_EQUAL(baseline_push(bl, 2, rows, vers, vals, 1),
+	CU_ASSERT_EQUAL(node_baseline_push(bl, 2, rows, vers, vals, 1),
 			FR_ERR_RANGE);
 	CU_ASSERT(errmsg_has("table 2"));
 	rows[1] = 8;                               /* t1 has 8 rows */
-	CU_ASSERT_EQUAL(baseline_push(bl, 1, rows, vers, vals, 3),
+	CU_ASSERT_EQUAL(node_baseline_push(bl, 1, rows, vers, vals, 3),
 			FR_ERR_RANGE);
-	CU_ASSERT_EQUAL(baseline_push(bl, 0, rows, vers, vals, 0), FR_OK);
-	baseline_get_stats(bl, &s);
+	CU_ASSERT_EQUAL(node_baseline_push(bl, 0, rows, vers, vals, 0), FR_OK);
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT(s.queued_rows == 0 && s.queued_bytes == 0 &&
 		  !s.overflowed && s.overflow_rows == 0);
-	baseline_free(bl);
+	node_baseline_free(bl);
 }
 
 /* Randomized model check against a reference that keeps every push:
@@ -521,12 +521,12 @@ static void mc_cb(uint32_t table, const uint64_t *rows,
 
 static void test_model_check(void)
 {
-	struct baseline *bl = mk(1ull << 30);
+	struct node_baseline *bl = mk(1ull << 30);
 	struct mc_push *log = calloc(MC_PUSH_MAX, sizeof(*log));
 	struct mc_state *m = calloc(1, sizeof(*m));
 	uint64_t last[2][16] = { { 0 } };
 	uint64_t now = 10000, npush = 0, mismatches = 0, cut_bad = 0;
-	struct baseline_stats s;
+	struct node_baseline_stats s;
 
 	CU_ASSERT_FATAL(log != NULL && m != NULL);
 	rng_state = 0x9e3779b97f4a7c15ull;
@@ -549,18 +549,18 @@ static void test_model_check(void)
 				p->ver = last[p->table][p->row] + 1;
 			last[p->table][p->row] = p->ver;
 			fill(p->table, p->row, p->ver, val);
-			CU_ASSERT_EQUAL(baseline_push(bl, p->table, &p->row,
+			CU_ASSERT_EQUAL(node_baseline_push(bl, p->table, &p->row,
 						      &p->ver, val, 1), FR_OK);
 			npush++;
 		}
 		if (rnd(3) != 0)
 			continue;
-		baseline_release(bl, now, mc_cb, m);
+		node_baseline_release(bl, now, mc_cb, m);
 
 		/* Reference: newest pushed version per row that is due. */
 		{
 			uint64_t want[2][16] = { { 0 } };
-			uint64_t cut = baseline_cut(bl, now);
+			uint64_t cut = node_baseline_cut(bl, now);
 
 			for (uint64_t i = 0; i < npush; i++) {
 				const struct mc_push *p = &log[i];
@@ -578,7 +578,7 @@ static void test_model_check(void)
 					mismatches += want[t][row] !=
 						      m->served[t][row];
 					mismatches +=
-						baseline_served_version(bl, t,
+						node_baseline_served_version(bl, t,
 									row) !=
 						want[t][row];
 				}
@@ -590,13 +590,13 @@ static void test_model_check(void)
 	CU_ASSERT_EQUAL(cut_bad, 0);
 	CU_ASSERT_FALSE(m->order_bad);
 	CU_ASSERT_FALSE(m->bad_value);
-	baseline_get_stats(bl, &s);
+	node_baseline_get_stats(bl, &s);
 	CU_ASSERT_FALSE(s.overflowed);
 	CU_ASSERT_EQUAL(s.overflow_rows, 0);
 	CU_ASSERT(s.released_rows > 0 && s.released_rows <= npush);
 	free(log);
 	free(m);
-	baseline_free(bl);
+	node_baseline_free(bl);
 }
 
 static const struct fr_unit_test tests[] = {
