@@ -615,17 +615,32 @@ void gossip_peer_up(struct gossip *g, uint32_t peer_id, uint64_t now_ms)
 	pump(g);
 }
 
+/* The model of st that gossip still serves (not quarantined), for the
+ * calls below; NULL with *rc FR_ERR_NOTFOUND when gossip does not know
+ * st, NULL with *rc FR_OK when it is quarantined (nothing to do).  Its
+ * pending pulls are forgotten: the caller changes what they were for. */
+static struct gmodel *model_live_forget(struct gossip *g,
+					struct shard_store *st, uint32_t *idx,
+					enum fr_err *rc)
+{
+	struct gmodel *m = model_by_store(g, st, idx);
+
+	*rc = m ? FR_OK : fr_fail(FR_ERR_NOTFOUND, "gossip: no such model");
+	if (!m || m->quarantined)
+		return NULL;
+	gossip_cand_forget_model(g, *idx);
+	return m;
+}
+
 enum fr_err gossip_model_quarantine(struct gossip *g, struct shard_store *st)
 {
 	uint32_t idx;
-	struct gmodel *m = model_by_store(g, st, &idx);
+	enum fr_err rc;
+	struct gmodel *m = model_live_forget(g, st, &idx, &rc);
 
 	if (!m)
-		return fr_fail(FR_ERR_NOTFOUND, "gossip: no such model");
-	if (m->quarantined)
-		return FR_OK;
+		return rc;
 	m->quarantined = true;
-	gossip_cand_forget_model(g, idx);
 	for (uint32_t i = 0; i < g->npeers; i++)
 		g->peers[i]->pm[idx].full_active = false;
 	return FR_OK;
@@ -635,13 +650,10 @@ enum fr_err gossip_model_rolled_back(struct gossip *g, struct shard_store *st,
 				     uint64_t now_ms)
 {
 	uint32_t idx;
-	struct gmodel *m = model_by_store(g, st, &idx);
+	enum fr_err rc;
 
-	if (!m)
-		return fr_fail(FR_ERR_NOTFOUND, "gossip: no such model");
-	if (m->quarantined)
-		return FR_OK;
-	gossip_cand_forget_model(g, idx);
+	if (!model_live_forget(g, st, &idx, &rc))
+		return rc;
 	for (uint32_t i = 0; i < g->npeers; i++) {
 		struct gpeer *p = g->peers[i];
 

@@ -120,6 +120,17 @@ static void arr_remove(struct gcand **arr, uint32_t *n, struct gcand *c)
 	arr[i]->idx = i;
 }
 
+/* Forget c everywhere but in the pending/inflight arrays, and free it. */
+static void cand_destroy(struct gossip *g, struct gcand *c)
+{
+	hash_remove(g, c);
+	g->models[c->model]->ncands--;
+	for (uint32_t i = 0; i < c->nhave; i++)
+		shard_vv_fini(&c->have[i].vv);
+	free(c->have);
+	free(c);
+}
+
 static void cand_free(struct gossip *g, struct gcand *c)
 {
 	if (c->inflight) {
@@ -131,12 +142,7 @@ static void cand_free(struct gossip *g, struct gcand *c)
 	} else {
 		arr_remove(g->pending, &g->npending, c);
 	}
-	hash_remove(g, c);
-	g->models[c->model]->ncands--;
-	for (uint32_t i = 0; i < c->nhave; i++)
-		shard_vv_fini(&c->have[i].vv);
-	free(c->have);
-	free(c);
+	cand_destroy(g, c);
 }
 
 void gossip_cands_free(struct gossip *g)
@@ -621,12 +627,7 @@ void gossip_pull_end(struct gossip *g, struct gcand *c, bool failed,
 	if (!arr_add(&g->pending, &g->npending, &g->cap_pending, c)) {
 		/* Cannot track it any more: forget it (the inflight slot is
 		 * gone, so free it by hand); a later digest offers it again. */
-		hash_remove(g, c);
-		g->models[c->model]->ncands--;
-		for (uint32_t i = 0; i < c->nhave; i++)
-			shard_vv_fini(&c->have[i].vv);
-		free(c->have);
-		free(c);
+		cand_destroy(g, c);
 		return;
 	}
 	if (g->models[c->model]->quarantined || !haves_refresh(g, c))

@@ -249,15 +249,21 @@ static enum fr_err frame_length(uint64_t plen, uint32_t max_frame,
 	return FR_OK;
 }
 
-enum fr_err shard_frame_encode(struct fr_wbuf *w, uint16_t type,
-			       const void *payload, size_t len,
-			       uint32_t max_frame)
+/* A frame header of type with everything but length and checksum. */
+static struct shard_frame_hdr frame_hdr_new(uint16_t type)
 {
-	struct shard_frame_hdr h = {
+	return (struct shard_frame_hdr){
 		.magic = SHARD_FRAME_MAGIC,
 		.version = SHARD_FRAME_VERSION,
 		.type = type,
 	};
+}
+
+enum fr_err shard_frame_encode(struct fr_wbuf *w, uint16_t type,
+			       const void *payload, size_t len,
+			       uint32_t max_frame)
+{
+	struct shard_frame_hdr h = frame_hdr_new(type);
 	enum fr_err err;
 	uint8_t *p;
 
@@ -281,11 +287,7 @@ enum fr_err shard_frame_encode(struct fr_wbuf *w, uint16_t type,
 enum fr_err shard_frame_seal(uint8_t *frame, uint16_t type, size_t len,
 			     uint32_t max_frame)
 {
-	struct shard_frame_hdr h = {
-		.magic = SHARD_FRAME_MAGIC,
-		.version = SHARD_FRAME_VERSION,
-		.type = type,
-	};
+	struct shard_frame_hdr h = frame_hdr_new(type);
 	enum fr_err err;
 
 	err = frame_length(len, max_frame, &h.length);
@@ -614,11 +616,7 @@ static enum fr_err batch_frame_prepare(const struct shard_batch_hdr *h,
 
 	if (err)
 		return err;
-	*fh = (struct shard_frame_hdr){
-		.magic = SHARD_FRAME_MAGIC,
-		.version = SHARD_FRAME_VERSION,
-		.type = SHARD_FRAME_BATCH,
-	};
+	*fh = frame_hdr_new(SHARD_FRAME_BATCH);
 	return frame_length(l->end, max_frame, &fh->length);
 }
 
