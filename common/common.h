@@ -316,6 +316,11 @@ enum fr_err fr_parse_u64(const char *what, const char *s, uint64_t min,
 enum fr_err fr_parse_hostport(const char *what, const char *s, char *host,
 			      size_t hostcap, uint16_t *port);
 
+/* The first c in s outside "[...]" (an IPv6 literal), or NULL (s NULL
+ * too): where a "h:1,[::1]:2/chroot" string's chroot starts.  The result
+ * points into s. */
+const char *fr_strchr_unbracketed(const char *s, int c);
+
 /* Untrusted bytes shown in buf (cap >= 4), by the rule above; returns
  * buf.  fr_show reads a C string (NULL shows as "(null)"); fr_show_n reads
  * exactly n bytes, NUL included. */

@@ -1,8 +1,8 @@
 /*
  * mailbox.c — a bounded multi-producer queue drained on the event loop.
  *
- * Other threads (the WAL writer, ZooKeeper completions, GPU completions)
- * must not touch node state; they post a message here and the loop thread
+ * Other threads (the WAL writer, the topology thread) must not touch node
+ * state; they post a message here and the loop thread
  * receives it through a libevent callback.  The queue is a fixed ring of
  * pointers under one mutex, so a post never allocates; the mutex is a leaf
  * lock held only to push or pop.  An eventfd wakes the loop.

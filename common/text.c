@@ -266,6 +266,21 @@ enum fr_err fr_parse_hostport(const char *what, const char *s, char *host,
 	return FR_OK;
 }
 
+const char *fr_strchr_unbracketed(const char *s, int c)
+{
+	bool bracket = false;
+
+	for (const char *p = s; p && *p; p++) {
+		if (*p == '[')
+			bracket = true;
+		else if (*p == ']')
+			bracket = false;
+		else if (*p == c && !bracket)
+			return p;
+	}
+	return NULL;
+}
+
 /* ========================================================================
  * Showing untrusted bytes
  * ===================================================================== */

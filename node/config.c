@@ -481,17 +481,7 @@ enum fr_err config_check_zk_hosts(const char *s)
 		return fr_fail(FR_ERR_INVAL, "longer than %d bytes, " ZK_EXPECTED,
 			       CONFIG_ZK_HOSTS_MAX);
 	/* The chroot starts at the first '/' that is not inside "[...]". */
-	chroot = NULL;
-	for (const char *p = s, *lb = NULL; *p; p++) {
-		if (*p == '[')
-			lb = p;
-		else if (*p == ']')
-			lb = NULL;
-		else if (*p == '/' && !lb) {
-			chroot = p;
-			break;
-		}
-	}
+	chroot = fr_strchr_unbracketed(s, '/');
 	memcpy(buf, s, chroot ? (size_t)(chroot - s) : len);
 	buf[chroot ? (size_t)(chroot - s) : len] = '\0';
 	for (char *h = buf, *next; h; h = next) {

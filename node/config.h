@@ -2,7 +2,7 @@
  * config.h — freshetd's configuration: one table of keys (name, type,
  * bounds, default, where it lands), read from an INI file with inih and
  * overridden from the command line, validated once with messages that name
- * the key and the allowed values (CONTRIBUTING.md, "Logging and config").
+ * the key and the allowed values (CONTRIBUTING.md, "Logging, config, metrics").
  * docs/config.md documents every key; docs/examples/node.conf is a
  * commented example.  Private to node/ (the daemon and its tests).
  *

@@ -3,12 +3,13 @@
  * thread): /healthz for load balancers, /status as JSON for people and
  * `freshet status`, /metrics as Prometheus text (rendered by metrics.c).
  *
- * /status computes table checksums on demand (O(table bytes)); it is for
- * operators and tests, not for a scraper's tight loop.  Add ?shards=1 for
- * every shard's version vector.  Only GET and HEAD are served.
+ * Every path and field is in docs/admin-http.md.  /status computes table
+ * checksums on demand (O(table bytes)); it is for operators and tests,
+ * not for a scraper's tight loop.  Add ?shards=1 for every shard's
+ * version vector.  Only GET and HEAD are served.
  *
- * Not here: anything that changes node state.  Admin writes (rollback,
- * drain) come with their issues and will not be plain GETs.
+ * Not here: anything that changes node state (rollbacks and roles go
+ * through ZooKeeper, not this endpoint).
  */
 #include <stdio.h>
 #include <string.h>

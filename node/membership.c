@@ -25,7 +25,7 @@
  * config's definition stays.
  *
  * Not here: the ZooKeeper session, election and znode parsing
- * (topology/topo.c), sockets and HELLO checks (net.c).
+ * (topology/), sockets and HELLO checks (net.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -294,8 +294,9 @@ static void view_peers(struct node *n, const struct topo_view *v)
 	uint32_t nw = 0;
 
 	/* A model learnt from ZooKeeper before a restart takes no rows from
-	 * peers until a view has told us its rollback directives (DESIGN
-	 * §6: a node that was down catches up on directives first). */
+	 * peers until a view has told us its rollback directives
+	 * (docs/design.md §6: a node that was down catches up on
+	 * directives first). */
 	for (uint32_t i = 0; i < n->nmodels; i++) {
 		struct node_model *m = &n->models[i];
 		bool listed = false;

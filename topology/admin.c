@@ -8,7 +8,7 @@
  * One thread uses a struct topo_admin and every call blocks.  The only
  * callback is the session watcher, which runs on zookeeper_mt's completion
  * thread: it records the session state under a mutex and signals a
- * condition variable; nothing else happens there (DISTRIBUTED.md rule 5).
+ * condition variable; nothing else happens there (docs/design.md rule 5).
  *
  * Everything read from ZooKeeper is untrusted: each znode is parsed with
  * the codec (codec.c) and checked against its path (a member under
@@ -42,7 +42,8 @@
  * and r_<c> is still not ours, the outcome is reported as unknown
  * (FR_ERR_ZK, "check `freshet history`") rather than filing twice.
  *
- * Not here: watches, the election, anything the node does (topo.c).
+ * Not here: watches, the election, anything the node does (member.c,
+ * reads.c, session.c, loop.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -186,33 +187,6 @@ static enum fr_err admin_wait_connected(struct topo_admin *a, uint32_t ms)
 	return err;
 }
 
-/* The hosts string is handed to the C client, which reads it as
- * "host:port,host:port[/chroot]"; refuse what it could only misread. */
-static enum fr_err check_hosts(const char *hosts)
-{
-	size_t n;
-
-	if (!hosts || !*hosts)
-		return fr_fail(FR_ERR_INVAL, "ZooKeeper hosts are empty, "
-			       "expected HOST:PORT[,HOST:PORT...][/CHROOT]");
-	n = strnlen(hosts, TOPO_HOSTS_MAX + 1);
-	if (n > TOPO_HOSTS_MAX)
-		return fr_fail(FR_ERR_INVAL, "ZooKeeper hosts are longer than "
-			       "%d bytes", TOPO_HOSTS_MAX);
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)hosts[i] <= 0x20 ||
-		    (unsigned char)hosts[i] > 0x7e)
-			return fr_fail(FR_ERR_INVAL,
-				       "ZooKeeper hosts '%.64s': byte 0x%02x "
-				       "at %zu, expected HOST:PORT[,HOST:"
-				       "PORT...][/CHROOT] without spaces",
-				       hosts, (unsigned char)hosts[i], i);
-	if (hosts[0] == '/' || hosts[0] == ',')
-		return fr_fail(FR_ERR_INVAL, "ZooKeeper hosts '%.64s': no "
-			       "host before '%c'", hosts, hosts[0]);
-	return FR_OK;
-}
-
 struct topo_admin *topo_admin_connect(const char *hosts, const char *cluster,
 				      uint32_t timeout_ms, enum fr_err *err)
 {
@@ -220,9 +194,11 @@ struct topo_admin *topo_admin_connect(const char *hosts, const char *cluster,
 	struct topo_admin *a;
 	enum fr_err e;
 
-	e = check_hosts(hosts);
+	/* The C client reads hosts as "host:port,host:port[/chroot]":
+	 * refuse what it could only misread. */
+	e = topo_check_hosts("ZooKeeper connect string", hosts);
 	if (!e)
-		e = topo_check_name(cluster, TOPO_NAME_MAX, "cluster name");
+		e = fr_name_check("cluster name", cluster, TOPO_NAME_MAX);
 	/* A chroot that does not exist yet is made (as Kafka does), so a
 	 * new environment needs no manual step in ZooKeeper. */
 	if (!e)
@@ -300,6 +276,18 @@ static enum fr_err zk_fail(int rc, const char *op, const char *path)
 	default: err = FR_ERR_ZK; break;
 	}
 	return fr_fail(err, "%s: %s: %s", path, op, zerror(rc));
+}
+
+/* The decoder's failure on path's data as FR_ERR_CORRUPT naming what
+ * the znode is. */
+static enum fr_err malformed(const char *path, const char *what)
+{
+	char detail[512];
+
+	/* Copied first: fr_fail formats into fr_errmsg's buffer. */
+	snprintf(detail, sizeof(detail), "%s", fr_errmsg());
+	return fr_fail(FR_ERR_CORRUPT, "%s: malformed %s: %s", path, what,
+		       detail);
 }
 
 /* After CONNECTIONLOSS (or a timeout) the session may still be alive:
@@ -394,6 +382,18 @@ static enum fr_err zk_children(struct topo_admin *a, const char *path,
 	return zk_fail(rc, "get children", path);
 }
 
+/* The children of ROOT/sub, path[TOPO_PATH_MAX] getting its path: none
+ * (FR_OK, count 0) when it is absent. */
+static enum fr_err root_children(struct topo_admin *a, const char *sub,
+				 char *path, struct String_vector *out)
+{
+	enum fr_err err;
+
+	path_fmt(path, "%s/%s", a->root, sub);
+	err = zk_children(a, path, out);
+	return err == FR_ERR_NOTFOUND ? FR_OK : err;
+}
+
 /* Create path (persistent) unless it is there. */
 static enum fr_err zk_ensure(struct topo_admin *a, const char *path)
 {
@@ -434,19 +434,11 @@ static enum fr_err zk_ensure_root(struct topo_admin *a, const char *sub)
  * Models
  * ---------------------------------------------------------------------- */
 
-/* A model's znode name: the rule of every name here, and not "." or ".."
- * (which ZooKeeper refuses as path elements). */
+/* A model's znode name: the rule of every name (which leaves out "." and
+ * "..", path elements ZooKeeper refuses). */
 static enum fr_err check_model_name(const char *name)
 {
-	enum fr_err err;
-
-	err = topo_check_name(name, SHARD_NAME_MAX, "model name");
-	if (err)
-		return err;
-	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-		return fr_fail(FR_ERR_INVAL, "model name '%s' is not allowed "
-			       "(a path element)", name);
-	return FR_OK;
+	return fr_name_check("model name", name, SHARD_NAME_MAX);
 }
 
 enum fr_err topo_admin_model_create(struct topo_admin *a,
@@ -501,7 +493,7 @@ out_free_json:
 enum fr_err topo_admin_model_get(struct topo_admin *a, const char *name,
 				 struct shard_model_def *out)
 {
-	char path[TOPO_PATH_MAX], detail[512];
+	char path[TOPO_PATH_MAX];
 	char *data;
 	size_t len;
 	enum fr_err err;
@@ -518,13 +510,7 @@ enum fr_err topo_admin_model_get(struct topo_admin *a, const char *name,
 		return err;
 	err = topo_model_decode(name, data, len, out);
 	free(data);
-	if (err) {
-		/* Copied first: fr_fail formats into fr_errmsg's buffer. */
-		snprintf(detail, sizeof(detail), "%s", fr_errmsg());
-		return fr_fail(FR_ERR_CORRUPT, "%s: malformed model "
-			       "definition: %s", path, detail);
-	}
-	return FR_OK;
+	return err ? malformed(path, "model definition") : FR_OK;
 }
 
 static int cmp_str(const void *x, const void *y)
@@ -543,10 +529,7 @@ enum fr_err topo_admin_model_list(struct topo_admin *a, char ***names,
 
 	*names = NULL;
 	*n = 0;
-	path_fmt(path, "%s/models", a->root);
-	err = zk_children(a, path, &sv);
-	if (err == FR_ERR_NOTFOUND)
-		return FR_OK;
+	err = root_children(a, "models", path, &sv);
 	if (err)
 		return err;
 	if (sv.count <= 0) {
@@ -578,7 +561,7 @@ enum fr_err topo_admin_model_list(struct topo_admin *a, char ***names,
 }
 
 /* ------------------------------------------------------------------------
- * Members and leaders
+ * Members, leaders, directives: listed children of one kind
  * ---------------------------------------------------------------------- */
 
 static void bad_znode(const char *path, const char *why, uint32_t *bad)
@@ -588,223 +571,144 @@ static void bad_znode(const char *path, const char *why, uint32_t *bad)
 		(*bad)++;
 }
 
-/* A node-id child name: decimal, no sign or leading zero, a valid id. */
-static bool parse_id(const char *s, uint32_t *out)
-{
-	unsigned long long v;
-	char *end;
+/* A list being read: elements of kind k in arr (n of cap), with the
+ * count of children left out (bad, may be NULL). */
+struct list {
+	const struct topo_kind *k;
+	void *arr;
+	uint32_t n, cap;
+	uint32_t *bad;
+};
 
-	if (!*s || strspn(s, "0123456789") != strlen(s) ||
-	    (s[0] == '0' && s[1]) || strlen(s) > 10)
-		return false;
-	v = strtoull(s, &end, 10);
-	if (v == 0 || v > TOPO_NODE_ID_MAX)
-		return false;
-	*out = (uint32_t)v;
-	return true;
-}
-
-static int cmp_member(const void *x, const void *y)
-{
-	const struct topo_member *a = x, *b = y;
-	int c = strcmp(a->dc, b->dc);
-
-	if (c)
-		return c;
-	return a->node_id < b->node_id ? -1 : a->node_id > b->node_id;
-}
-
-static int cmp_leader(const void *x, const void *y)
-{
-	const struct topo_leader *a = x, *b = y;
-
-	return strcmp(a->dc, b->dc);
-}
-
-/* Room for one more than n elements of sz bytes in arr (of *cap):
- * returns the array, moved perhaps, or NULL (arr untouched). */
-static void *grow(void *arr, uint32_t *cap, uint32_t n, size_t sz)
+/* Room for one more element. */
+static bool grow(struct list *l)
 {
 	uint32_t ncap;
 	void *na;
 
-	if (n < *cap)
-		return arr;
-	ncap = *cap ? *cap * 2 : 16;
-	na = realloc(arr, (size_t)ncap * sz);
+	if (l->n < l->cap)
+		return true;
+	ncap = l->cap ? l->cap * 2 : 16;
+	na = realloc(l->arr, (size_t)ncap * l->k->size);
 	if (!na) {
 		fr_fail(FR_ERR_NOMEM, "no memory for %u entries", ncap);
-		return NULL;
+		return false;
 	}
-	*cap = ncap;
-	return na;
+	l->arr = na;
+	l->cap = ncap;
+	return true;
 }
 
-/* Members of one DC (path ROOT/nodes/<dc>) appended to *out. */
-static enum fr_err members_of_dc(struct topo_admin *a, const char *dc,
-				 struct topo_member **out, uint32_t *n,
-				 uint32_t *cap, uint32_t *bad)
+/* Append the children of dir to l (ctx: see struct topo_kind).  A child
+ * that is not of l's kind is logged and counted; one that vanishes
+ * between the listing and the read is a normal race.  FR_ERR_NOTFOUND
+ * when dir itself is absent. */
+static enum fr_err read_list(struct topo_admin *a, const char *dir,
+			     const void *ctx, struct list *l)
 {
-	char dpath[TOPO_PATH_MAX], path[TOPO_PATH_MAX], why[640];
+	char path[TOPO_PATH_MAX];
 	struct String_vector sv;
-	struct topo_member m, *grown;
 	enum fr_err err;
-	uint32_t id;
 	size_t len;
 	char *data;
 
-	path_fmt(dpath, "%s/nodes/%s", a->root, dc);   /* dc checked */
-	err = zk_children(a, dpath, &sv);
-	if (err == FR_ERR_NOTFOUND)     /* went away since the listing */
-		return FR_OK;
-	if (err)
-		return err;
-	for (int32_t i = 0; i < sv.count; i++) {
-		if (!path_fmt(path, "%s/%s", dpath, sv.data[i]) ||
-		    !parse_id(sv.data[i], &id)) {
-			bad_znode(path, "the name is not a node id", bad);
+	err = zk_children(a, dir, &sv);
+	for (int32_t i = 0; !err && i < sv.count; i++) {
+		const char *child = sv.data[i];
+		uint64_t key = 0;
+
+		if (!path_fmt(path, "%s/%s", dir, child)) {
+			bad_znode(dir, "a child's name does not fit in a path",
+				  l->bad);
+			continue;
+		}
+		if (l->k->name && l->k->name(child, &key) != FR_OK) {
+			bad_znode(path, fr_errmsg(), l->bad);
 			continue;
 		}
 		err = zk_get(a, path, &data, &len);
-		if (err == FR_ERR_NOTFOUND) {   /* the node just left */
+		if (err == FR_ERR_NOTFOUND) {   /* gone since the listing */
 			err = FR_OK;
 			continue;
+		}
+		if (!err && !grow(l)) {
+			free(data);
+			err = FR_ERR_NOMEM;
 		}
 		if (err)
 			break;
-		err = topo_member_decode(data, len, &m);
+		if (l->k->read(child, key, ctx, data, len, (char *)l->arr +
+			       (size_t)l->n * l->k->size) == FR_OK)
+			l->n++;
+		else
+			bad_znode(path, fr_errmsg(), l->bad);
 		free(data);
-		if (err) {
-			snprintf(why, sizeof(why), "malformed member: %s",
-				 fr_errmsg());
-			bad_znode(path, why, bad);
-			err = FR_OK;
-			continue;
-		}
-		if (strcmp(m.dc, dc) != 0 || m.node_id != id) {
-			snprintf(why, sizeof(why), "says node %u of dc '%s', "
-				 "not what its path says", m.node_id, m.dc);
-			bad_znode(path, why, bad);
-			continue;
-		}
-		grown = grow(*out, cap, *n, sizeof(**out));
-		if (!grown) {
-			err = FR_ERR_NOMEM;
-			break;
-		}
-		*out = grown;
-		(*out)[(*n)++] = m;
 	}
-	deallocate_String_vector(&sv);
+	deallocate_String_vector(&sv);   /* zeroed when the listing failed */
 	return err;
+}
+
+/* The list read (err FR_OK) sorted into *out and *n, or freed. */
+static enum fr_err list_done(enum fr_err err, struct list *l, void *out,
+			     uint32_t *n)
+{
+	if (err) {
+		free(l->arr);
+		return err;
+	}
+	if (l->n > 1)
+		qsort(l->arr, l->n, l->k->size, l->k->cmp);
+	*(void **)out = l->arr;
+	*n = l->n;
+	return FR_OK;
+}
+
+/* What every listing call starts with. */
+static struct list list_start(const struct topo_kind *k, void *out,
+			      uint32_t *n, uint32_t *bad)
+{
+	*(void **)out = NULL;
+	*n = 0;
+	if (bad)
+		*bad = 0;
+	return (struct list){ k, NULL, 0, 0, bad };
 }
 
 enum fr_err topo_admin_members(struct topo_admin *a, struct topo_member **out,
 			       uint32_t *n, uint32_t *bad)
 {
-	char path[TOPO_PATH_MAX], bpath[TOPO_PATH_MAX];
+	struct list l = list_start(&topo_kind_member, out, n, bad);
+	char path[TOPO_PATH_MAX], dpath[TOPO_PATH_MAX];
 	struct String_vector dcs;
-	struct topo_member *arr = NULL;
-	uint32_t cnt = 0, cap = 0;
 	enum fr_err err;
 
-	*out = NULL;
-	*n = 0;
-	if (bad)
-		*bad = 0;
-	path_fmt(path, "%s/nodes", a->root);
-	err = zk_children(a, path, &dcs);
-	if (err == FR_ERR_NOTFOUND)
-		return FR_OK;
+	err = root_children(a, "nodes", path, &dcs);
 	if (err)
 		return err;
 	for (int32_t i = 0; i < dcs.count && !err; i++) {
-		if (topo_check_name(dcs.data[i], TOPO_NAME_MAX, "dc")) {
-			path_fmt(bpath, "%s/%s", path, dcs.data[i]);
-			bad_znode(bpath, "the name is not a dc name", bad);
+		path_fmt(dpath, "%s/%s", path, dcs.data[i]);  /* cut: logged */
+		if (fr_name_check("dc name", dcs.data[i], TOPO_NAME_MAX)) {
+			bad_znode(dpath, fr_errmsg(), bad);
 			continue;
 		}
-		err = members_of_dc(a, dcs.data[i], &arr, &cnt, &cap, bad);
+		err = read_list(a, dpath, dcs.data[i], &l);
+		if (err == FR_ERR_NOTFOUND)     /* the dc went meanwhile */
+			err = FR_OK;
 	}
 	deallocate_String_vector(&dcs);
-	if (err) {
-		free(arr);
-		return err;
-	}
-	if (cnt)
-		qsort(arr, cnt, sizeof(*arr), cmp_member);
-	*out = arr;
-	*n = cnt;
-	return FR_OK;
+	return list_done(err, &l, out, n);
 }
 
 enum fr_err topo_admin_leaders(struct topo_admin *a, struct topo_leader **out,
 			       uint32_t *n, uint32_t *bad)
 {
-	char dir[TOPO_PATH_MAX], path[TOPO_PATH_MAX], why[640];
-	struct String_vector sv;
-	struct topo_leader *arr = NULL, *grown, l;
-	uint32_t cnt = 0, cap = 0;
+	struct list l = list_start(&topo_kind_leader, out, n, bad);
+	char dir[TOPO_PATH_MAX];
 	enum fr_err err;
-	size_t len;
-	char *data;
 
-	*out = NULL;
-	*n = 0;
-	if (bad)
-		*bad = 0;
 	path_fmt(dir, "%s/leaders", a->root);
-	err = zk_children(a, dir, &sv);
-	if (err == FR_ERR_NOTFOUND)
-		return FR_OK;
-	if (err)
-		return err;
-	for (int32_t i = 0; i < sv.count; i++) {
-		if (!path_fmt(path, "%s/%s", dir, sv.data[i]) ||
-		    topo_check_name(sv.data[i], TOPO_NAME_MAX, "dc")) {
-			bad_znode(path, "the name is not a dc name", bad);
-			continue;
-		}
-		err = zk_get(a, path, &data, &len);
-		if (err == FR_ERR_NOTFOUND) {   /* the leader just left */
-			err = FR_OK;
-			continue;
-		}
-		if (err)
-			break;
-		err = topo_leader_decode(data, len, &l);
-		free(data);
-		if (err) {
-			snprintf(why, sizeof(why), "malformed leader: %s",
-				 fr_errmsg());
-			bad_znode(path, why, bad);
-			err = FR_OK;
-			continue;
-		}
-		if (strcmp(l.dc, sv.data[i]) != 0) {
-			snprintf(why, sizeof(why), "says dc '%s', not what "
-				 "its path says", l.dc);
-			bad_znode(path, why, bad);
-			continue;
-		}
-		grown = grow(arr, &cap, cnt, sizeof(*arr));
-		if (!grown) {
-			err = FR_ERR_NOMEM;
-			break;
-		}
-		arr = grown;
-		arr[cnt++] = l;
-	}
-	deallocate_String_vector(&sv);
-	if (err) {
-		free(arr);
-		return err;
-	}
-	if (cnt)
-		qsort(arr, cnt, sizeof(*arr), cmp_leader);
-	*out = arr;
-	*n = cnt;
-	return FR_OK;
+	err = read_list(a, dir, NULL, &l);
+	return list_done(err == FR_ERR_NOTFOUND ? FR_OK : err, &l, out, n);
 }
 
 /* ------------------------------------------------------------------------
@@ -868,80 +772,63 @@ static enum fr_err model_exists(struct topo_admin *a, const char *model)
 	return zk_fail(rc, "exists", path);
 }
 
-static int cmp_rollback(const void *x, const void *y)
+/* models/<model>/<sub>'s data (malloc'd) and Stat; path[TOPO_PATH_MAX]
+ * gets its path.  Absent: FR_OK with *data NULL, or FR_ERR_NOTFOUND when
+ * the model is absent too. */
+static enum fr_err model_child_get(struct topo_admin *a, const char *model,
+				   const char *sub, char *path, char **data,
+				   size_t *len, struct Stat *st)
 {
-	const struct topo_rollback *a = x, *b = y;
+	enum fr_err err = model_path(a, model, sub, path);
 
-	return a->seq < b->seq ? -1 : a->seq > b->seq;
+	*data = NULL;
+	if (err)
+		return err;
+	err = zk_get_stat(a, path, data, len, st);
+	if (err == FR_ERR_NOTFOUND)
+		return model_exists(a, model);
+	return err;
 }
 
 enum fr_err topo_admin_rollbacks(struct topo_admin *a, const char *model,
 				 struct topo_rollback **out, uint32_t *n,
 				 uint32_t *bad)
 {
-	char dir[TOPO_PATH_MAX], path[TOPO_PATH_MAX], why[640];
-	struct topo_rollback *arr = NULL, *grown, d;
-	struct String_vector sv;
-	uint32_t cnt = 0, cap = 0;
+	struct list l = list_start(&topo_kind_rollback, out, n, bad);
+	char dir[TOPO_PATH_MAX];
 	enum fr_err err;
-	uint64_t seq;
-	size_t len;
-	char *data;
 
-	*out = NULL;
-	*n = 0;
-	if (bad)
-		*bad = 0;
 	err = model_path(a, model, "rollbacks", dir);
 	if (!err)
 		err = model_exists(a, model);
 	if (err)
 		return err;
-	err = zk_children(a, dir, &sv);
-	if (err == FR_ERR_NOTFOUND)     /* none filed yet */
-		return FR_OK;
-	if (err)
-		return err;
-	for (int32_t i = 0; i < sv.count; i++) {
-		if (!path_fmt(path, "%s/%s", dir, sv.data[i]) ||
-		    topo_rollback_parse_name(sv.data[i], &seq)) {
-			bad_znode(path, "the name is not r_<10-digit sequence>",
-				  bad);
-			continue;
-		}
-		err = zk_get(a, path, &data, &len);
-		if (err == FR_ERR_NOTFOUND) {   /* deleted since the listing */
-			err = FR_OK;
-			continue;
-		}
-		if (err)
-			break;
-		err = topo_rollback_decode(seq, data, len, &d);
-		free(data);
-		if (err) {
-			snprintf(why, sizeof(why), "malformed directive: %s",
-				 fr_errmsg());
-			bad_znode(path, why, bad);
-			err = FR_OK;
-			continue;
-		}
-		grown = grow(arr, &cap, cnt, sizeof(*arr));
-		if (!grown) {
-			err = FR_ERR_NOMEM;
-			break;
-		}
-		arr = grown;
-		arr[cnt++] = d;
-	}
-	deallocate_String_vector(&sv);
-	if (err) {
-		free(arr);
-		return err;
-	}
-	if (cnt)
-		qsort(arr, cnt, sizeof(*arr), cmp_rollback);
-	*out = arr;
-	*n = cnt;
+	err = read_list(a, dir, NULL, &l);
+	/* No rollbacks/: none filed yet. */
+	return list_done(err == FR_ERR_NOTFOUND ? FR_OK : err, &l, out, n);
+}
+
+/* Make the model's rollbacks/ (dir) when missing.  FR_ERR_NOTFOUND
+ * (naming the model) when the model is not there, or went meanwhile. */
+static enum fr_err ensure_rollbacks(struct topo_admin *a, const char *model,
+				    const char *dir)
+{
+	enum fr_err err = model_exists(a, model);
+
+	if (!err)
+		err = zk_ensure(a, dir);
+	if (err == FR_ERR_NOTFOUND)
+		err = model_exists(a, model);
+	return err;
+}
+
+/* A state version as the caller read it: -1 (absent) or a znode's. */
+static enum fr_err check_version(const char *model, int32_t version)
+{
+	if (version < -1)
+		return fr_fail(FR_ERR_INVAL,
+			       "model '%s': state version %d, expected -1 (absent) or a znode version",
+			       model, (int)version);
 	return FR_OK;
 }
 
@@ -1011,18 +898,13 @@ enum fr_err topo_admin_rollback_file(struct topo_admin *a, const char *model,
 		return err;
 	model_path(a, model, "state", spath);
 	path_fmt(prefix, "%s/r_", dir);
-	if (state && state_version < -1)
-		return fr_fail(FR_ERR_INVAL,
-			       "model '%s': state version %d, expected -1 (absent) or a znode version",
-			       model, (int)state_version);
+	err = state ? check_version(model, state_version) : FR_OK;
+	if (err)
+		return err;
 	json = topo_rollback_encode(d, &err);
 	if (!json)
 		return err;
-	err = model_exists(a, model);
-	if (!err)
-		err = zk_ensure(a, dir);
-	if (err == FR_ERR_NOTFOUND)     /* the model went meanwhile */
-		err = model_exists(a, model);
+	err = ensure_rollbacks(a, model, dir);
 	if (err)
 		goto out;
 	for (int try = 0; try < ADMIN_CAS_TRIES; try++) {
@@ -1033,9 +915,7 @@ enum fr_err topo_admin_rollback_file(struct topo_admin *a, const char *model,
 			if (conn_lost(rc) && retry_after(a, rc, 0))
 				continue;
 			if (rc == ZNONODE) {
-				err = model_exists(a, model);
-				if (!err)
-					err = zk_ensure(a, dir);
+				err = ensure_rollbacks(a, model, dir);
 				if (err)
 					goto out;
 				continue;
@@ -1126,9 +1006,7 @@ enum fr_err topo_admin_rollback_file(struct topo_admin *a, const char *model,
 			continue;   /* another filer got in: read again */
 		if ((j == gi || j == gi + 1) && res[j].err == ZNONODE) {
 			/* rollbacks/ (or the model) went meanwhile */
-			err = model_exists(a, model);
-			if (!err)
-				err = zk_ensure(a, dir);
+			err = ensure_rollbacks(a, model, dir);
 			if (err)
 				goto out;
 			continue;
@@ -1185,34 +1063,25 @@ out:
 enum fr_err topo_admin_state_get(struct topo_admin *a, const char *model,
 				 struct topo_health *out, int32_t *version)
 {
-	char path[TOPO_PATH_MAX], detail[512];
+	char path[TOPO_PATH_MAX];
 	struct Stat st;
 	enum fr_err err;
 	size_t len;
 	char *data;
 
-	err = model_path(a, model, "state", path);
+	err = model_child_get(a, model, "state", path, &data, &len, &st);
 	if (err)
 		return err;
-	err = zk_get_stat(a, path, &data, &len, &st);
-	if (err == FR_ERR_NOTFOUND) {
-		err = model_exists(a, model);
-		if (err)
-			return err;
+	if (!data) {
 		memset(out, 0, sizeof(*out));
 		if (version)
 			*version = -1;
 		return FR_OK;
 	}
-	if (err)
-		return err;
 	err = topo_health_decode(data, len, out);
 	free(data);
-	if (err) {
-		snprintf(detail, sizeof(detail), "%s", fr_errmsg());
-		return fr_fail(FR_ERR_CORRUPT, "%s: malformed health state: %s",
-			       path, detail);
-	}
+	if (err)
+		return malformed(path, "health state");
 	if (version)
 		*version = st.version;
 	return FR_OK;
@@ -1244,10 +1113,9 @@ enum fr_err topo_admin_state_set(struct topo_admin *a, const char *model,
 	err = model_path(a, model, "state", path);
 	if (err)
 		return err;
-	if (version < -1)
-		return fr_fail(FR_ERR_INVAL,
-			       "model '%s': state version %d, expected -1 (absent) or a znode version",
-			       model, (int)version);
+	err = check_version(model, version);
+	if (err)
+		return err;
 	json = topo_health_encode(h, &err);
 	if (!json)
 		return err;
@@ -1293,20 +1161,15 @@ static enum fr_err roles_read(struct topo_admin *a, const char *model,
 			      struct topo_role_override *out, uint32_t cap,
 			      uint32_t *n, bool *exists, struct Stat *st)
 {
-	char path[TOPO_PATH_MAX], detail[512];
+	char path[TOPO_PATH_MAX];
 	enum fr_err err;
 	size_t len;
 	char *data;
 
-	err = model_path(a, model, "roles", path);
-	if (err)
-		return err;
 	*n = 0;
 	*exists = false;
-	err = zk_get_stat(a, path, &data, &len, st);
-	if (err == FR_ERR_NOTFOUND)
-		return model_exists(a, model);
-	if (err)
+	err = model_child_get(a, model, "roles", path, &data, &len, st);
+	if (err || !data)
 		return err;
 	*exists = true;
 	if (len > 0)
@@ -1314,12 +1177,9 @@ static enum fr_err roles_read(struct topo_admin *a, const char *model,
 	free(data);
 	if (err == FR_ERR_RANGE)
 		return err;
-	if (err) {
-		snprintf(detail, sizeof(detail), "%s", fr_errmsg());
-		return fr_fail(FR_ERR_CORRUPT,
-			       "%s: malformed role overrides (fix or delete it by hand): %s",
-			       path, detail);
-	}
+	if (err)
+		return malformed(path,
+				 "role overrides (fix or delete it by hand)");
 	return FR_OK;
 }
 
@@ -1429,20 +1289,10 @@ out:
 enum fr_err topo_chroot_ensure(const char *hosts, uint32_t timeout_ms)
 {
 	char base[TOPO_HOSTS_MAX + 1], path[TOPO_HOSTS_MAX + 1];
-	const char *chroot = NULL, *lb = NULL;
+	const char *chroot = topo_hosts_chroot(hosts);
 	struct topo_admin *a;
 	enum fr_err err = FR_OK;
 
-	for (const char *p = hosts; *p; p++) {
-		if (*p == '[')
-			lb = p;
-		else if (*p == ']')
-			lb = NULL;
-		else if (*p == '/' && !lb) {
-			chroot = p;
-			break;
-		}
-	}
 	if (!chroot || !chroot[1])
 		return FR_OK;
 	if ((size_t)(chroot - hosts) >= sizeof(base) ||

@@ -1,15 +1,20 @@
 /*
  * codec.c — the JSON of every znode freshet reads or writes (member with
  * its per-model status, leader, model, rollback directive, health state,
- * role overrides; formats in topology.h) and the election and rollback
- * child names.
+ * role overrides; formats in topology.h), the election and rollback
+ * child names, and the rules under both: what a field may hold (names by
+ * fr_name_check, addresses, roles, the ZooKeeper connect string, node
+ * ids), when two structs are equal, how lists are ordered, and what each
+ * listed child must be (struct topo_kind, for the node and the admin
+ * client alike).
  *
- * Everything decoded here came from ZooKeeper and is untrusted (DISTRIBUTED
- * rule 7): each decoder checks that the bytes are one JSON object and
- * nothing after it, that every field it needs is present with the right
- * type and range, and fails with a detail naming the field.  Keys it does
- * not know are ignored, so a newer node may add fields.  Duplicate keys are
- * refused: two readers must not disagree about what a znode says.
+ * Everything decoded here came from ZooKeeper and is untrusted
+ * (docs/design.md rule 7): each decoder checks that the bytes are one
+ * JSON object and nothing after it, that every field it needs is present
+ * with the right type and range, and fails with a detail naming the
+ * field.  Keys it does not know are ignored, so a newer node may add
+ * fields.  Duplicate keys are refused: two readers must not disagree
+ * about what a znode says.
  *
  * That holds for rollback directives too, so an added field may only ever
  * inform (a note, a ticket id): one that changes what a rollback does
@@ -22,9 +27,8 @@
  * it would refuse to read.
  *
  * Pure functions, no shared state: any thread.  Not here: ZooKeeper calls
- * (topo.c, admin.c).
+ * (member.c, reads.c, session.c, admin.c).
  */
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,170 +38,48 @@
 
 #include "topology/topo_int.h"
 
-#define NAME_RULE "1..%zu bytes of [A-Za-z0-9_.-]"
-#define ADDR_EXPECTED "expected HOST:PORT or [IPV6]:PORT with PORT in 1..65535"
-#define JSON_INT_MAX ((uint64_t)INT64_MAX)
+/* The largest integer a JSON field holds: jansson's integers are int64. */
+#define INT_FIELD_MAX ((uint64_t)INT64_MAX)
+#define ADDR_EXPECTED "expected HOST:PORT or [IPV6]:PORT, PORT 1..65535"
+#define HOSTS_EXPECTED "expected HOST:PORT[,HOST:PORT...][/CHROOT]"
+#define PORT_DIGITS_MAX 5
 
 /* ------------------------------------------------------------------------
- * Field rules
+ * Field rules (names: fr_name_check)
  * ---------------------------------------------------------------------- */
 
-static bool name_char(unsigned char c)
+enum fr_err topo_check_addr(const char *what, const char *s)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
-}
-
-const char *topo_show(char *buf, size_t cap, const char *s, size_t len)
-{
-	size_t n = 0, i;
-
-	if (cap == 0)
-		return "";
-	for (i = 0; i < len && n + 1 < cap; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		buf[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	if (i < len && cap > 4) {
-		memcpy(buf + cap - 4, "...", 3);
-		n = cap - 1;
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
-enum fr_err topo_check_name(const char *s, size_t max, const char *what)
-{
-	char b[80];
-	size_t len = strnlen(s, max + 1);
-
-	if (len == 0)
-		return fr_fail(FR_ERR_INVAL, "%s: empty, expected " NAME_RULE,
-			       what, max);
-	if (len > max)
-		return fr_fail(FR_ERR_INVAL,
-			       "%s: '%s' is longer than %zu bytes, expected " NAME_RULE,
-			       what, topo_show(b, sizeof(b), s, len), max, max);
-	for (size_t i = 0; i < len; i++)
-		if (!name_char((unsigned char)s[i]))
-			return fr_fail(FR_ERR_INVAL,
-				       "%s: '%s' has byte 0x%02x at %zu, expected " NAME_RULE,
-				       what, topo_show(b, sizeof(b), s, len),
-				       (unsigned char)s[i], i, max);
-	return FR_OK;
-}
-
-static bool all_digits_dots(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '.'))
-			return false;
-	return true;
-}
-
-enum fr_err topo_check_addr(const char *s, const char *what)
-{
-	char host[TOPO_ADDR_MAX + 1];
-	char b[80];
+	char host[FR_HOST_MAX + 1], b[80];
 	size_t len = strnlen(s, TOPO_ADDR_MAX + 1);
-	const char *h, *port;
-	size_t hlen, plen;
-	unsigned long p = 0;
+	uint16_t port;
+	enum fr_err err;
 
-	topo_show(b, sizeof(b), s, len);
-	if (len == 0)
-		return fr_fail(FR_ERR_INVAL, "%s: empty, " ADDR_EXPECTED, what);
 	if (len > TOPO_ADDR_MAX)
 		return fr_fail(FR_ERR_INVAL,
-			       "%s: '%s' is longer than %d bytes, " ADDR_EXPECTED,
-			       what, b, TOPO_ADDR_MAX);
-	if (s[0] == '[') {
-		const char *close = memchr(s, ']', len);
-
-		if (!close || close[1] != ':')
-			return fr_fail(FR_ERR_INVAL,
-				       "%s: '%s' has no ']:PORT', " ADDR_EXPECTED,
-				       what, b);
-		h = s + 1;
-		hlen = (size_t)(close - h);
-		port = close + 2;
-	} else {
-		const char *colon = memchr(s, ':', len);
-
-		if (!colon)
-			return fr_fail(FR_ERR_INVAL,
-				       "%s: '%s' has no port, " ADDR_EXPECTED,
-				       what, b);
-		if (memchr(colon + 1, ':', len - (size_t)(colon + 1 - s)))
-			return fr_fail(FR_ERR_INVAL,
-				       "%s: '%s' has more than one ':' (an IPv6 address needs brackets), " ADDR_EXPECTED,
-				       what, b);
-		h = s;
-		hlen = (size_t)(colon - s);
-		port = colon + 1;
-	}
-	if (hlen == 0)
-		return fr_fail(FR_ERR_INVAL, "%s: '%s' has an empty host, "
-			       ADDR_EXPECTED, what, b);
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	if (s[0] == '[') {
-		struct in6_addr in6;
-		char *zone = strchr(host, '%');
-		bool ok = true;
-
-		if (zone) {
-			*zone = '\0';
-			ok = zone[1] != '\0';
-			for (const char *z = zone + 1; ok && *z; z++)
-				ok = name_char((unsigned char)*z);
-		}
-		if (!ok || inet_pton(AF_INET6, host, &in6) != 1)
-			return fr_fail(FR_ERR_INVAL,
-				       "%s: '%s' has an invalid IPv6 address in brackets, "
-				       ADDR_EXPECTED, what, b);
-	} else {
-		struct in_addr in4;
-
-		for (size_t i = 0; i < hlen; i++)
-			if (!name_char((unsigned char)host[i]))
-				return fr_fail(FR_ERR_INVAL,
-					       "%s: '%s' has byte 0x%02x in the host, "
-					       ADDR_EXPECTED, what, b,
-					       (unsigned char)host[i]);
-		/* A dotted number is an IPv4 address, never a host name. */
-		if (all_digits_dots(host, hlen) &&
-		    inet_pton(AF_INET, host, &in4) != 1)
-			return fr_fail(FR_ERR_INVAL,
-				       "%s: '%s' has an invalid IPv4 address, "
-				       ADDR_EXPECTED, what, b);
-	}
-	plen = len - (size_t)(port - s);
-	if (plen == 0 || plen > 5)
-		return fr_fail(FR_ERR_INVAL, "%s: '%s' has a bad port, "
-			       ADDR_EXPECTED, what, b);
-	for (size_t i = 0; i < plen; i++) {
-		if (port[i] < '0' || port[i] > '9')
-			return fr_fail(FR_ERR_INVAL,
-				       "%s: '%s': port is not a number, "
-				       ADDR_EXPECTED, what, b);
-		p = p * 10 + (unsigned long)(port[i] - '0');
-	}
-	if (p < 1 || p > 65535)
+			       "%s '%s' is longer than %d bytes, " ADDR_EXPECTED,
+			       what, fr_show_n(b, sizeof(b), s, len),
+			       TOPO_ADDR_MAX);
+	err = fr_parse_hostport(what, s, host, sizeof(host), &port);
+	if (err)
+		return err;
+	/* fr_parse_hostport reads "h:000080" as port 80; a znode spells
+	 * each address one way. */
+	if (strlen(strrchr(s, ':') + 1) > PORT_DIGITS_MAX)
 		return fr_fail(FR_ERR_INVAL,
-			       "%s: '%s': port is out of range, " ADDR_EXPECTED,
-			       what, b);
+			       "%s '%s': port has more than %d digits, "
+			       ADDR_EXPECTED, what, fr_show(b, sizeof(b), s),
+			       PORT_DIGITS_MAX);
 	return FR_OK;
 }
 
-enum fr_err topo_check_roles(const char *s, const char *what)
+enum fr_err topo_check_roles(const char *what, const char *s)
 {
 	char b[80];
 	size_t len = strnlen(s, TOPO_ROLES_MAX + 1);
 	size_t word = 0;
 
-	topo_show(b, sizeof(b), s, len);
+	fr_show_n(b, sizeof(b), s, len);
 	if (len > TOPO_ROLES_MAX)
 		return fr_fail(FR_ERR_INVAL,
 			       "%s: '%s' is longer than %d bytes, expected words of [a-z] joined by ','",
@@ -222,6 +104,48 @@ enum fr_err topo_check_roles(const char *s, const char *what)
 	return FR_OK;
 }
 
+enum fr_err topo_check_hosts(const char *what, const char *hosts)
+{
+	size_t n = hosts ? strnlen(hosts, TOPO_HOSTS_MAX + 1) : 0;
+	char b[80];
+
+	if (n == 0)
+		return fr_fail(FR_ERR_INVAL, "%s is empty, " HOSTS_EXPECTED,
+			       what);
+	if (n > TOPO_HOSTS_MAX)
+		return fr_fail(FR_ERR_INVAL, "%s is longer than %d bytes, "
+			       HOSTS_EXPECTED, what, TOPO_HOSTS_MAX);
+	fr_show_n(b, sizeof(b), hosts, n);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)hosts[i] <= 0x20 ||
+		    (unsigned char)hosts[i] > 0x7e)
+			return fr_fail(FR_ERR_INVAL,
+				       "%s '%s' has byte 0x%02x at %zu, "
+				       HOSTS_EXPECTED " without spaces", what,
+				       b, (unsigned char)hosts[i], i);
+	if (hosts[0] == '/' || hosts[0] == ',')
+		return fr_fail(FR_ERR_INVAL, "%s '%s' has no host before '%c', "
+			       HOSTS_EXPECTED, what, b, hosts[0]);
+	return FR_OK;
+}
+
+const char *topo_hosts_chroot(const char *hosts)
+{
+	return fr_strchr_unbracketed(hosts, '/');
+}
+
+bool topo_parse_node_id(const char *s, uint32_t *id)
+{
+	size_t n = s ? strnlen(s, 11) : 0;
+	uint64_t v;
+
+	if (n == 0 || n > 10 || s[0] == '0' || !fr_dec_u64(s, n, &v) ||
+	    v > TOPO_NODE_ID_MAX)
+		return false;
+	*id = (uint32_t)v;
+	return true;
+}
+
 static enum fr_err check_id(uint32_t id, const char *what)
 {
 	if (id < 1 || id > TOPO_NODE_ID_MAX)
@@ -233,10 +157,10 @@ static enum fr_err check_id(uint32_t id, const char *what)
 
 static enum fr_err check_u63(uint64_t v, const char *what, const char *key)
 {
-	if (v > JSON_INT_MAX)
+	if (v > INT_FIELD_MAX)
 		return fr_fail(FR_ERR_INVAL,
 			       "%s: field '%s': %" PRIu64 " is out of range, expected an integer 0..%" PRIu64,
-			       what, key, v, JSON_INT_MAX);
+			       what, key, v, INT_FIELD_MAX);
 	return FR_OK;
 }
 
@@ -250,7 +174,7 @@ static enum fr_err check_text(const char *s, size_t max, const char *what)
 	if (len > max)
 		return fr_fail(FR_ERR_INVAL,
 			       "%s: '%s' is longer than %zu bytes, expected printable ASCII",
-			       what, topo_show(b, sizeof(b), s, len), max);
+			       what, fr_show_n(b, sizeof(b), s, len), max);
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
 			return fr_fail(FR_ERR_INVAL,
@@ -277,7 +201,7 @@ static enum fr_err check_role(const char *role, const char *what)
 	if (len > TOPO_ROLE_MAX || !topo_role_valid(role))
 		return fr_fail(FR_ERR_INVAL, "%s: '%s' is not a role, "
 			       ROLE_EXPECTED, what,
-			       topo_show(b, sizeof(b), role, len));
+			       fr_show_n(b, sizeof(b), role, len));
 	return FR_OK;
 }
 
@@ -297,7 +221,7 @@ static enum fr_err models_check(const struct topo_member *m)
 
 		snprintf(w, sizeof(w), "member: field 'models': entry %" PRIu32,
 			 i);
-		err = topo_check_name(s->model, SHARD_NAME_MAX, w);
+		err = fr_name_check(w, s->model, SHARD_NAME_MAX);
 		if (err)
 			return err;
 		for (uint32_t k = 0; k < i; k++)
@@ -331,14 +255,14 @@ enum fr_err topo_member_check(const struct topo_member *m)
 		return fr_fail(FR_ERR_INVAL, "member: NULL");
 	err = check_id(m->node_id, "member");
 	if (!err)
-		err = topo_check_name(m->dc, TOPO_NAME_MAX,
-				      "member: field 'dc'");
+		err = fr_name_check("member: field 'dc'", m->dc,
+				    TOPO_NAME_MAX);
 	if (!err)
-		err = topo_check_addr(m->addr, "member: field 'addr'");
+		err = topo_check_addr("member: field 'addr'", m->addr);
 	if (!err)
-		err = topo_check_addr(m->admin, "member: field 'admin'");
+		err = topo_check_addr("member: field 'admin'", m->admin);
 	if (!err)
-		err = topo_check_roles(m->roles, "member: field 'roles'");
+		err = topo_check_roles("member: field 'roles'", m->roles);
 	if (!err)
 		err = check_u63(m->generation, "member", "generation");
 	if (!err)
@@ -354,10 +278,10 @@ static enum fr_err leader_check(const struct topo_leader *l)
 		return fr_fail(FR_ERR_INVAL, "leader: NULL");
 	err = check_id(l->node_id, "leader");
 	if (!err)
-		err = topo_check_name(l->dc, TOPO_NAME_MAX,
-				      "leader: field 'dc'");
+		err = fr_name_check("leader: field 'dc'", l->dc,
+				    TOPO_NAME_MAX);
 	if (!err)
-		err = topo_check_addr(l->addr, "leader: field 'addr'");
+		err = topo_check_addr("leader: field 'addr'", l->addr);
 	if (!err)
 		err = check_u63(l->epoch, "leader", "epoch");
 	if (!err)
@@ -385,7 +309,7 @@ static json_t *load_object(const char *data, size_t len, const char *what)
 	if (!root) {
 		fr_fail(FR_ERR_CORRUPT,
 			"%s: not a JSON object: %s (line %d column %d)", what,
-			topo_show(b, sizeof(b), je.text, strlen(je.text)),
+			fr_show(b, sizeof(b), je.text),
 			je.line, je.column);
 		return NULL;
 	}
@@ -459,12 +383,13 @@ static enum fr_err get_name(json_t *o, const char *what, const char *key,
 	char expected[64], w[128];
 	enum fr_err err;
 
-	snprintf(expected, sizeof(expected), "a string of " NAME_RULE, max);
+	snprintf(expected, sizeof(expected),
+		 "a string of 1..%zu bytes of " FR_NAME_CHARS, max);
 	err = get_str(o, what, key, expected, dst, max + 1);
 	if (err)
 		return err;
 	snprintf(w, sizeof(w), "%s: field '%s'", what, key);
-	return topo_check_name(dst, max, w);
+	return fr_name_check(w, dst, max);
 }
 
 static enum fr_err get_addr(json_t *o, const char *what, const char *key,
@@ -478,7 +403,7 @@ static enum fr_err get_addr(json_t *o, const char *what, const char *key,
 	if (err)
 		return err;
 	snprintf(w, sizeof(w), "%s: field '%s'", what, key);
-	return topo_check_addr(dst, w);
+	return topo_check_addr(w, dst);
 }
 
 static enum fr_err get_roles(json_t *o, const char *what, char *dst)
@@ -553,8 +478,8 @@ static enum fr_err get_models(json_t *o, struct topo_member *m)
 	json_object_foreach(v, key, e) {
 		struct topo_model_status *st = &m->models[m->nmodels];
 
-		err = topo_check_name(key, SHARD_NAME_MAX,
-				      "member: field 'models': model name");
+		err = fr_name_check("member: field 'models': model name", key,
+				    SHARD_NAME_MAX);
 		if (err)
 			return err;
 		snprintf(w, sizeof(w), "%s: model '%s'", what, key);
@@ -572,11 +497,11 @@ static enum fr_err get_models(json_t *o, struct topo_member *m)
 		if (err)
 			return err;
 		memcpy(st->role, role, sizeof(role));
-		err = get_uint(e, w, "epoch", 0, JSON_INT_MAX, &st->epoch);
+		err = get_uint(e, w, "epoch", 0, INT_FIELD_MAX, &st->epoch);
 		if (!err)
-			err = get_uint(e, w, "cut", 0, JSON_INT_MAX, &st->cut);
+			err = get_uint(e, w, "cut", 0, INT_FIELD_MAX, &st->cut);
 		if (!err)
-			err = get_uint(e, w, "horizon", 0, JSON_INT_MAX,
+			err = get_uint(e, w, "horizon", 0, INT_FIELD_MAX,
 				       &st->horizon);
 		if (err)
 			return err;
@@ -698,7 +623,7 @@ enum fr_err topo_member_decode(const char *data, size_t len,
 	if (!err)
 		err = get_roles(root, what, m.roles);
 	if (!err)
-		err = get_uint(root, what, "generation", 0, JSON_INT_MAX,
+		err = get_uint(root, what, "generation", 0, INT_FIELD_MAX,
 			       &m.generation);
 	if (!err)
 		err = get_models(root, &m);
@@ -749,9 +674,9 @@ enum fr_err topo_leader_decode(const char *data, size_t len,
 	if (!err)
 		err = get_addr(root, what, "addr", l.addr);
 	if (!err)
-		err = get_uint(root, what, "epoch", 0, JSON_INT_MAX, &l.epoch);
+		err = get_uint(root, what, "epoch", 0, INT_FIELD_MAX, &l.epoch);
 	if (!err)
-		err = get_uint(root, what, "generation", 0, JSON_INT_MAX,
+		err = get_uint(root, what, "generation", 0, INT_FIELD_MAX,
 			       &l.generation);
 	if (!err)
 		*out = l;
@@ -790,11 +715,11 @@ char *topo_model_encode(const struct shard_model_def *def, enum fr_err *err)
 	if (*err)
 		return NULL;
 	for (uint32_t i = 0; i < def->ntables; i++) {
-		if (def->tables[i].rows > JSON_INT_MAX) {
+		if (def->tables[i].rows > INT_FIELD_MAX) {
 			*err = fr_fail(FR_ERR_INVAL,
 				       "model '%s': table '%s': field 'rows': %" PRIu64 " is out of range, expected an integer 1..%" PRIu64,
 				       def->name, def->tables[i].name,
-				       def->tables[i].rows, JSON_INT_MAX);
+				       def->tables[i].rows, INT_FIELD_MAX);
 			return NULL;
 		}
 	}
@@ -839,7 +764,7 @@ static enum fr_err get_table(json_t *t, const char *model, size_t i,
 	err = get_name(t, what, "name", out->name, SHARD_NAME_MAX);
 	if (err)
 		return err;
-	err = get_uint(t, what, "rows", 1, JSON_INT_MAX, &out->rows);
+	err = get_uint(t, what, "rows", 1, INT_FIELD_MAX, &out->rows);
 	if (err)
 		return err;
 	err = get_uint(t, what, "dim", 1, SHARD_DIM_MAX, &v);
@@ -870,7 +795,7 @@ enum fr_err topo_model_decode(const char *name, const char *data, size_t len,
 
 	if (!name)
 		return fr_fail(FR_ERR_INVAL, "model: znode name is NULL");
-	err = topo_check_name(name, SHARD_NAME_MAX, "model: znode name");
+	err = fr_name_check("model: znode name", name, SHARD_NAME_MAX);
 	if (err)
 		return err;
 	snprintf(what, sizeof(what), "model '%s'", name);
@@ -926,25 +851,15 @@ out:
  * Election child names
  * ---------------------------------------------------------------------- */
 
-/* 1..maxdigits decimal digits at *p without overflow; advances *p. */
-static bool parse_dec(const char **p, int maxdigits, uint64_t *out)
+/* The run of digits at *p, 1..max of them, as a number (fr_dec_u64:
+ * no overflow); *p moves past it. */
+static bool dec_run(const char **p, size_t max, uint64_t *out)
 {
-	const char *s = *p;
-	uint64_t v = 0;
-	int n = 0;
+	size_t n = strspn(*p, "0123456789");
 
-	while (*s >= '0' && *s <= '9') {
-		unsigned d = (unsigned)(*s - '0');
-
-		if (++n > maxdigits || v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-		s++;
-	}
-	if (n == 0)
+	if (n > max || !fr_dec_u64(*p, n, out))
 		return false;
-	*p = s;
-	*out = v;
+	*p += n;
 	return true;
 }
 
@@ -959,13 +874,13 @@ enum fr_err topo_election_parse(const char *child, uint32_t *node_id,
 	if (!child || strncmp(child, "n_", 2) != 0)
 		goto bad;
 	p += 2;
-	if (!parse_dec(&p, 10, &id) || id < 1 || id > TOPO_NODE_ID_MAX ||
+	if (!dec_run(&p, 10, &id) || id < 1 || id > TOPO_NODE_ID_MAX ||
 	    *p++ != '_')
 		goto bad;
-	if (!parse_dec(&p, 20, &gen) || *p++ != '_')
+	if (!dec_run(&p, 20, &gen) || *p++ != '_')
 		goto bad;
 	seq_at = p;
-	if (!parse_dec(&p, 10, &sq) || p - seq_at != 10 || *p != '\0')
+	if (!dec_run(&p, 10, &sq) || p - seq_at != 10 || *p != '\0')
 		goto bad;
 	*node_id = (uint32_t)id;
 	*generation = gen;
@@ -974,8 +889,7 @@ enum fr_err topo_election_parse(const char *child, uint32_t *node_id,
 bad:
 	return fr_fail(FR_ERR_INVAL,
 		       "election child '%s': expected n_<id>_<generation>_<10-digit sequence>",
-		       child ? topo_show(b, sizeof(b), child, strlen(child)) :
-			       "(null)");
+		       fr_show(b, sizeof(b), child));
 }
 
 enum fr_err topo_election_rank(const char *const *children, uint32_t n,
@@ -1008,7 +922,7 @@ enum fr_err topo_election_rank(const char *const *children, uint32_t n,
 	if (!found)
 		return fr_fail(FR_ERR_NOTFOUND,
 			       "election: our child '%s' is not among the %" PRIu32 " children",
-			       topo_show(b, sizeof(b), mine, strlen(mine)), n);
+			       fr_show(b, sizeof(b), mine), n);
 	if (p) {
 		if (!pred || strlen(p) >= pred_cap)
 			return fr_fail(FR_ERR_INVAL,
@@ -1051,7 +965,7 @@ static enum fr_err get_uint_opt(json_t *o, const char *what, const char *key,
 	*out = 0;
 	if (!json_object_get(o, key))
 		return FR_OK;
-	return get_uint(o, what, key, 0, JSON_INT_MAX, out);
+	return get_uint(o, what, key, 0, INT_FIELD_MAX, out);
 }
 
 static enum fr_err rollback_check(const struct topo_rollback *d)
@@ -1060,10 +974,10 @@ static enum fr_err rollback_check(const struct topo_rollback *d)
 
 	if (!d)
 		return fr_fail(FR_ERR_INVAL, "rollback: NULL");
-	if (d->t < 1 || d->t >= JSON_INT_MAX)
+	if (d->t < 1 || d->t >= INT_FIELD_MAX)
 		return fr_fail(FR_ERR_INVAL,
 			       "rollback: field 't': %" PRIu64 " is out of range, expected an integer 1..%" PRIu64,
-			       d->t, JSON_INT_MAX - 1);
+			       d->t, INT_FIELD_MAX - 1);
 	err = check_u63(d->r, "rollback", "r");
 	if (err)
 		return err;
@@ -1118,9 +1032,9 @@ enum fr_err topo_rollback_decode(uint64_t seq, const char *data, size_t len,
 	memset(&d, 0, sizeof(d));
 	d.seq = seq;
 	d.epoch = seq + 1;
-	err = get_uint(root, what, "t", 1, JSON_INT_MAX - 1, &d.t);
+	err = get_uint(root, what, "t", 1, INT_FIELD_MAX - 1, &d.t);
 	if (!err)
-		err = get_uint(root, what, "r", 1, JSON_INT_MAX, &d.r);
+		err = get_uint(root, what, "r", 1, INT_FIELD_MAX, &d.r);
 	if (!err && d.r <= d.t)
 		err = fr_fail(FR_ERR_INVAL,
 			      "rollback: field 'r': %" PRIu64 " is not above t = %" PRIu64 ", expected t < r",
@@ -1139,22 +1053,17 @@ enum fr_err topo_rollback_decode(uint64_t seq, const char *data, size_t len,
 
 enum fr_err topo_rollback_parse_name(const char *child, uint64_t *seq)
 {
-	const char *p = child;
 	uint64_t v;
 	char b[80];
 
-	if (!child || strncmp(child, "r_", 2) != 0)
-		goto bad;
-	p += 2;
-	if (!parse_dec(&p, 10, &v) || p - child != 12 || *p != '\0')
-		goto bad;
-	*seq = v;
-	return FR_OK;
-bad:
+	if (child && strncmp(child, "r_", 2) == 0 &&
+	    strnlen(child, 13) == 12 && fr_dec_u64(child + 2, 10, &v)) {
+		*seq = v;
+		return FR_OK;
+	}
 	return fr_fail(FR_ERR_INVAL,
 		       "rollback child '%s': expected r_<10-digit sequence>",
-		       child ? topo_show(b, sizeof(b), child, strlen(child)) :
-			       "(null)");
+		       fr_show(b, sizeof(b), child));
 }
 
 /* ------------------------------------------------------------------------
@@ -1188,7 +1097,7 @@ enum fr_err topo_health_parse(const char *s, enum topo_health_state *out)
 		}
 	return fr_fail(FR_ERR_INVAL, "health state '%s' is unknown, "
 		       HEALTH_EXPECTED,
-		       s ? topo_show(b, sizeof(b), s, strlen(s)) : "(null)");
+		       fr_show(b, sizeof(b), s));
 }
 
 static void copy_text(char *dst, size_t cap, const char *s)
@@ -1470,20 +1379,6 @@ char *topo_roles_encode(const struct topo_role_override *o, uint32_t n,
 	return dump(root, "roles", err);
 }
 
-/* A canonical decimal node id: no sign, no leading zero, 1..
- * TOPO_NODE_ID_MAX. */
-static bool id_key(const char *s, uint32_t *id)
-{
-	const char *p = s;
-	uint64_t v;
-
-	if (s[0] == '0' || !parse_dec(&p, 10, &v) || *p != '\0' || v < 1 ||
-	    v > TOPO_NODE_ID_MAX)
-		return false;
-	*id = (uint32_t)v;
-	return true;
-}
-
 enum fr_err topo_roles_decode(const char *data, size_t len,
 			      struct topo_role_override *out, uint32_t cap,
 			      uint32_t *n)
@@ -1513,10 +1408,10 @@ enum fr_err topo_roles_decode(const char *data, size_t len,
 		struct topo_role_override *o = &tmp[cnt];
 
 		memset(o, 0, sizeof(*o));
-		if (!id_key(key, &o->node_id)) {
+		if (!topo_parse_node_id(key, &o->node_id)) {
 			err = fr_fail(FR_ERR_INVAL,
 				      "roles: key '%s': expected a node id 1..%u",
-				      topo_show(b, sizeof(b), key, strlen(key)),
+				      fr_show(b, sizeof(b), key),
 				      TOPO_NODE_ID_MAX);
 			break;
 		}
@@ -1547,3 +1442,215 @@ out:
 	json_decref(root);
 	return err;
 }
+
+/* ------------------------------------------------------------------------
+ * Equality and order
+ * ---------------------------------------------------------------------- */
+
+bool topo_member_eq(const struct topo_member *a, const struct topo_member *b)
+{
+	if (a->node_id != b->node_id || a->generation != b->generation ||
+	    strcmp(a->dc, b->dc) != 0 || strcmp(a->addr, b->addr) != 0 ||
+	    strcmp(a->admin, b->admin) != 0 ||
+	    strcmp(a->roles, b->roles) != 0 || a->nmodels != b->nmodels)
+		return false;
+	for (uint32_t i = 0; i < a->nmodels; i++) {
+		const struct topo_model_status *x = &a->models[i];
+		const struct topo_model_status *y = &b->models[i];
+
+		if (strcmp(x->model, y->model) != 0 ||
+		    strcmp(x->role, y->role) != 0 || x->epoch != y->epoch ||
+		    x->cut != y->cut || x->horizon != y->horizon)
+			return false;
+	}
+	return true;
+}
+
+bool topo_leader_eq(const struct topo_leader *a, const struct topo_leader *b)
+{
+	return a->node_id == b->node_id && a->epoch == b->epoch &&
+	       a->generation == b->generation && strcmp(a->dc, b->dc) == 0 &&
+	       strcmp(a->addr, b->addr) == 0;
+}
+
+bool topo_model_eq(const struct shard_model_def *a,
+		   const struct shard_model_def *b)
+{
+	if (strcmp(a->name, b->name) != 0 || a->priority != b->priority ||
+	    a->shards != b->shards || a->ntables != b->ntables)
+		return false;
+	for (uint32_t i = 0; i < a->ntables; i++) {
+		const struct shard_table_def *x = &a->tables[i];
+		const struct shard_table_def *y = &b->tables[i];
+
+		if (strcmp(x->name, y->name) != 0 || x->rows != y->rows ||
+		    x->dim != y->dim || x->dtype != y->dtype)
+			return false;
+	}
+	return true;
+}
+
+bool topo_rollback_eq(const struct topo_rollback *a,
+		      const struct topo_rollback *b)
+{
+	return a->seq == b->seq && a->epoch == b->epoch && a->t == b->t &&
+	       a->r == b->r && a->at_ms == b->at_ms &&
+	       strcmp(a->reason, b->reason) == 0 &&
+	       strcmp(a->who, b->who) == 0;
+}
+
+bool topo_health_eq(const struct topo_health *a, const struct topo_health *b)
+{
+	if (a->state != b->state || a->at_ms != b->at_ms ||
+	    strcmp(a->by, b->by) != 0 || strcmp(a->why, b->why) != 0 ||
+	    a->epoch != b->epoch || a->nhistory != b->nhistory)
+		return false;
+	for (uint32_t i = 0; i < a->nhistory && i < TOPO_HISTORY_MAX; i++) {
+		const struct topo_health_change *x = &a->history[i];
+		const struct topo_health_change *y = &b->history[i];
+
+		if (x->state != y->state || x->at_ms != y->at_ms ||
+		    strcmp(x->by, y->by) != 0 || strcmp(x->why, y->why) != 0)
+			return false;
+	}
+	return true;
+}
+
+int topo_member_cmp(const void *a, const void *b)
+{
+	const struct topo_member *x = a, *y = b;
+	int c = strcmp(x->dc, y->dc);
+
+	if (c)
+		return c;
+	return x->node_id < y->node_id ? -1 : x->node_id > y->node_id;
+}
+
+int topo_leader_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct topo_leader *)a)->dc,
+		      ((const struct topo_leader *)b)->dc);
+}
+
+static int model_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct shard_model_def *)a)->name,
+		      ((const struct shard_model_def *)b)->name);
+}
+
+static int rollback_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct topo_rollback *)a)->seq;
+	uint64_t y = ((const struct topo_rollback *)b)->seq;
+
+	return x < y ? -1 : x > y;
+}
+
+/* ------------------------------------------------------------------------
+ * Listed children (struct topo_kind)
+ * ---------------------------------------------------------------------- */
+
+static enum fr_err member_name(const char *child, uint64_t *key)
+{
+	uint32_t id;
+
+	if (!topo_parse_node_id(child, &id))
+		return fr_fail(FR_ERR_INVAL,
+			       "name is not a node id 1..%u", TOPO_NODE_ID_MAX);
+	*key = id;
+	return FR_OK;
+}
+
+static enum fr_err member_read(const char *child, uint64_t id,
+			       const void *dc, const char *data, size_t len,
+			       void *out)
+{
+	struct topo_member *m = out;
+	enum fr_err err = topo_member_decode(data, len, m);
+
+	if (!err && (m->node_id != id || strcmp(m->dc, dc) != 0))
+		err = fr_fail(FR_ERR_INVAL,
+			      "says node %" PRIu32 " in dc '%s', not what its path says",
+			      m->node_id, m->dc);
+	return err;
+}
+
+static bool member_eq_v(const void *a, const void *b)
+{
+	return topo_member_eq(a, b);
+}
+
+const struct topo_kind topo_kind_member = {
+	sizeof(struct topo_member), member_name, member_read,
+	topo_member_cmp, member_eq_v,
+};
+
+static enum fr_err leader_name(const char *child, uint64_t *key)
+{
+	(void)key;
+	return fr_name_check("dc name", child, TOPO_NAME_MAX);
+}
+
+static enum fr_err leader_read(const char *child, uint64_t key,
+			       const void *ctx, const char *data, size_t len,
+			       void *out)
+{
+	struct topo_leader *l = out;
+	enum fr_err err = topo_leader_decode(data, len, l);
+
+	(void)key;
+	(void)ctx;
+	if (!err && strcmp(l->dc, child) != 0)
+		err = fr_fail(FR_ERR_INVAL,
+			      "says dc '%s', not what its path says", l->dc);
+	return err;
+}
+
+static bool leader_eq_v(const void *a, const void *b)
+{
+	return topo_leader_eq(a, b);
+}
+
+const struct topo_kind topo_kind_leader = {
+	sizeof(struct topo_leader), leader_name, leader_read,
+	topo_leader_cmp, leader_eq_v,
+};
+
+/* The znode name is checked by the decoder (it must be the JSON's). */
+static enum fr_err model_read(const char *child, uint64_t key,
+			      const void *ctx, const char *data, size_t len,
+			      void *out)
+{
+	(void)key;
+	(void)ctx;
+	return topo_model_decode(child, data, len, out);
+}
+
+static bool model_eq_v(const void *a, const void *b)
+{
+	return topo_model_eq(a, b);
+}
+
+const struct topo_kind topo_kind_model = {
+	sizeof(struct shard_model_def), NULL, model_read, model_cmp,
+	model_eq_v,
+};
+
+static enum fr_err rollback_read(const char *child, uint64_t seq,
+				 const void *ctx, const char *data, size_t len,
+				 void *out)
+{
+	(void)child;
+	(void)ctx;
+	return topo_rollback_decode(seq, data, len, out);
+}
+
+static bool rollback_eq_v(const void *a, const void *b)
+{
+	return topo_rollback_eq(a, b);
+}
+
+const struct topo_kind topo_kind_rollback = {
+	sizeof(struct topo_rollback), topo_rollback_parse_name, rollback_read,
+	rollback_cmp, rollback_eq_v,
+};

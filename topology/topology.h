@@ -1,6 +1,6 @@
 /*
  * topology.h — the one public header of freshet's topology/ module: the
- * ZooKeeper side of a node (DESIGN §4) and the small synchronous client the
+ * ZooKeeper side of a node (docs/design.md §4) and the small synchronous client the
  * `freshet` command uses.  No ZooKeeper type appears here.
  *
  * ZooKeeper layout (all under ROOT = "/freshet/<cluster>", itself under
@@ -46,7 +46,7 @@
  *   model   {"name":"ctr","priority":10,"shards":64,
  *            "tables":[{"name":"users","rows":1000000,"dim":64,
  *                       "dtype":"f32"}]}
- * Everything read from ZooKeeper is untrusted (DISTRIBUTED.md rule 7): a
+ * Everything read from ZooKeeper is untrusted (docs/design.md rule 7): a
  * znode that does not parse is logged with its path and left out of the
  * view; the node keeps running.
  *
@@ -117,7 +117,7 @@ struct topo_member {
 	struct topo_model_status models[TOPO_MEMBER_MODELS_MAX];
 };
 
-/* A rollback directive (DESIGN §6).  seq and epoch come from the znode's
+/* A rollback directive (docs/design.md §6).  seq and epoch come from the znode's
  * name (r_<seq>, epoch = seq + 1), never from its JSON. */
 struct topo_rollback {
 	uint64_t seq;
@@ -217,6 +217,21 @@ char *topo_roles_encode(const struct topo_role_override *o, uint32_t n,
 enum fr_err topo_roles_decode(const char *data, size_t len,
 			      struct topo_role_override *out, uint32_t cap,
 			      uint32_t *n);
+
+/* Field-by-field equality of what the codec carries (strings as strings):
+ * decode(encode(x)) is x in this sense. */
+bool topo_member_eq(const struct topo_member *a, const struct topo_member *b);
+bool topo_leader_eq(const struct topo_leader *a, const struct topo_leader *b);
+bool topo_model_eq(const struct shard_model_def *a,
+		   const struct shard_model_def *b);
+bool topo_rollback_eq(const struct topo_rollback *a,
+		      const struct topo_rollback *b);
+bool topo_health_eq(const struct topo_health *a, const struct topo_health *b);
+
+/* The chroot of a ZooKeeper connect string "h1:2181,[::1]:2181/a/b": a
+ * pointer to its first '/' outside brackets ("/a/b"), or NULL when it has
+ * none (hosts NULL too).  hosts is borrowed; the result points into it. */
+const char *topo_hosts_chroot(const char *hosts);
 
 /* Election child names.  Parse "n_<id>_<generation>_<10-digit seq>";
  * FR_ERR_INVAL for anything else (such children are ignored). */

@@ -2,7 +2,7 @@
  * fuzz_topo.c — libFuzzer target for topology/'s znode codecs: the member
  * (with its per-model status), leader, model, rollback, health and role
  * override JSON and the election and rollback child names, all of which a
- * node reads from ZooKeeper and must treat as untrusted (DISTRIBUTED
+ * node reads from ZooKeeper and must treat as untrusted (docs/design.md
  * rule 7).
  *
  * The first input byte picks what to fuzz and the rest is its input:
@@ -76,27 +76,6 @@ static char *cstr(const uint8_t *p, size_t n)
  * Member
  * ---------------------------------------------------------------------- */
 
-static void member_same(const struct topo_member *a,
-			const struct topo_member *b)
-{
-	check(a->node_id == b->node_id);
-	check(strcmp(a->dc, b->dc) == 0);
-	check(strcmp(a->addr, b->addr) == 0);
-	check(strcmp(a->admin, b->admin) == 0);
-	check(strcmp(a->roles, b->roles) == 0);
-	check(a->generation == b->generation);
-	check(a->nmodels == b->nmodels);
-	for (uint32_t i = 0; i < a->nmodels; i++) {
-		const struct topo_model_status *x = &a->models[i];
-		const struct topo_model_status *y = &b->models[i];
-
-		check(strcmp(x->model, y->model) == 0);
-		check(strcmp(x->role, y->role) == 0);
-		check(x->epoch == y->epoch && x->cut == y->cut &&
-		      x->horizon == y->horizon);
-	}
-}
-
 /* m was accepted (by the decoder or the encoder): it encodes, decodes back
  * to itself, and that encodes to the same bytes. */
 static void member_round(const struct topo_member *m)
@@ -109,7 +88,7 @@ static void member_round(const struct topo_member *m)
 	check(j1 != NULL && err == FR_OK);
 	memset(&m2, SENTINEL, sizeof(m2));
 	check(topo_member_decode(j1, strlen(j1), &m2) == FR_OK);
-	member_same(m, &m2);
+	check(topo_member_eq(m, &m2));
 	j2 = topo_member_encode(&m2, &err);
 	check(j2 != NULL && strcmp(j1, j2) == 0);
 	free(j1);
@@ -155,16 +134,6 @@ static void member_encode(const uint8_t *p, size_t n)
  * Leader
  * ---------------------------------------------------------------------- */
 
-static void leader_same(const struct topo_leader *a,
-			const struct topo_leader *b)
-{
-	check(strcmp(a->dc, b->dc) == 0);
-	check(a->node_id == b->node_id);
-	check(strcmp(a->addr, b->addr) == 0);
-	check(a->epoch == b->epoch);
-	check(a->generation == b->generation);
-}
-
 static void leader_round(const struct topo_leader *l)
 {
 	struct topo_leader l2;
@@ -175,7 +144,7 @@ static void leader_round(const struct topo_leader *l)
 	check(j1 != NULL && err == FR_OK);
 	memset(&l2, SENTINEL, sizeof(l2));
 	check(topo_leader_decode(j1, strlen(j1), &l2) == FR_OK);
-	leader_same(l, &l2);
+	check(topo_leader_eq(l, &l2));
 	j2 = topo_leader_encode(&l2, &err);
 	check(j2 != NULL && strcmp(j1, j2) == 0);
 	free(j1);
@@ -219,24 +188,6 @@ static void leader_encode(const uint8_t *p, size_t n)
  * Model
  * ---------------------------------------------------------------------- */
 
-static void model_same(const struct shard_model_def *a,
-		       const struct shard_model_def *b)
-{
-	check(strcmp(a->name, b->name) == 0);
-	check(a->priority == b->priority);
-	check(a->shards == b->shards);
-	check(a->ntables == b->ntables);
-	for (uint32_t i = 0; i < a->ntables; i++) {
-		const struct shard_table_def *x = &a->tables[i];
-		const struct shard_table_def *y = &b->tables[i];
-
-		check(strcmp(x->name, y->name) == 0);
-		check(x->rows == y->rows);
-		check(x->dim == y->dim);
-		check(x->dtype == y->dtype);
-	}
-}
-
 static void model_round(const struct shard_model_def *def)
 {
 	struct shard_model_def *d2 = malloc(sizeof(*d2));
@@ -249,7 +200,7 @@ static void model_round(const struct shard_model_def *def)
 	check(j1 != NULL && err == FR_OK);
 	memset(d2, SENTINEL, sizeof(*d2));
 	check(topo_model_decode(def->name, j1, strlen(j1), d2) == FR_OK);
-	model_same(def, d2);
+	check(topo_model_eq(def, d2));
 	j2 = topo_model_encode(d2, &err);
 	check(j2 != NULL && strcmp(j1, j2) == 0);
 	free(j1);
@@ -412,15 +363,6 @@ out:
  * Rollback directives
  * ---------------------------------------------------------------------- */
 
-static void rollback_same(const struct topo_rollback *a,
-			  const struct topo_rollback *b)
-{
-	check(a->seq == b->seq && a->epoch == b->epoch);
-	check(a->t == b->t && a->r == b->r && a->at_ms == b->at_ms);
-	check(strcmp(a->reason, b->reason) == 0);
-	check(strcmp(a->who, b->who) == 0);
-}
-
 /* d was accepted: the rules hold, and it survives a round trip. */
 static void rollback_round(const struct topo_rollback *d)
 {
@@ -433,7 +375,7 @@ static void rollback_round(const struct topo_rollback *d)
 	check(j1 != NULL && err == FR_OK);
 	memset(&d2, SENTINEL, sizeof(d2));
 	check(topo_rollback_decode(d->seq, j1, strlen(j1), &d2) == FR_OK);
-	rollback_same(d, &d2);
+	check(topo_rollback_eq(d, &d2));
 	j2 = topo_rollback_encode(&d2, &err);
 	check(j2 != NULL && strcmp(j1, j2) == 0);
 	free(j1);
@@ -503,20 +445,6 @@ static void rollback_name(const uint8_t *p, size_t n)
  * Health
  * ---------------------------------------------------------------------- */
 
-static void health_same(const struct topo_health *a,
-			const struct topo_health *b)
-{
-	check(a->state == b->state && a->at_ms == b->at_ms);
-	check(strcmp(a->by, b->by) == 0 && strcmp(a->why, b->why) == 0);
-	check(a->epoch == b->epoch && a->nhistory == b->nhistory);
-	for (uint32_t i = 0; i < a->nhistory; i++) {
-		check(a->history[i].state == b->history[i].state);
-		check(a->history[i].at_ms == b->history[i].at_ms);
-		check(strcmp(a->history[i].by, b->history[i].by) == 0);
-		check(strcmp(a->history[i].why, b->history[i].why) == 0);
-	}
-}
-
 static void health_round(const struct topo_health *h)
 {
 	struct topo_health *h2 = malloc(sizeof(*h2));
@@ -530,7 +458,7 @@ static void health_round(const struct topo_health *h)
 	check(j1 != NULL && err == FR_OK);
 	memset(h2, SENTINEL, sizeof(*h2));
 	check(topo_health_decode(j1, strlen(j1), h2) == FR_OK);
-	health_same(h, h2);
+	check(topo_health_eq(h, h2));
 	j2 = topo_health_encode(h2, &err);
 	check(j2 != NULL && strcmp(j1, j2) == 0);
 	free(j1);

@@ -1,19 +1,20 @@
 /*
  * test_topology.c — CUnit suite for topology/'s pure parts (codec.c): the
- * member, leader and model JSON round-trip; every field rule is refused
- * with a detail naming the field; garbage, trailing bytes, non-objects,
- * empty input, duplicate keys and input that is not NUL-terminated are
- * refused; unknown keys are ignored; a failed decode leaves *out alone;
- * and a deterministic mutation loop checks that whatever a decoder
- * accepts re-encodes to something it accepts again, unchanged.  Election
- * child names are parsed and ranked with gaps, strangers and absence.
- * The same for what issue #6 added: a member's per-model status
- * ("models"), rollback directives and their child names, health states
- * (with topo_health_push's history), role overrides.
+ * member (with its per-model status), leader, model, rollback directive,
+ * health state and role override JSON round-trip; every field rule is
+ * refused with a detail naming the field; garbage, trailing bytes,
+ * non-objects, empty input, duplicate keys and input that is not
+ * NUL-terminated are refused; unknown keys are ignored; a failed decode
+ * leaves *out alone; and a deterministic mutation loop checks that
+ * whatever a decoder accepts re-encodes to something it accepts again,
+ * unchanged.  Election and rollback child names are parsed, candidates
+ * ranked with gaps, strangers and absence; topo_health_push keeps its
+ * history; the chroot of a connect string is found.
  *
  * Not here: ZooKeeper sessions (test_topology_zk.c, against a real server).
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,76 +32,60 @@
 
 static struct topo_member sample_member(void)
 {
-	struct topo_member m;
-
-	memset(&m, 0, sizeof(m));
-	m.node_id = 3;
-	snprintf(m.dc, sizeof(m.dc), "dc1");
-	snprintf(m.addr, sizeof(m.addr), "10.0.0.3:7001");
-	snprintf(m.admin, sizeof(m.admin), "[::1]:8001");
-	snprintf(m.roles, sizeof(m.roles), "serving,candidate");
-	m.generation = 7;
-	return m;
+	return (struct topo_member){
+		.node_id = 3, .dc = "dc1", .addr = "10.0.0.3:7001",
+		.admin = "[::1]:8001", .roles = "serving,candidate",
+		.generation = 7,
+	};
 }
 
 static struct shard_model_def sample_model(void)
 {
-	struct shard_model_def d;
+	return (struct shard_model_def){
+		.name = "ctr", .priority = 10, .shards = 64, .ntables = 2,
+		.tables = {
+			{ .name = "users", .rows = 1000000, .dim = 64,
+			  .dtype = SHARD_F32 },
+			{ .name = "items.v2", .rows = 5, .dim = 1,
+			  .dtype = SHARD_F16 },
+		},
+	};
+}
+
+static void add_status(struct topo_member *m, const char *model,
+		       const char *role, uint64_t epoch, uint64_t cut,
+		       uint64_t horizon)
+{
+	struct topo_model_status *s = &m->models[m->nmodels++];
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->model, sizeof(s->model), "%s", model);
+	snprintf(s->role, sizeof(s->role), "%s", role);
+	s->epoch = epoch;
+	s->cut = cut;
+	s->horizon = horizon;
+}
+
+static struct topo_rollback sample_rollback(void)
+{
+	struct topo_rollback d;
 
 	memset(&d, 0, sizeof(d));
-	snprintf(d.name, sizeof(d.name), "ctr");
-	d.priority = 10;
-	d.shards = 64;
-	d.ntables = 2;
-	snprintf(d.tables[0].name, sizeof(d.tables[0].name), "users");
-	d.tables[0].rows = 1000000;
-	d.tables[0].dim = 64;
-	d.tables[0].dtype = SHARD_F32;
-	snprintf(d.tables[1].name, sizeof(d.tables[1].name), "items.v2");
-	d.tables[1].rows = 5;
-	d.tables[1].dim = 1;
-	d.tables[1].dtype = SHARD_F16;
+	d.t = 1234;
+	d.r = 5678;
+	d.at_ms = 1764050000000ull;
+	snprintf(d.reason, sizeof(d.reason), "auc -0.04");
+	snprintf(d.who, sizeof(d.who), "witness@h1");
 	return d;
 }
 
-static bool member_eq(const struct topo_member *a, const struct topo_member *b)
+/* Health structs are ~13 KB: on the heap. */
+static struct topo_health *health_new(void)
 {
-	if (a->node_id != b->node_id || strcmp(a->dc, b->dc) != 0 ||
-	    strcmp(a->addr, b->addr) != 0 ||
-	    strcmp(a->admin, b->admin) != 0 ||
-	    strcmp(a->roles, b->roles) != 0 ||
-	    a->generation != b->generation || a->nmodels != b->nmodels)
-		return false;
-	for (uint32_t i = 0; i < a->nmodels; i++)
-		if (strcmp(a->models[i].model, b->models[i].model) != 0 ||
-		    strcmp(a->models[i].role, b->models[i].role) != 0 ||
-		    a->models[i].epoch != b->models[i].epoch ||
-		    a->models[i].cut != b->models[i].cut ||
-		    a->models[i].horizon != b->models[i].horizon)
-			return false;
-	return true;
-}
+	struct topo_health *h = calloc(1, sizeof(*h));
 
-static bool leader_eq(const struct topo_leader *a, const struct topo_leader *b)
-{
-	return a->node_id == b->node_id && strcmp(a->dc, b->dc) == 0 &&
-	       strcmp(a->addr, b->addr) == 0 && a->epoch == b->epoch &&
-	       a->generation == b->generation;
-}
-
-static bool model_eq(const struct shard_model_def *a,
-		     const struct shard_model_def *b)
-{
-	if (strcmp(a->name, b->name) || a->priority != b->priority ||
-	    a->shards != b->shards || a->ntables != b->ntables)
-		return false;
-	for (uint32_t i = 0; i < a->ntables; i++)
-		if (strcmp(a->tables[i].name, b->tables[i].name) ||
-		    a->tables[i].rows != b->tables[i].rows ||
-		    a->tables[i].dim != b->tables[i].dim ||
-		    a->tables[i].dtype != b->tables[i].dtype)
-			return false;
-	return true;
+	CU_ASSERT_FATAL(h != NULL);
+	return h;
 }
 
 /* A malloc'd copy of s without its NUL, so ASan sees a read past it. */
@@ -152,6 +137,209 @@ struct bad_case {
 	const char *needle;   /* must appear in the detail */
 };
 
+/* The formats, and a value of any of them. */
+enum format { F_MEMBER, F_LEADER, F_MODEL, F_ROLLBACK, F_HEALTH, F_ROLES };
+
+static const char *const format_names[] = {
+	"member", "leader", "model", "rollback", "health", "roles",
+};
+
+struct roles {
+	uint32_t n;
+	struct topo_role_override o[TOPO_ROLE_OVERRIDES_MAX];
+};
+
+union value {
+	struct topo_member m;
+	struct topo_leader l;
+	struct shard_model_def d;
+	struct topo_rollback r;
+	struct topo_health h;
+	struct roles o;
+};
+
+static enum fr_err decode_as(enum format f, const char *p, size_t len,
+			     union value *v)
+{
+	switch (f) {
+	case F_MEMBER:
+		return topo_member_decode(p, len, &v->m);
+	case F_LEADER:
+		return topo_leader_decode(p, len, &v->l);
+	case F_MODEL:
+		return topo_model_decode("ctr", p, len, &v->d);
+	case F_ROLLBACK:
+		return topo_rollback_decode(5, p, len, &v->r);
+	case F_HEALTH:
+		return topo_health_decode(p, len, &v->h);
+	default:
+		return topo_roles_decode(p, len, v->o.o,
+					 TOPO_ROLE_OVERRIDES_MAX, &v->o.n);
+	}
+}
+
+/* v may be NULL (but not for F_ROLES): each encoder refuses it. */
+static char *encode_as(enum format f, const union value *v, enum fr_err *err)
+{
+	switch (f) {
+	case F_MEMBER:
+		return topo_member_encode((const struct topo_member *)v, err);
+	case F_LEADER:
+		return topo_leader_encode((const struct topo_leader *)v, err);
+	case F_MODEL:
+		return topo_model_encode((const struct shard_model_def *)v, err);
+	case F_ROLLBACK:
+		return topo_rollback_encode((const struct topo_rollback *)v,
+					    err);
+	case F_HEALTH:
+		return topo_health_encode((const struct topo_health *)v, err);
+	default:
+		return topo_roles_encode(v->o.o, v->o.n, err);
+	}
+}
+
+static bool eq_as(enum format f, const union value *a, const union value *b)
+{
+	switch (f) {
+	case F_MEMBER:
+		return topo_member_eq(&a->m, &b->m);
+	case F_LEADER:
+		return topo_leader_eq(&a->l, &b->l);
+	case F_MODEL:
+		return topo_model_eq(&a->d, &b->d);
+	case F_ROLLBACK:
+		return topo_rollback_eq(&a->r, &b->r);
+	case F_HEALTH:
+		return topo_health_eq(&a->h, &b->h);
+	default:
+		return a->o.n == b->o.n &&
+		       memcmp(a->o.o, b->o.o, a->o.n * sizeof(a->o.o[0])) == 0;
+	}
+}
+
+/* A good value of f: what the mutation loop starts from and what the
+ * patches spoil. */
+static void sample_as(enum format f, union value *v)
+{
+	memset(v, 0, sizeof(*v));
+	switch (f) {
+	case F_MEMBER:
+		v->m = sample_member();
+		add_status(&v->m, "ctr", "baseline", 2, 1234, 1000);
+		add_status(&v->m, "rank", "canary", 1, 99, 5);
+		break;
+	case F_LEADER:
+		v->l = (struct topo_leader){ .dc = "dc1", .node_id = 9,
+					     .addr = "[::1]:7001",
+					     .epoch = 44, .generation = 3 };
+		break;
+	case F_MODEL:
+		v->d = sample_model();
+		break;
+	case F_ROLLBACK:
+		v->r = sample_rollback();
+		break;
+	case F_HEALTH:
+		topo_health_push(&v->h, TOPO_CORRUPTED, "witness@h1", "auc",
+				 10);
+		topo_health_push(&v->h, TOPO_HEALTHY, "sre", "fixed", 20);
+		v->h.epoch = 4;
+		break;
+	default:
+		v->o.n = 2;
+		v->o.o[0] = (struct topo_role_override){ 3, "canary" };
+		v->o.o[1] = (struct topo_role_override){ 9, "baseline" };
+		break;
+	}
+}
+
+/* Each case's JSON (given without its NUL) is refused as f with the
+ * case's code and a detail holding its needle, and nothing is written. */
+static void refuses(enum format f, const struct bad_case *cases, size_t n)
+{
+	union value *v = malloc(sizeof(*v)), *before = malloc(sizeof(*v));
+
+	CU_ASSERT_FATAL(v && before);
+	memset(before, 0x5a, sizeof(*before));
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		char *p = exact(cases[i].json, &len);
+		enum fr_err err;
+
+		*v = *before;
+		err = decode_as(f, p, len, v);
+		free(p);
+		if (err != cases[i].err)
+			fprintf(stderr, "\n  %s case %zu: got %d for %s\n",
+				format_names[f], i, (int)err, cases[i].json);
+		CU_ASSERT_EQUAL(err, cases[i].err);
+		CU_ASSERT(errmsg_has(cases[i].needle));
+		CU_ASSERT(memcmp(v, before, sizeof(*v)) == 0);
+	}
+	free(v);
+	free(before);
+}
+
+/* One bad field written into a good value: the field (FIELD) gets text
+ * (snprintf'd; FILL: the whole field without a NUL) or, for text NULL,
+ * num in the field's width.  A patch with a needle ends a case: the
+ * value then must not encode, and the detail must hold the needle. */
+struct patch {
+	size_t off, size;
+	const char *text;
+	uint64_t num;
+	const char *needle;
+};
+
+#define FIELD(type, field) offsetof(type, field), sizeof(((type *)0)->field)
+static const char fill_field[] = "(fill)";
+#define FILL fill_field
+#define TOO_BIG ((uint64_t)INT64_MAX + 1)   /* past what JSON carries */
+
+static void apply(union value *v, const struct patch *p)
+{
+	char *at = (char *)v + p->off;
+	uint32_t n32 = (uint32_t)p->num;
+
+	if (p->text == FILL)
+		memset(at, 'x', p->size);
+	else if (p->text)
+		snprintf(at, p->size, "%s", p->text);
+	else if (p->size == sizeof(n32))
+		memcpy(at, &n32, sizeof(n32));
+	else
+		memcpy(at, &p->num, sizeof(p->num));
+}
+
+/* Each case of patches[0..n) applied to a copy of base is refused by
+ * f's encoder: NULL, FR_ERR_INVAL and the case's needle. */
+static void encoder_refuses(enum format f, const union value *base,
+			    const struct patch *patches, size_t n)
+{
+	union value *v = malloc(sizeof(*v));
+
+	CU_ASSERT_FATAL(v != NULL);
+	*v = *base;
+	for (size_t i = 0; i < n; i++) {
+		enum fr_err err = FR_OK;
+		char *s;
+
+		apply(v, &patches[i]);
+		if (!patches[i].needle)
+			continue;
+		s = encode_as(f, v, &err);
+		if (s)
+			fprintf(stderr, "\n  %s patch %zu encoded: %s\n",
+				format_names[f], i, s);
+		CU_ASSERT_PTR_NULL(s);
+		free(s);
+		CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
+		CU_ASSERT(errmsg_has(patches[i].needle));
+		*v = *base;
+	}
+	free(v);
+}
+
 /* ----------------------------------------------------------------------
  * Member
  * -------------------------------------------------------------------- */
@@ -176,7 +364,7 @@ static void test_member_roundtrip(void)
 			CU_ASSERT_EQUAL(err, FR_OK);
 			memset(&back, 0xab, sizeof(back));
 			CU_ASSERT_EQUAL(member_dec(s, &back), FR_OK);
-			CU_ASSERT(member_eq(&m, &back));
+			CU_ASSERT(topo_member_eq(&m, &back));
 			free(s);
 		}
 	}
@@ -229,11 +417,13 @@ static void test_member_bad_fields(void)
 		{ MEMBER("3.0", "\"a\"", "\"h:1\"", "\"h:2\"", GOOD_ROLES, "1"),
 		  FR_ERR_INVAL, "field 'id': expected an integer" },
 		{ MEMBER("3", "\"\"", "\"h:1\"", "\"h:2\"", GOOD_ROLES, "1"),
-		  FR_ERR_INVAL, "field 'dc': empty" },
+		  FR_ERR_INVAL, "field 'dc' is empty" },
 		{ MEMBER("3", "\"a b\"", "\"h:1\"", "\"h:2\"", GOOD_ROLES, "1"),
-		  FR_ERR_INVAL, "field 'dc': 'a b' has byte 0x20 at 1" },
+		  FR_ERR_INVAL, "field 'dc' 'a b' has byte 0x20 at 1" },
 		{ MEMBER("3", "\"a/b\"", "\"h:1\"", "\"h:2\"", GOOD_ROLES, "1"),
 		  FR_ERR_INVAL, "field 'dc'" },
+		{ MEMBER("3", "\"..\"", "\"h:1\"", "\"h:2\"", GOOD_ROLES, "1"),
+		  FR_ERR_INVAL, "field 'dc' '..' is a path element" },
 		{ MEMBER("3", "\"0123456789012345678901234567890123456789012345678901234567890123\"",
 			 "\"h:1\"", "\"h:2\"", GOOD_ROLES, "1"),
 		  FR_ERR_INVAL, "field 'dc': 64 bytes is too long" },
@@ -242,17 +432,20 @@ static void test_member_bad_fields(void)
 		{ MEMBER("3", "null", "\"h:1\"", "\"h:2\"", GOOD_ROLES, "1"),
 		  FR_ERR_INVAL, "field 'dc': expected a string" },
 		{ MEMBER("3", "\"a\"", "\"h\"", "\"h:2\"", GOOD_ROLES, "1"),
-		  FR_ERR_INVAL, "field 'addr': 'h' has no port" },
+		  FR_ERR_INVAL, "field 'addr' 'h' has no port" },
 		{ MEMBER("3", "\"a\"", "\":1\"", "\"h:2\"", GOOD_ROLES, "1"),
-		  FR_ERR_INVAL, "field 'addr': ':1' has an empty host" },
+		  FR_ERR_INVAL, "field 'addr' ':1' has an empty host" },
 		{ MEMBER("3", "\"a\"", "\"h:0\"", "\"h:2\"", GOOD_ROLES, "1"),
-		  FR_ERR_INVAL, "field 'addr': 'h:0': port is out of range" },
+		  FR_ERR_INVAL, "field 'addr' 'h:0': port is out of range" },
 		{ MEMBER("3", "\"a\"", "\"h:65536\"", "\"h:2\"", GOOD_ROLES, "1"),
 		  FR_ERR_INVAL, "port is out of range" },
 		{ MEMBER("3", "\"a\"", "\"h:123456\"", "\"h:2\"", GOOD_ROLES, "1"),
-		  FR_ERR_INVAL, "bad port" },
+		  FR_ERR_INVAL, "port is out of range" },
+		/* One spelling of a port: no zero padding past five digits. */
+		{ MEMBER("3", "\"a\"", "\"h:000080\"", "\"h:2\"", GOOD_ROLES, "1"),
+		  FR_ERR_INVAL, "field 'addr' 'h:000080': port has more than 5 digits" },
 		{ MEMBER("3", "\"a\"", "\"h:\"", "\"h:2\"", GOOD_ROLES, "1"),
-		  FR_ERR_INVAL, "bad port" },
+		  FR_ERR_INVAL, "field 'addr' 'h:'" },
 		{ MEMBER("3", "\"a\"", "\"h:1x\"", "\"h:2\"", GOOD_ROLES, "1"),
 		  FR_ERR_INVAL, "port is not a number" },
 		{ MEMBER("3", "\"a\"", "\"h:+1\"", "\"h:2\"", GOOD_ROLES, "1"),
@@ -260,11 +453,11 @@ static void test_member_bad_fields(void)
 		{ MEMBER("3", "\"a\"", "\"::1:80\"", "\"h:2\"", GOOD_ROLES, "1"),
 		  FR_ERR_INVAL, "more than one ':'" },
 		{ MEMBER("3", "\"a\"", "\"[::1]80\"", "\"h:2\"", GOOD_ROLES, "1"),
-		  FR_ERR_INVAL, "no ']:PORT'" },
+		  FR_ERR_INVAL, "no ':PORT' after ']'" },
 		{ MEMBER("3", "\"a\"", "\"[zz]:80\"", "\"h:2\"", GOOD_ROLES, "1"),
 		  FR_ERR_INVAL, "invalid IPv6" },
 		{ MEMBER("3", "\"a\"", "\"[fe80::1%]:80\"", "\"h:2\"", GOOD_ROLES, "1"),
-		  FR_ERR_INVAL, "invalid IPv6" },
+		  FR_ERR_INVAL, "IPv6" },
 		{ MEMBER("3", "\"a\"", "\"1.2.3.256:80\"", "\"h:2\"", GOOD_ROLES, "1"),
 		  FR_ERR_INVAL, "invalid IPv4" },
 		{ MEMBER("3", "\"a\"", "\"h\\u00e9:80\"", "\"h:2\"", GOOD_ROLES, "1"),
@@ -272,7 +465,7 @@ static void test_member_bad_fields(void)
 		{ MEMBER("3", "\"a\"", "\"h\\u0000:80\"", "\"h:2\"", GOOD_ROLES, "1"),
 		  FR_ERR_CORRUPT, "member: not a JSON object" },
 		{ MEMBER("3", "\"a\"", "\"h:1\"", "\"h\"", GOOD_ROLES, "1"),
-		  FR_ERR_INVAL, "field 'admin': 'h' has no port" },
+		  FR_ERR_INVAL, "field 'admin' 'h' has no port" },
 		{ MEMBER("3", "\"a\"", "\"h:1\"", "[]", GOOD_ROLES, "1"),
 		  FR_ERR_INVAL, "field 'admin': expected a string" },
 		{ MEMBER("3", "\"a\"", "\"h:1\"", "\"h:2\"", "\"serving\"", "1"),
@@ -314,70 +507,8 @@ static void test_member_bad_fields(void)
 		{ "{\"id\":1,\"id\":2,\"dc\":\"a\",\"addr\":\"h:1\",\"admin\":\"h:2\",\"roles\":[],\"generation\":1}",
 		  FR_ERR_CORRUPT, "duplicate" },
 	};
-	struct topo_member m, before;
 
-	memset(&before, 0x5a, sizeof(before));
-	for (size_t i = 0; i < FR_UNIT_COUNT(cases); i++) {
-		enum fr_err err;
-
-		m = before;
-		err = member_dec(cases[i].json, &m);
-		if (err != cases[i].err)
-			fprintf(stderr, "\n  case %zu: got %d for %s\n", i,
-				(int)err, cases[i].json);
-		CU_ASSERT_EQUAL(err, cases[i].err);
-		CU_ASSERT(errmsg_has(cases[i].needle));
-		CU_ASSERT(memcmp(&m, &before, sizeof(m)) == 0);
-	}
-}
-
-static void test_member_encode_refuses(void)
-{
-	struct topo_member m;
-	enum fr_err err;
-
-	m = sample_member();
-	m.node_id = 0;
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("field 'id'"));
-
-	m = sample_member();
-	m.node_id = UINT32_MAX;
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT(errmsg_has("field 'id'"));
-
-	m = sample_member();
-	memset(m.dc, 'x', sizeof(m.dc));   /* not terminated */
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT(errmsg_has("field 'dc'"));
-
-	m = sample_member();
-	snprintf(m.addr, sizeof(m.addr), "nohost");
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT(errmsg_has("field 'addr'"));
-
-	m = sample_member();
-	snprintf(m.admin, sizeof(m.admin), "h:99999");
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT(errmsg_has("field 'admin'"));
-
-	m = sample_member();
-	snprintf(m.roles, sizeof(m.roles), "a,,b");
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT(errmsg_has("field 'roles'"));
-	snprintf(m.roles, sizeof(m.roles), "a,");
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	snprintf(m.roles, sizeof(m.roles), "A");
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-
-	m = sample_member();
-	m.generation = (uint64_t)INT64_MAX + 1;
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT(errmsg_has("field 'generation'"));
-
-	CU_ASSERT_PTR_NULL(topo_member_encode(NULL, &err));
-	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
+	refuses(F_MEMBER, cases, FR_UNIT_COUNT(cases));
 }
 
 /* Whatever is not exactly one JSON object is FR_ERR_CORRUPT, for all
@@ -443,7 +574,7 @@ static void test_leader(void)
 		{ "{\"id\":1,\"dc\":\"a\",\"addr\":\"h:1\",\"epoch\":1,\"generation\":[]}",
 		  FR_ERR_INVAL, "leader: field 'generation'" },
 	};
-	struct topo_leader l, back, before;
+	struct topo_leader l, back;
 	enum fr_err err;
 	char *s;
 
@@ -456,31 +587,16 @@ static void test_leader(void)
 	s = topo_leader_encode(&l, &err);
 	CU_ASSERT_FATAL(s != NULL);
 	CU_ASSERT_EQUAL(leader_dec(s, &back), FR_OK);
-	CU_ASSERT(leader_eq(&l, &back));
+	CU_ASSERT(topo_leader_eq(&l, &back));
 	free(s);
 
 	CU_ASSERT_EQUAL(leader_dec(
 		"{\"id\":3,\"dc\":\"dc1\",\"addr\":\"10.0.0.3:7001\",\"epoch\":12,"
 		"\"generation\":7,\"future\":true}", &back), FR_OK);
-	CU_ASSERT(leader_eq(&l, &back));
+	CU_ASSERT(topo_leader_eq(&l, &back));
 
-	memset(&before, 0x5a, sizeof(before));
-	for (size_t i = 0; i < FR_UNIT_COUNT(cases); i++) {
-		back = before;
-		CU_ASSERT_EQUAL(leader_dec(cases[i].json, &back), cases[i].err);
-		CU_ASSERT(errmsg_has(cases[i].needle));
-		CU_ASSERT(memcmp(&back, &before, sizeof(back)) == 0);
-	}
+	refuses(F_LEADER, cases, FR_UNIT_COUNT(cases));
 
-	l.epoch = (uint64_t)INT64_MAX + 1;
-	CU_ASSERT_PTR_NULL(topo_leader_encode(&l, &err));
-	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("field 'epoch'"));
-	l.epoch = 1;
-	l.node_id = 0;
-	CU_ASSERT_PTR_NULL(topo_leader_encode(&l, &err));
-	CU_ASSERT(errmsg_has("field 'id'"));
-	CU_ASSERT_PTR_NULL(topo_leader_encode(NULL, &err));
 }
 
 /* ----------------------------------------------------------------------
@@ -498,7 +614,7 @@ static void test_model_roundtrip(void)
 	CU_ASSERT_EQUAL(err, FR_OK);
 	memset(&back, 0xab, sizeof(back));
 	CU_ASSERT_EQUAL(model_dec("ctr", s, &back), FR_OK);
-	CU_ASSERT(model_eq(&d, &back));
+	CU_ASSERT(topo_model_eq(&d, &back));
 	/* The JSON names the model: another znode name is refused. */
 	CU_ASSERT_EQUAL(model_dec("ctr2", s, &back), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("model 'ctr2': field 'name': 'ctr' does not match the znode name"));
@@ -517,7 +633,7 @@ static void test_model_roundtrip(void)
 	s = topo_model_encode(&d, &err);
 	CU_ASSERT_FATAL(s != NULL);
 	CU_ASSERT_EQUAL(model_dec("ctr", s, &back), FR_OK);
-	CU_ASSERT(model_eq(&d, &back));
+	CU_ASSERT(topo_model_eq(&d, &back));
 	free(s);
 
 	CU_ASSERT_EQUAL(model_dec("ctr",
@@ -555,7 +671,9 @@ static void test_model_bad_fields(void)
 		{ MODEL("1", "4", "[{\"rows\":1,\"dim\":1,\"dtype\":\"f32\"}]"),
 		  FR_ERR_INVAL, "model 'ctr': table 0: field 'name': missing" },
 		{ MODEL("1", "4", "[{\"name\":\"a b\",\"rows\":1,\"dim\":1,\"dtype\":\"f32\"}]"),
-		  FR_ERR_INVAL, "table 0: field 'name': 'a b' has byte 0x20" },
+		  FR_ERR_INVAL, "table 0: field 'name' 'a b' has byte 0x20" },
+		{ MODEL("1", "4", "[{\"name\":\".\",\"rows\":1,\"dim\":1,\"dtype\":\"f32\"}]"),
+		  FR_ERR_INVAL, "table 0: field 'name' '.' is a path element" },
 		{ MODEL("1", "4", "[{\"name\":\"t\",\"rows\":0,\"dim\":1,\"dtype\":\"f32\"}]"),
 		  FR_ERR_INVAL, "table 0: field 'rows'" },
 		{ MODEL("1", "4", "[{\"name\":\"t\",\"rows\":1,\"dim\":65537,\"dtype\":\"f32\"}]"),
@@ -584,23 +702,11 @@ static void test_model_bad_fields(void)
 		{ "{\"name\":\"ctr\",\"priority\":1,\"shards\":4}",
 		  FR_ERR_INVAL, "field 'tables': missing" },
 	};
-	struct shard_model_def d, before;
+	struct shard_model_def d;
 	char big[16384];
 	size_t len;
 
-	memset(&before, 0x5a, sizeof(before));
-	for (size_t i = 0; i < FR_UNIT_COUNT(cases); i++) {
-		enum fr_err err;
-
-		d = before;
-		err = model_dec("ctr", cases[i].json, &d);
-		if (err != cases[i].err)
-			fprintf(stderr, "\n  case %zu: got %d for %s\n", i,
-				(int)err, cases[i].json);
-		CU_ASSERT_EQUAL(err, cases[i].err);
-		CU_ASSERT(errmsg_has(cases[i].needle));
-		CU_ASSERT(memcmp(&d, &before, sizeof(d)) == 0);
-	}
+	refuses(F_MODEL, cases, FR_UNIT_COUNT(cases));
 
 	/* 65 tables. */
 	len = (size_t)snprintf(big, sizeof(big),
@@ -619,141 +725,117 @@ static void test_model_bad_fields(void)
 	CU_ASSERT(errmsg_has("model: znode name"));
 	CU_ASSERT_EQUAL(model_dec("", MODEL("1", "1", "[" TBL "]"), &d),
 			FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(model_dec("..", MODEL("1", "1", "[" TBL "]"), &d),
+			FR_ERR_INVAL);
+	CU_ASSERT(errmsg_has("model: znode name '..' is a path element"));
 	CU_ASSERT_EQUAL(topo_model_decode(NULL, "{}", 2, &d), FR_ERR_INVAL);
 }
 
-static void test_model_encode_refuses(void)
-{
-	struct shard_model_def d;
-	enum fr_err err;
-
-	d = sample_model();
-	d.shards = 0;
-	CU_ASSERT_PTR_NULL(topo_model_encode(&d, &err));
-	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("shards"));
-
-	d = sample_model();
-	snprintf(d.tables[1].name, sizeof(d.tables[1].name), "users");
-	CU_ASSERT_PTR_NULL(topo_model_encode(&d, &err));
-	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("duplicate"));
-
-	d = sample_model();
-	d.tables[0].rows = (uint64_t)INT64_MAX + 1;
-	d.tables[0].dim = 1;
-	CU_ASSERT_PTR_NULL(topo_model_encode(&d, &err));
-	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("rows"));
-
-	d = sample_model();
-	d.tables[0].dtype = (enum shard_dtype)9;
-	CU_ASSERT_PTR_NULL(topo_model_encode(&d, &err));
-	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
-
-	CU_ASSERT_PTR_NULL(topo_model_encode(NULL, &err));
-	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
-}
-
 /* ----------------------------------------------------------------------
- * Mutation: whatever a decoder accepts is something the encoder writes
- * and the decoder reads back unchanged.
+ * Encoders refuse what decoders would
  * -------------------------------------------------------------------- */
 
-static void mutate(char *s, size_t *len, size_t cap)
-{
-	static const char alphabet[] = "{}[]\":,0123456789-.eE ntfa_\\u";
-	size_t pos = *len ? rnd(*len) : 0;
+static const struct patch member_patches[] = {
+	{ FIELD(struct topo_member, node_id), NULL, 0, "field 'id'" },
+	{ FIELD(struct topo_member, node_id), NULL, UINT32_MAX,
+	  "field 'id'" },
+	{ FIELD(struct topo_member, dc), FILL, 0, "field 'dc'" },
+	{ FIELD(struct topo_member, addr), "nohost", 0,
+	  "field 'addr'" },
+	{ FIELD(struct topo_member, admin), "h:99999", 0,
+	  "field 'admin'" },
+	{ FIELD(struct topo_member, roles), "a,,b", 0,
+	  "field 'roles'" },
+	{ FIELD(struct topo_member, roles), "a,", 0, "field 'roles'" },
+	{ FIELD(struct topo_member, roles), "A", 0, "field 'roles'" },
+	{ FIELD(struct topo_member, generation), NULL, TOO_BIG,
+	  "field 'generation'" },
+	{ FIELD(struct topo_member, nmodels), NULL,
+	  TOPO_MEMBER_MODELS_MAX + 1, "field 'models': 17 entries" },
+	{ FIELD(struct topo_member, models[1].model), "ctr", 0,
+	  "model 'ctr' appears twice" },
+	{ FIELD(struct topo_member, models[0].role), "leader", 0,
+	  "model 'ctr': field 'role': 'leader' is not a role" },
+	{ FIELD(struct topo_member, models[0].model), "c/r", 0,
+	  "field 'models': entry 0" },
+	{ FIELD(struct topo_member, models[0].role), FILL, 0,
+	  "field 'role'" },
+	{ FIELD(struct topo_member, models[0].cut), NULL, TOO_BIG,
+	  "model 'ctr': field 'cut'" },
+};
 
-	switch (rnd(4)) {
-	case 0:		/* overwrite with an interesting byte */
-		if (*len)
-			s[pos] = alphabet[rnd(sizeof(alphabet) - 1)];
-		break;
-	case 1:		/* overwrite with any byte */
-		if (*len)
-			s[pos] = (char)rnd(256);
-		break;
-	case 2:		/* delete */
-		if (*len) {
-			memmove(s + pos, s + pos + 1, *len - pos - 1);
-			(*len)--;
-		}
-		break;
-	default:	/* insert */
-		if (*len + 1 < cap) {
-			memmove(s + pos + 1, s + pos, *len - pos);
-			s[pos] = alphabet[rnd(sizeof(alphabet) - 1)];
-			(*len)++;
-		}
-		break;
-	}
-}
+static const struct patch leader_patches[] = {
+	{ FIELD(struct topo_leader, epoch), NULL, TOO_BIG,
+	  "field 'epoch'" },
+	{ FIELD(struct topo_leader, node_id), NULL, 0, "field 'id'" },
+	{ FIELD(struct topo_leader, dc), "a b", 0, "field 'dc'" },
+	{ FIELD(struct topo_leader, addr), "h", 0, "field 'addr'" },
+};
 
-static void test_mutations(void)
+static const struct patch model_patches[] = {
+	{ FIELD(struct shard_model_def, shards), NULL, 0, "shards" },
+	{ FIELD(struct shard_model_def, tables[1].name), "users", 0,
+	  "duplicate" },
+	{ FIELD(struct shard_model_def, tables[0].dim), NULL, 1, NULL },
+	{ FIELD(struct shard_model_def, tables[0].rows), NULL, TOO_BIG,
+	  "rows" },
+	{ FIELD(struct shard_model_def, tables[0].dtype), NULL, 9,
+	  "" },
+};
+
+static const struct patch rollback_patches[] = {
+	{ FIELD(struct topo_rollback, t), NULL, 0,
+	  "rollback: field 't'" },
+	{ FIELD(struct topo_rollback, r), NULL, 1234,
+	  "field 'r': 1234 is not above t = 1234" },
+	{ FIELD(struct topo_rollback, r), NULL, TOO_BIG, "field 'r'" },
+	{ FIELD(struct topo_rollback, at_ms), NULL, UINT64_MAX,
+	  "field 'at'" },
+	{ FIELD(struct topo_rollback, reason), "au\tc", 0,
+	  "field 'reason': byte 0x09 at 2" },
+	{ FIELD(struct topo_rollback, who), FILL, 0, "field 'who'" },
+};
+
+static const struct patch health_patches[] = {
+	{ FIELD(struct topo_health, state), NULL, 3,
+	  "health: field 'state': 3 is not a state" },
+	{ FIELD(struct topo_health, nhistory), NULL,
+	  TOPO_HISTORY_MAX + 1, "health: field 'history': 33 entries" },
+	{ FIELD(struct topo_health, nhistory), NULL, 2, NULL },
+	{ FIELD(struct topo_health, history[1].why), "\n", 0,
+	  "field 'history': entry 1: field 'why'" },
+	{ FIELD(struct topo_health, epoch), NULL, UINT64_MAX,
+	  "health: field 'epoch'" },
+	{ FIELD(struct topo_health, by), FILL, 0, "health: field 'by'" },
+};
+
+static void test_encoders_refuse(void)
 {
-	struct topo_member m = sample_member(), mm, mm2;
-	struct topo_leader l = { .dc = "dc1", .node_id = 9,
-				 .addr = "[::1]:7001", .epoch = 44,
-				 .generation = 3 }, ll, ll2;
-	struct shard_model_def d = sample_model(), dd, dd2;
-	char *seeds[3];
-	unsigned accepted[3] = { 0, 0, 0 };
+	static const struct {
+		enum format f;
+		const struct patch *patches;
+		size_t n;
+	} tables[] = {
+		{ F_MEMBER, member_patches, FR_UNIT_COUNT(member_patches) },
+		{ F_LEADER, leader_patches, FR_UNIT_COUNT(leader_patches) },
+		{ F_MODEL, model_patches, FR_UNIT_COUNT(model_patches) },
+		{ F_ROLLBACK, rollback_patches,
+		  FR_UNIT_COUNT(rollback_patches) },
+		{ F_HEALTH, health_patches, FR_UNIT_COUNT(health_patches) },
+	};
+	union value *base = malloc(sizeof(*base));
 	enum fr_err err;
 
-	seeds[0] = topo_member_encode(&m, &err);
-	seeds[1] = topo_leader_encode(&l, &err);
-	seeds[2] = topo_model_encode(&d, &err);
-	CU_ASSERT_FATAL(seeds[0] && seeds[1] && seeds[2]);
-	rng_state = 0x70706f6c6f6779ULL;
-	for (int k = 0; k < 3; k++) {
-		for (int iter = 0; iter < 4000; iter++) {
-			char buf[1024], *p, *again;
-			size_t len = strlen(seeds[k]);
-			int nmut = 1 + (int)rnd(3);
-
-			CU_ASSERT_FATAL(len < sizeof(buf));
-			memcpy(buf, seeds[k], len);
-			for (int j = 0; j < nmut; j++)
-				mutate(buf, &len, sizeof(buf));
-			p = malloc(len ? len : 1);
-			CU_ASSERT_FATAL(p != NULL);
-			memcpy(p, buf, len);
-			if (k == 0 && topo_member_decode(p, len, &mm) == FR_OK) {
-				accepted[k]++;
-				again = topo_member_encode(&mm, &err);
-				CU_ASSERT_FATAL(again != NULL);
-				CU_ASSERT_EQUAL(member_dec(again, &mm2), FR_OK);
-				CU_ASSERT(member_eq(&mm, &mm2));
-				free(again);
-			} else if (k == 1 &&
-				   topo_leader_decode(p, len, &ll) == FR_OK) {
-				accepted[k]++;
-				again = topo_leader_encode(&ll, &err);
-				CU_ASSERT_FATAL(again != NULL);
-				CU_ASSERT_EQUAL(leader_dec(again, &ll2), FR_OK);
-				CU_ASSERT(leader_eq(&ll, &ll2));
-				free(again);
-			} else if (k == 2 &&
-				   topo_model_decode("ctr", p, len, &dd) ==
-					   FR_OK) {
-				accepted[k]++;
-				again = topo_model_encode(&dd, &err);
-				CU_ASSERT_FATAL(again != NULL);
-				CU_ASSERT_EQUAL(model_dec("ctr", again, &dd2),
-						FR_OK);
-				CU_ASSERT(model_eq(&dd, &dd2));
-				free(again);
-			}
-			free(p);
-		}
-		/* Some mutants (a changed digit, added space) still parse:
-		 * the loop exercised the accept path too. */
-		CU_ASSERT(accepted[k] > 0);
-		CU_ASSERT(accepted[k] < 4000);
+	CU_ASSERT_FATAL(base != NULL);
+	for (size_t i = 0; i < FR_UNIT_COUNT(tables); i++) {
+		sample_as(tables[i].f, base);
+		encoder_refuses(tables[i].f, base, tables[i].patches,
+				tables[i].n);
+		err = FR_OK;
+		CU_ASSERT_PTR_NULL(encode_as(tables[i].f, NULL, &err));
+		CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
 	}
-	for (int k = 0; k < 3; k++)
-		free(seeds[k]);
+	free(base);
 }
 
 /* ----------------------------------------------------------------------
@@ -853,22 +935,8 @@ static void test_election_rank(void)
 }
 
 /* ----------------------------------------------------------------------
- * Issue #6: member status, rollback directives, health, role overrides
+ * Member status, rollback directives, health, role overrides
  * -------------------------------------------------------------------- */
-
-static void add_status(struct topo_member *m, const char *model,
-		       const char *role, uint64_t epoch, uint64_t cut,
-		       uint64_t horizon)
-{
-	struct topo_model_status *s = &m->models[m->nmodels++];
-
-	memset(s, 0, sizeof(*s));
-	snprintf(s->model, sizeof(s->model), "%s", model);
-	snprintf(s->role, sizeof(s->role), "%s", role);
-	s->epoch = epoch;
-	s->cut = cut;
-	s->horizon = horizon;
-}
 
 static void test_member_models_roundtrip(void)
 {
@@ -876,7 +944,7 @@ static void test_member_models_roundtrip(void)
 	enum fr_err err;
 	char *s, *s2;
 
-	/* No status: no "models" key at all (the pre-#6 form). */
+	/* No status: no "models" key at all (the form before statuses). */
 	s = topo_member_encode(&m, &err);
 	CU_ASSERT_FATAL(s != NULL);
 	CU_ASSERT(strstr(s, "models") == NULL);
@@ -893,7 +961,7 @@ static void test_member_models_roundtrip(void)
 			 "\"epoch\":2,\"cut\":1234,\"horizon\":1000}") != NULL);
 	memset(&back, 0xab, sizeof(back));
 	CU_ASSERT_EQUAL(member_dec(s, &back), FR_OK);
-	CU_ASSERT(member_eq(&m, &back));
+	CU_ASSERT(topo_member_eq(&m, &back));
 	CU_ASSERT_STRING_EQUAL(back.models[0].model, "zeta");
 	CU_ASSERT_STRING_EQUAL(back.models[1].model, "alpha");
 	s2 = topo_member_encode(&back, &err);
@@ -914,7 +982,7 @@ static void test_member_models_roundtrip(void)
 	CU_ASSERT_FATAL(s != NULL);
 	CU_ASSERT_EQUAL(member_dec(s, &back), FR_OK);
 	CU_ASSERT_EQUAL(back.nmodels, TOPO_MEMBER_MODELS_MAX);
-	CU_ASSERT(member_eq(&m, &back));
+	CU_ASSERT(topo_member_eq(&m, &back));
 	free(s);
 
 	/* The documented form; unknown keys inside an entry are ignored. */
@@ -947,9 +1015,9 @@ static void test_member_models_bad(void)
 		{ ST("[]"), FR_ERR_INVAL, "member: field 'models': expected an object" },
 		{ ST("5"), FR_ERR_INVAL, "field 'models': expected an object" },
 		{ ST("{\"a b\":" ENTRY("\"serving\"", "0", "0", "0") "}"),
-		  FR_ERR_INVAL, "field 'models': model name: 'a b' has byte 0x20" },
+		  FR_ERR_INVAL, "field 'models': model name 'a b' has byte 0x20" },
 		{ ST("{\"\":" ENTRY("\"serving\"", "0", "0", "0") "}"),
-		  FR_ERR_INVAL, "field 'models': model name: empty" },
+		  FR_ERR_INVAL, "field 'models': model name is empty" },
 		{ ST("{\"ctr\":5}"), FR_ERR_INVAL,
 		  "field 'models': model 'ctr': expected an object" },
 		{ ST("{\"ctr\":{\"epoch\":0,\"cut\":0,\"horizon\":0}}"),
@@ -981,18 +1049,7 @@ static void test_member_models_bad(void)
 	size_t off;
 
 	memset(&before, 0x5a, sizeof(before));
-	for (size_t i = 0; i < FR_UNIT_COUNT(cases); i++) {
-		enum fr_err err;
-
-		m = before;
-		err = member_dec(cases[i].json, &m);
-		if (err != cases[i].err)
-			fprintf(stderr, "\n  case %zu: got %d for %s\n", i,
-				(int)err, cases[i].json);
-		CU_ASSERT_EQUAL(err, cases[i].err);
-		CU_ASSERT(errmsg_has(cases[i].needle));
-		CU_ASSERT(memcmp(&m, &before, sizeof(m)) == 0);
-	}
+	refuses(F_MEMBER, cases, FR_UNIT_COUNT(cases));
 	/* One entry too many. */
 	off = (size_t)snprintf(big, sizeof(big),
 			       "{\"id\":3,\"dc\":\"a\",\"addr\":\"h:1\",\"admin\":\"h:2\","
@@ -1006,78 +1063,6 @@ static void test_member_models_bad(void)
 	CU_ASSERT_EQUAL(member_dec(big, &m), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("field 'models': 17 entries, expected at most 16"));
 	CU_ASSERT(memcmp(&m, &before, sizeof(m)) == 0);
-}
-
-static void test_member_models_encode_refuses(void)
-{
-	struct topo_member m;
-	enum fr_err err;
-
-	m = sample_member();
-	for (int i = 0; i < TOPO_MEMBER_MODELS_MAX; i++)
-		add_status(&m, "x", "serving", 0, 0, 0);
-	snprintf(m.models[1].model, sizeof(m.models[1].model), "y");
-	m.nmodels = 2;
-	{
-		char *ok = topo_member_encode(&m, &err);
-
-		CU_ASSERT_PTR_NOT_NULL(ok);
-		free(ok);
-	}
-
-	m.nmodels = TOPO_MEMBER_MODELS_MAX + 1;
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("field 'models': 17 entries"));
-
-	m = sample_member();
-	add_status(&m, "ctr", "serving", 0, 0, 0);
-	add_status(&m, "ctr", "canary", 0, 0, 0);
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT(errmsg_has("model 'ctr' appears twice"));
-
-	m = sample_member();
-	add_status(&m, "ctr", "leader", 0, 0, 0);
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT(errmsg_has("model 'ctr': field 'role': 'leader' is not a role"));
-
-	m = sample_member();
-	add_status(&m, "c/r", "serving", 0, 0, 0);
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT(errmsg_has("field 'models': entry 0"));
-
-	m = sample_member();
-	add_status(&m, "ctr", "serving", 0, 0, 0);
-	memset(m.models[0].role, 'a', sizeof(m.models[0].role));
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT(errmsg_has("field 'role'"));
-
-	m = sample_member();
-	add_status(&m, "ctr", "serving", 0, (uint64_t)INT64_MAX + 1, 0);
-	CU_ASSERT_PTR_NULL(topo_member_encode(&m, &err));
-	CU_ASSERT(errmsg_has("model 'ctr': field 'cut'"));
-}
-
-static struct topo_rollback sample_rollback(void)
-{
-	struct topo_rollback d;
-
-	memset(&d, 0, sizeof(d));
-	d.t = 1234;
-	d.r = 5678;
-	d.at_ms = 1764050000000ull;
-	snprintf(d.reason, sizeof(d.reason), "auc -0.04");
-	snprintf(d.who, sizeof(d.who), "witness@h1");
-	return d;
-}
-
-static bool rollback_eq(const struct topo_rollback *a,
-			const struct topo_rollback *b)
-{
-	return a->seq == b->seq && a->epoch == b->epoch && a->t == b->t &&
-	       a->r == b->r && a->at_ms == b->at_ms &&
-	       strcmp(a->reason, b->reason) == 0 &&
-	       strcmp(a->who, b->who) == 0;
 }
 
 static enum fr_err rollback_dec(uint64_t seq, const char *s,
@@ -1108,7 +1093,7 @@ static void test_rollback_roundtrip(void)
 	CU_ASSERT_EQUAL(back.epoch, 42);
 	d.seq = 41;
 	d.epoch = 42;
-	CU_ASSERT(rollback_eq(&d, &back));
+	CU_ASSERT(topo_rollback_eq(&d, &back));
 	free(s);
 
 	/* The extremes. */
@@ -1125,7 +1110,7 @@ static void test_rollback_roundtrip(void)
 	CU_ASSERT_EQUAL(back.epoch, 10000000000ull);
 	d.seq = 9999999999ull;
 	d.epoch = 10000000000ull;
-	CU_ASSERT(rollback_eq(&d, &back));
+	CU_ASSERT(topo_rollback_eq(&d, &back));
 	free(s);
 	d.t = (uint64_t)INT64_MAX - 1;
 	d.r = (uint64_t)INT64_MAX;
@@ -1190,18 +1175,7 @@ static void test_rollback_bad(void)
 	char big[600];
 
 	memset(&before, 0x5a, sizeof(before));
-	for (size_t i = 0; i < FR_UNIT_COUNT(cases); i++) {
-		enum fr_err err;
-
-		d = before;
-		err = rollback_dec(1, cases[i].json, &d);
-		if (err != cases[i].err)
-			fprintf(stderr, "\n  case %zu: got %d for %s\n", i,
-				(int)err, cases[i].json);
-		CU_ASSERT_EQUAL(err, cases[i].err);
-		CU_ASSERT(errmsg_has(cases[i].needle));
-		CU_ASSERT(memcmp(&d, &before, sizeof(d)) == 0);
-	}
+	refuses(F_ROLLBACK, cases, FR_UNIT_COUNT(cases));
 	/* Text past its maximum. */
 	snprintf(big, sizeof(big), "{\"t\":1,\"r\":2,\"reason\":\"%0256d\"}", 0);
 	d = before;
@@ -1216,39 +1190,6 @@ static void test_rollback_bad(void)
 			FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("rollback: sequence 10000000000 is out of range"));
 	CU_ASSERT_EQUAL(topo_rollback_decode(1, NULL, 0, &d), FR_ERR_CORRUPT);
-}
-
-static void test_rollback_encode_refuses(void)
-{
-	struct topo_rollback d;
-	enum fr_err err;
-
-	d = sample_rollback();
-	d.t = 0;
-	CU_ASSERT_PTR_NULL(topo_rollback_encode(&d, &err));
-	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("rollback: field 't'"));
-	d = sample_rollback();
-	d.r = d.t;
-	CU_ASSERT_PTR_NULL(topo_rollback_encode(&d, &err));
-	CU_ASSERT(errmsg_has("field 'r': 1234 is not above t = 1234"));
-	d.r = (uint64_t)INT64_MAX + 1;
-	CU_ASSERT_PTR_NULL(topo_rollback_encode(&d, &err));
-	CU_ASSERT(errmsg_has("field 'r'"));
-	d = sample_rollback();
-	d.at_ms = UINT64_MAX;
-	CU_ASSERT_PTR_NULL(topo_rollback_encode(&d, &err));
-	CU_ASSERT(errmsg_has("field 'at'"));
-	d = sample_rollback();
-	d.reason[2] = '\t';
-	CU_ASSERT_PTR_NULL(topo_rollback_encode(&d, &err));
-	CU_ASSERT(errmsg_has("field 'reason': byte 0x09 at 2"));
-	d = sample_rollback();
-	memset(d.who, 'w', sizeof(d.who));   /* not terminated */
-	CU_ASSERT_PTR_NULL(topo_rollback_encode(&d, &err));
-	CU_ASSERT(errmsg_has("field 'who'"));
-	CU_ASSERT_PTR_NULL(topo_rollback_encode(NULL, &err));
-	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
 }
 
 static void test_rollback_name(void)
@@ -1276,21 +1217,6 @@ static void test_rollback_name(void)
 	CU_ASSERT_EQUAL(topo_rollback_parse_name(NULL, &seq), FR_ERR_INVAL);
 }
 
-static bool health_eq(const struct topo_health *a, const struct topo_health *b)
-{
-	if (a->state != b->state || a->at_ms != b->at_ms ||
-	    strcmp(a->by, b->by) || strcmp(a->why, b->why) ||
-	    a->epoch != b->epoch || a->nhistory != b->nhistory)
-		return false;
-	for (uint32_t i = 0; i < a->nhistory; i++)
-		if (a->history[i].state != b->history[i].state ||
-		    a->history[i].at_ms != b->history[i].at_ms ||
-		    strcmp(a->history[i].by, b->history[i].by) ||
-		    strcmp(a->history[i].why, b->history[i].why))
-			return false;
-	return true;
-}
-
 static enum fr_err health_dec(const char *s, struct topo_health *h)
 {
 	size_t len;
@@ -1301,42 +1227,50 @@ static enum fr_err health_dec(const char *s, struct topo_health *h)
 	return err;
 }
 
-/* Health structs are ~13 KB: on the heap. */
-static struct topo_health *health_new(void)
-{
-	struct topo_health *h = calloc(1, sizeof(*h));
-
-	CU_ASSERT_FATAL(h != NULL);
-	return h;
-}
-
 static void test_health_names_push(void)
 {
+	static const struct {
+		enum topo_health_state s;
+		const char *name;
+	} names[] = {
+		{ TOPO_HEALTHY, "healthy" },
+		{ TOPO_UNCERTAIN, "uncertain" },
+		{ TOPO_CORRUPTED, "corrupted" },
+	};
+	static const char *const not_states[] = {
+		"Healthy", "", "healthy ", "corrupt", "invalid", NULL,
+	};
+	static const struct {
+		const char *role;
+		bool valid;
+	} roles[] = {
+		{ "serving", true }, { "canary", true }, { "baseline", true },
+		{ "Serving", false }, { "", false }, { "candidate", false },
+		{ NULL, false },
+	};
 	struct topo_health *h = health_new();
 	enum topo_health_state st;
 
-	CU_ASSERT_STRING_EQUAL(topo_health_name(TOPO_HEALTHY), "healthy");
-	CU_ASSERT_STRING_EQUAL(topo_health_name(TOPO_UNCERTAIN), "uncertain");
-	CU_ASSERT_STRING_EQUAL(topo_health_name(TOPO_CORRUPTED), "corrupted");
+	for (size_t i = 0; i < FR_UNIT_COUNT(names); i++) {
+		CU_ASSERT_STRING_EQUAL(topo_health_name(names[i].s),
+				       names[i].name);
+		st = (enum topo_health_state)7;
+		CU_ASSERT_EQUAL(topo_health_parse(names[i].name, &st), FR_OK);
+		CU_ASSERT_EQUAL(st, names[i].s);
+	}
 	CU_ASSERT_STRING_EQUAL(topo_health_name((enum topo_health_state)9),
 			       "invalid");
-	CU_ASSERT_EQUAL(topo_health_parse("corrupted", &st), FR_OK);
-	CU_ASSERT_EQUAL(st, TOPO_CORRUPTED);
-	CU_ASSERT_EQUAL(topo_health_parse("uncertain", &st), FR_OK);
-	CU_ASSERT_EQUAL(st, TOPO_UNCERTAIN);
-	st = TOPO_UNCERTAIN;
+	for (size_t i = 0; i < FR_UNIT_COUNT(not_states); i++) {
+		st = TOPO_UNCERTAIN;
+		CU_ASSERT_EQUAL(topo_health_parse(not_states[i], &st),
+				FR_ERR_INVAL);
+		CU_ASSERT_EQUAL(st, TOPO_UNCERTAIN);
+	}
+	CU_ASSERT(errmsg_has("health state '(null)' is unknown"));
 	CU_ASSERT_EQUAL(topo_health_parse("Healthy", &st), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("health state 'Healthy' is unknown"));
-	CU_ASSERT_EQUAL(st, TOPO_UNCERTAIN);
-	CU_ASSERT_EQUAL(topo_health_parse(NULL, &st), FR_ERR_INVAL);
-
-	CU_ASSERT(topo_role_valid("serving"));
-	CU_ASSERT(topo_role_valid("canary"));
-	CU_ASSERT(topo_role_valid("baseline"));
-	CU_ASSERT(!topo_role_valid("Serving"));
-	CU_ASSERT(!topo_role_valid(""));
-	CU_ASSERT(!topo_role_valid("candidate"));
-	CU_ASSERT(!topo_role_valid(NULL));
+	for (size_t i = 0; i < FR_UNIT_COUNT(roles); i++)
+		CU_ASSERT_EQUAL(topo_role_valid(roles[i].role), roles[i].valid);
 
 	/* A never-set state (absent znode) leaves no history behind. */
 	topo_health_push(h, TOPO_CORRUPTED, "witness@h1", "auc -0.04", 100);
@@ -1385,7 +1319,7 @@ static void test_health_roundtrip(void)
 	CU_ASSERT_STRING_EQUAL(s, "{\"state\":\"healthy\",\"by\":\"\",\"why\":\"\","
 			       "\"at\":0,\"epoch\":0,\"history\":[]}");
 	CU_ASSERT_EQUAL(health_dec(s, back), FR_OK);
-	CU_ASSERT(health_eq(h, back));
+	CU_ASSERT(topo_health_eq(h, back));
 	free(s);
 	for (int i = 0; i < TOPO_HISTORY_MAX + 3; i++)
 		topo_health_push(h, (enum topo_health_state)(i % 3),
@@ -1395,7 +1329,7 @@ static void test_health_roundtrip(void)
 	CU_ASSERT_FATAL(s != NULL);
 	memset(back, 0x5a, sizeof(*back));
 	CU_ASSERT_EQUAL(health_dec(s, back), FR_OK);
-	CU_ASSERT(health_eq(h, back));
+	CU_ASSERT(topo_health_eq(h, back));
 	s2 = topo_health_encode(back, &err);
 	CU_ASSERT_FATAL(s2 != NULL);
 	CU_ASSERT_STRING_EQUAL(s, s2);
@@ -1460,18 +1394,8 @@ static void test_health_bad(void)
 	size_t off;
 
 	memset(before, 0x5a, sizeof(*before));
-	for (size_t i = 0; i < FR_UNIT_COUNT(cases); i++) {
-		enum fr_err err;
-
-		*h = *before;
-		err = health_dec(cases[i].json, h);
-		if (err != cases[i].err)
-			fprintf(stderr, "\n  case %zu: got %d for %s\n", i,
-				(int)err, cases[i].json);
-		CU_ASSERT_EQUAL(err, cases[i].err);
-		CU_ASSERT(errmsg_has(cases[i].needle));
-		CU_ASSERT(memcmp(h, before, sizeof(*h)) == 0);
-	}
+	refuses(F_HEALTH, cases, FR_UNIT_COUNT(cases));
+	*h = *before;
 	off = (size_t)snprintf(big, sizeof(big),
 			       "{\"state\":\"healthy\",\"history\":[");
 	for (int i = 0; i <= TOPO_HISTORY_MAX; i++)
@@ -1487,35 +1411,6 @@ static void test_health_bad(void)
 	CU_ASSERT(memcmp(h, before, sizeof(*h)) == 0);
 	free(h);
 	free(before);
-}
-
-static void test_health_encode_refuses(void)
-{
-	struct topo_health *h = health_new();
-	enum fr_err err;
-
-	h->state = (enum topo_health_state)3;
-	CU_ASSERT_PTR_NULL(topo_health_encode(h, &err));
-	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("health: field 'state': 3 is not a state"));
-	memset(h, 0, sizeof(*h));
-	h->nhistory = TOPO_HISTORY_MAX + 1;
-	CU_ASSERT_PTR_NULL(topo_health_encode(h, &err));
-	CU_ASSERT(errmsg_has("health: field 'history': 33 entries"));
-	h->nhistory = 2;
-	h->history[1].why[0] = '\n';
-	CU_ASSERT_PTR_NULL(topo_health_encode(h, &err));
-	CU_ASSERT(errmsg_has("field 'history': entry 1: field 'why'"));
-	memset(h, 0, sizeof(*h));
-	h->epoch = UINT64_MAX;
-	CU_ASSERT_PTR_NULL(topo_health_encode(h, &err));
-	CU_ASSERT(errmsg_has("health: field 'epoch'"));
-	memset(h, 0, sizeof(*h));
-	memset(h->by, 'b', sizeof(h->by));
-	CU_ASSERT_PTR_NULL(topo_health_encode(h, &err));
-	CU_ASSERT(errmsg_has("health: field 'by'"));
-	CU_ASSERT_PTR_NULL(topo_health_encode(NULL, &err));
-	free(h);
 }
 
 static enum fr_err roles_dec(const char *s, struct topo_role_override *o,
@@ -1583,18 +1478,7 @@ static void test_roles(void)
 	free(s);
 
 	memset(before, 0x5a, sizeof(before));
-	for (size_t i = 0; i < FR_UNIT_COUNT(cases); i++) {
-		memcpy(back, before, sizeof(back));
-		n = 77;
-		err = roles_dec(cases[i].json, back, 8, &n);
-		if (err != cases[i].err)
-			fprintf(stderr, "\n  case %zu: got %d for %s\n", i,
-				(int)err, cases[i].json);
-		CU_ASSERT_EQUAL(err, cases[i].err);
-		CU_ASSERT(errmsg_has(cases[i].needle));
-		CU_ASSERT(memcmp(back, before, sizeof(back)) == 0);
-		CU_ASSERT_EQUAL(n, 77);
-	}
+	refuses(F_ROLES, cases, FR_UNIT_COUNT(cases));
 	/* No room: FR_ERR_RANGE, nothing written. */
 	memcpy(back, before, sizeof(back));
 	CU_ASSERT_EQUAL(roles_dec("{\"1\":\"canary\",\"2\":\"canary\"}", back,
@@ -1653,91 +1537,148 @@ static void test_roles(void)
 	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
 }
 
-/* The mutation loop of test_mutations for the #6 decoders. */
-static void test_mutations_new(void)
-{
-	struct topo_member m = sample_member(), mm, mm2;
-	struct topo_rollback d = sample_rollback(), dd, dd2;
-	struct topo_health *h = health_new(), *hh = health_new(),
-			   *hh2 = health_new();
-	struct topo_role_override o[2] = { { 3, "canary" }, { 9, "baseline" } };
-	struct topo_role_override oo[TOPO_ROLE_OVERRIDES_MAX];
-	struct topo_role_override oo2[TOPO_ROLE_OVERRIDES_MAX];
-	unsigned accepted[4] = { 0, 0, 0, 0 };
-	char *seeds[4];
-	enum fr_err err;
-	uint32_t n, n2;
+/* ----------------------------------------------------------------------
+ * Mutation: whatever a decoder accepts is something the encoder writes
+ * and the decoder reads back unchanged, for every format.
+ * -------------------------------------------------------------------- */
 
-	add_status(&m, "ctr", "baseline", 2, 1234, 1000);
-	add_status(&m, "rank", "canary", 1, 99, 5);
-	topo_health_push(h, TOPO_CORRUPTED, "witness@h1", "auc", 10);
-	topo_health_push(h, TOPO_HEALTHY, "sre", "fixed", 20);
-	h->epoch = 4;
-	seeds[0] = topo_member_encode(&m, &err);
-	seeds[1] = topo_rollback_encode(&d, &err);
-	seeds[2] = topo_health_encode(h, &err);
-	seeds[3] = topo_roles_encode(o, 2, &err);
-	CU_ASSERT_FATAL(seeds[0] && seeds[1] && seeds[2] && seeds[3]);
-	rng_state = 0x726f6c6c6261636bULL;
-	for (int k = 0; k < 4; k++) {
-		for (int iter = 0; iter < 3000; iter++) {
-			char buf[1024], *p, *again;
-			size_t len = strlen(seeds[k]);
+/* One random edit of s[0..*len) (room for cap bytes). */
+static void mutate(char *s, size_t *len, size_t cap)
+{
+	static const char alphabet[] = "{}[]\":,0123456789-.eE ntfa_\\u";
+	size_t pos = *len ? rnd(*len) : 0;
+
+	switch (rnd(4)) {
+	case 0:		/* overwrite with an interesting byte */
+		if (*len)
+			s[pos] = alphabet[rnd(sizeof(alphabet) - 1)];
+		break;
+	case 1:		/* overwrite with any byte */
+		if (*len)
+			s[pos] = (char)rnd(256);
+		break;
+	case 2:		/* delete */
+		if (*len) {
+			memmove(s + pos, s + pos + 1, *len - pos - 1);
+			(*len)--;
+		}
+		break;
+	default:	/* insert */
+		if (*len + 1 < cap) {
+			memmove(s + pos + 1, s + pos, *len - pos);
+			s[pos] = alphabet[rnd(sizeof(alphabet) - 1)];
+			(*len)++;
+		}
+		break;
+	}
+}
+
+/* p[0..len) decoded as f: when it is accepted, it re-encodes to what
+ * decodes to the same again.  true when accepted. */
+static bool accepted_again(enum format f, const char *p, size_t len)
+{
+	union value *x = calloc(1, sizeof(*x)), *y = calloc(1, sizeof(*y));
+	enum fr_err err;
+	char *s, *q;
+	size_t n;
+	bool ok;
+
+	CU_ASSERT_FATAL(x && y);
+	ok = decode_as(f, p, len, x) == FR_OK;
+	if (ok) {
+		s = encode_as(f, x, &err);
+		CU_ASSERT_FATAL(s != NULL);
+		q = exact(s, &n);
+		CU_ASSERT_EQUAL(decode_as(f, q, n, y), FR_OK);
+		CU_ASSERT(eq_as(f, x, y));
+		free(q);
+		free(s);
+	}
+	free(x);
+	free(y);
+	return ok;
+}
+
+static void test_mutations(void)
+{
+	enum { ITERS = 3000 };
+	/* Every format, and a member without status (the form before
+	 * statuses) as well. */
+	static const enum format formats[] = {
+		F_MEMBER, F_MEMBER, F_LEADER, F_MODEL, F_ROLLBACK, F_HEALTH,
+		F_ROLES,
+	};
+	union value *seeds = calloc(FR_UNIT_COUNT(formats), sizeof(*seeds));
+	enum fr_err err;
+
+	CU_ASSERT_FATAL(seeds != NULL);
+	for (size_t k = 0; k < FR_UNIT_COUNT(formats); k++)
+		sample_as(formats[k], &seeds[k]);
+	seeds[0].m = sample_member();
+	rng_state = 0x70706f6c6f6779ULL;
+	for (size_t k = 0; k < FR_UNIT_COUNT(formats); k++) {
+		char *seed = encode_as(formats[k], &seeds[k], &err);
+		unsigned accepted = 0;
+
+		CU_ASSERT_FATAL(seed != NULL);
+		for (int iter = 0; iter < ITERS; iter++) {
+			char buf[1024], *p;
+			size_t len = strlen(seed);
 			int nmut = 1 + (int)rnd(3);
 
 			CU_ASSERT_FATAL(len < sizeof(buf));
-			memcpy(buf, seeds[k], len);
+			memcpy(buf, seed, len);
 			for (int j = 0; j < nmut; j++)
 				mutate(buf, &len, sizeof(buf));
 			p = malloc(len ? len : 1);
 			CU_ASSERT_FATAL(p != NULL);
 			memcpy(p, buf, len);
-			if (k == 0 && topo_member_decode(p, len, &mm) == FR_OK) {
-				accepted[k]++;
-				again = topo_member_encode(&mm, &err);
-				CU_ASSERT_FATAL(again != NULL);
-				CU_ASSERT_EQUAL(member_dec(again, &mm2), FR_OK);
-				CU_ASSERT(member_eq(&mm, &mm2));
-				free(again);
-			} else if (k == 1 &&
-				   topo_rollback_decode(5, p, len, &dd) == FR_OK) {
-				accepted[k]++;
-				again = topo_rollback_encode(&dd, &err);
-				CU_ASSERT_FATAL(again != NULL);
-				CU_ASSERT_EQUAL(rollback_dec(5, again, &dd2), FR_OK);
-				CU_ASSERT(rollback_eq(&dd, &dd2));
-				free(again);
-			} else if (k == 2 &&
-				   topo_health_decode(p, len, hh) == FR_OK) {
-				accepted[k]++;
-				again = topo_health_encode(hh, &err);
-				CU_ASSERT_FATAL(again != NULL);
-				CU_ASSERT_EQUAL(health_dec(again, hh2), FR_OK);
-				CU_ASSERT(health_eq(hh, hh2));
-				free(again);
-			} else if (k == 3 &&
-				   topo_roles_decode(p, len, oo,
-						     TOPO_ROLE_OVERRIDES_MAX,
-						     &n) == FR_OK) {
-				accepted[k]++;
-				again = topo_roles_encode(oo, n, &err);
-				CU_ASSERT_FATAL(again != NULL);
-				CU_ASSERT_EQUAL(roles_dec(again, oo2,
-					TOPO_ROLE_OVERRIDES_MAX, &n2), FR_OK);
-				CU_ASSERT_EQUAL(n, n2);
-				CU_ASSERT(memcmp(oo, oo2, n * sizeof(*oo)) == 0);
-				free(again);
-			}
+			accepted += accepted_again(formats[k], p, len);
 			free(p);
 		}
-		CU_ASSERT(accepted[k] > 0);
-		CU_ASSERT(accepted[k] < 3000);
+		/* Some mutants (a changed digit, added space) still parse:
+		 * the loop exercised the accept path too. */
+		if (accepted == 0 || accepted == ITERS)
+			fprintf(stderr, "\n  %s: %u of %d mutants accepted\n",
+				format_names[formats[k]], accepted, ITERS);
+		CU_ASSERT(accepted > 0 && accepted < ITERS);
+		free(seed);
 	}
-	for (int k = 0; k < 4; k++)
-		free(seeds[k]);
-	free(h);
-	free(hh);
-	free(hh2);
+	free(seeds);
+}
+
+/* ----------------------------------------------------------------------
+ * The chroot of a connect string
+ * -------------------------------------------------------------------- */
+
+static void test_hosts_chroot(void)
+{
+	static const struct {
+		const char *hosts, *chroot;
+	} cases[] = {
+		{ "h:2181", NULL },
+		{ "h1:2181,h2:2181/prod", "/prod" },
+		{ "[::1]:2181/a/b", "/a/b" },
+		{ "[fe80::1%eth0]:2181,h:1/x", "/x" },
+		{ "[a/b]:1/c", "/c" },          /* a '/' in brackets is not it */
+		{ "h:2181/", "/" },
+		{ "", NULL },
+		{ NULL, NULL },
+	};
+
+	for (size_t i = 0; i < FR_UNIT_COUNT(cases); i++) {
+		const char *c = topo_hosts_chroot(cases[i].hosts);
+
+		if (!cases[i].chroot) {
+			CU_ASSERT_PTR_NULL(c);
+		} else {
+			CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+			CU_ASSERT_STRING_EQUAL(c, cases[i].chroot);
+			/* It points into hosts. */
+			CU_ASSERT(c >= cases[i].hosts &&
+				  c < cases[i].hosts + strlen(cases[i].hosts));
+		}
+	}
 }
 
 int main(void)
@@ -1746,29 +1687,24 @@ int main(void)
 		{ "member round trip", test_member_roundtrip },
 		{ "member documented form, unknown keys", test_member_documented },
 		{ "member bad fields", test_member_bad_fields },
-		{ "member encoder refuses", test_member_encode_refuses },
 		{ "garbage bytes", test_garbage },
 		{ "leader", test_leader },
 		{ "model round trip", test_model_roundtrip },
 		{ "model bad fields", test_model_bad_fields },
-		{ "model encoder refuses", test_model_encode_refuses },
-		{ "mutations", test_mutations },
+		{ "encoders refuse what decoders would", test_encoders_refuse },
 		{ "election parse", test_election_parse },
 		{ "election rank", test_election_rank },
 		{ "member status round trip", test_member_models_roundtrip },
 		{ "member status bad fields", test_member_models_bad },
-		{ "member status encoder refuses",
-		  test_member_models_encode_refuses },
 		{ "rollback round trip", test_rollback_roundtrip },
 		{ "rollback bad fields", test_rollback_bad },
-		{ "rollback encoder refuses", test_rollback_encode_refuses },
 		{ "rollback child names", test_rollback_name },
 		{ "health names, push, roles", test_health_names_push },
 		{ "health round trip", test_health_roundtrip },
 		{ "health bad fields", test_health_bad },
-		{ "health encoder refuses", test_health_encode_refuses },
 		{ "role overrides", test_roles },
-		{ "mutations of the #6 formats", test_mutations_new },
+		{ "chroot of a connect string", test_hosts_chroot },
+		{ "mutations of every format", test_mutations },
 	};
 
 	fr_log_set_level(FR_LOG_ERROR);

@@ -1,5 +1,6 @@
 /*
- * test_topology_zk.c — topology/topo.c against a real ZooKeeper (the one
+ * test_topology_zk.c — topology/'s node side (session.c, member.c,
+ * reads.c, loop.c) and its admin client against a real ZooKeeper (the one
  * tests/integration/zk.py starts; its address is in FRESHET_ZK, and
  * without it the program exits 77, CTest's skip).
  *
@@ -12,20 +13,21 @@
  * (lower generation) refused and not deleting the newer one on leave;
  * our member and leader znodes written back when another client
  * overwrites them, a leader whose candidate is deleted handing over, a
- * persistent leaders/<dc> or candidate not blocking a DC; at most 256 models in a
- * view; self-demotion on the loop's timer while the session is cut off
+ * persistent leaders/<dc> or candidate not blocking a DC; at most 256
+ * models in a view; self-demotion on the loop's timer while the session is cut off
  * (through a small TCP proxy in this file), by a reset or silently, about
  * 2/3 of the session timeout after the last answer, and leadership
  * regained, same epoch, when the same session comes back; topo_new
  * refusing bad config.
  *
- * Issue #6: a directive filed with topo_admin_rollback_file reaches every
- * node's next view (t, r, epoch, reason), epochs rising in filing order,
- * a malformed or misnamed directive left out and counted while later
- * ones still arrive, at most TOPO_ROLLBACKS_MAX per model, a model whose
- * rollbacks/ does not exist yet; the state compare-and-set (two admin
- * clients on the same version: exactly one files, the other gets
- * FR_ERR_BUSY, sequentially and from two threads at once); topo_set_status
+ * Rollback directives: one filed with topo_admin_rollback_file reaches
+ * every node's next view (t, r, epoch, reason), epochs rising in filing
+ * order, a malformed or misnamed directive left out and counted while
+ * later ones still arrive, at most TOPO_ROLLBACKS_MAX per model, a model
+ * whose rollbacks/ does not exist yet; the state compare-and-set (two
+ * admin clients on the same version: exactly one files, the other gets
+ * FR_ERR_BUSY, sequentially and from two threads at once), and a filing
+ * whose reply or request is lost filed exactly once; topo_set_status
  * reaching the member znode (topo_admin_members and peers' views),
  * coalesced, and carried into the znode re-created after the session
  * expired (cut off through the proxy); role overrides set, read and
@@ -111,19 +113,17 @@ static void view_cb(const struct topo_view *v, void *arg)
 {
 	struct seen *s = &((struct tnode *)arg)->s;
 
-	s->views++;
-	s->connected = v->connected;
-	s->leader = v->leader;
-	s->expired_once = v->expired_once;
-	s->epoch = v->epoch;
-	s->bad = v->bad_znodes;
-	s->timeout_ms = v->session_timeout_ms;
-	s->sorted = true;
 	CU_ASSERT_FATAL(v->nmembers <= 16 && v->nleaders <= 8 &&
 			v->nmodels <= 8);
-	s->nmembers = v->nmembers;
-	s->nleaders = v->nleaders;
-	s->nmodels = v->nmodels;
+	/* The scalars; the arrays are copied below. */
+	*s = (struct seen){
+		.views = s->views + 1, .sorted = true,
+		.connected = v->connected, .leader = v->leader,
+		.expired_once = v->expired_once, .epoch = v->epoch,
+		.bad = v->bad_znodes, .timeout_ms = v->session_timeout_ms,
+		.nmembers = v->nmembers, .nleaders = v->nleaders,
+		.nmodels = v->nmodels,
+	};
 	for (uint32_t i = 0; i < v->nmembers; i++) {
 		s->members[i] = v->members[i];
 		if (i && (strcmp(v->members[i - 1].dc, v->members[i].dc) > 0 ||
@@ -323,6 +323,21 @@ static int64_t owner_of(const char *rel)
 	return st.ephemeralOwner;
 }
 
+/* A model of one f32 table. */
+static struct shard_model_def model_def(const char *name, uint32_t priority,
+					uint32_t shards, const char *table,
+					uint64_t rows, uint32_t dim)
+{
+	struct shard_model_def d = {
+		.priority = priority, .shards = shards, .ntables = 1,
+		.tables = { { .rows = rows, .dim = dim, .dtype = SHARD_F32 } },
+	};
+
+	snprintf(d.name, sizeof(d.name), "%s", name);
+	snprintf(d.tables[0].name, sizeof(d.tables[0].name), "%s", table);
+	return d;
+}
+
 /* ----------------------------------------------------------------------
  * Cases
  * -------------------------------------------------------------------- */
@@ -453,22 +468,13 @@ static bool bad_rose(void *arg)
 
 static void test_models_and_bad_znodes(void)
 {
-	struct shard_model_def d;
+	struct shard_model_def d = model_def("ctr", 10, 64, "users", 1000, 8);
 	struct want_bad w;
 	struct topo_stats st;
 	enum fr_err err;
 	char *json;
 
 	CU_ASSERT_FATAL(n2.t && n3.t);
-	memset(&d, 0, sizeof(d));
-	snprintf(d.name, sizeof(d.name), "ctr");
-	d.priority = 10;
-	d.shards = 64;
-	d.ntables = 1;
-	snprintf(d.tables[0].name, sizeof(d.tables[0].name), "users");
-	d.tables[0].rows = 1000;
-	d.tables[0].dim = 8;
-	d.tables[0].dtype = SHARD_F32;
 	json = topo_model_encode(&d, &err);
 	CU_ASSERT_FATAL(json != NULL);
 	CU_ASSERT_EQUAL(raw_create(raw, "models/ctr", json, 0, NULL, 0), ZOK);
@@ -929,6 +935,27 @@ static void proxy_stop(struct proxy *p)
 	close(p->lfd);
 }
 
+/* Start px; hosts[cap] gets the address that reaches ZooKeeper through
+ * it. */
+static void proxy_hosts(char *hosts, size_t cap)
+{
+	CU_ASSERT_FATAL(proxy_start(&px));
+	snprintf(hosts, cap, "127.0.0.1:%u", px.port);
+}
+
+/* Start px and node n (dc, id, generation 1) talking through it. */
+static void start_proxied(struct tnode *n, const char *dc, uint32_t id,
+			  bool candidate)
+{
+	struct topo_config c;
+	char hosts[64];
+
+	proxy_hosts(hosts, sizeof(hosts));
+	c = config(hosts, dc, id, 1);
+	c.candidate = candidate;
+	start(n, &c);
+}
+
 static struct tnode n6;
 
 static bool demoted(void *arg)
@@ -945,16 +972,11 @@ static bool leads_after_expiry(void *arg)
 
 static void test_self_demotion(void)
 {
-	struct topo_config c;
 	struct topo_stats st;
-	char hosts[64];
 	uint64_t epoch, t_cut, took;
 
-	CU_ASSERT_FATAL(proxy_start(&px));
-	snprintf(hosts, sizeof(hosts), "127.0.0.1:%u", px.port);
 	/* Alone in dc "c", so it leads at once. */
-	c = config(hosts, "c", 6, 1);
-	start(&n6, &c);
+	start_proxied(&n6, "c", 6, true);
 	CU_ASSERT_FATAL(wait_for(leads, &n6, 10000));
 	epoch = n6.s.epoch;
 
@@ -1025,15 +1047,10 @@ static bool n9_leads(void *arg)
  * can expire the session and let another node win (rule 2). */
 static void test_silent_demotion(void)
 {
-	struct topo_config c;
 	struct topo_stats st;
-	char hosts[64];
 	uint64_t t_cut, took, to;
 
-	CU_ASSERT_FATAL(proxy_start(&px));
-	snprintf(hosts, sizeof(hosts), "127.0.0.1:%u", px.port);
-	c = config(hosts, "e", 9, 1);
-	start(&n9, &c);
+	start_proxied(&n9, "e", 9, true);
 	CU_ASSERT_FATAL(wait_for(n9_leads, NULL, 10000));
 	/* Idle for a while first: contact must be kept up without any
 	 * znode changing. */
@@ -1131,7 +1148,7 @@ static void test_model_cap(void)
 }
 
 /* ----------------------------------------------------------------------
- * Issue #6: directives, state, status, roles
+ * Directives, state, status, roles
  * -------------------------------------------------------------------- */
 
 static struct topo_admin *admin_open(void)
@@ -1188,17 +1205,8 @@ static bool has_fresh(void *arg)
 
 static void create_model(struct topo_admin *a, const char *name)
 {
-	struct shard_model_def d;
+	struct shard_model_def d = model_def(name, 1, 2, "t", 10, 2);
 
-	memset(&d, 0, sizeof(d));
-	snprintf(d.name, sizeof(d.name), "%s", name);
-	d.priority = 1;
-	d.shards = 2;
-	d.ntables = 1;
-	snprintf(d.tables[0].name, sizeof(d.tables[0].name), "t");
-	d.tables[0].rows = 10;
-	d.tables[0].dim = 2;
-	d.tables[0].dtype = SHARD_F32;
 	CU_ASSERT_EQUAL_FATAL(topo_admin_model_create(a, &d), FR_OK);
 }
 
@@ -1363,34 +1371,29 @@ static void test_directive_cap(void)
 	topo_admin_close(a);
 }
 
-/* Two clients, same state version, file at the same moment. */
-struct racer {
+/* A thread filing d on model with state h (NULL: none) expected at
+ * version; with go, once both racers are at the barrier. */
+struct filer {
 	struct topo_admin *a;
-	pthread_barrier_t *go;
-	const struct topo_health *read;   /* the state both read */
+	const char *model;
+	struct topo_rollback d;
+	struct topo_health *h;
 	int32_t version;
+	pthread_barrier_t *go;
 	enum fr_err err;
 	uint64_t epoch;
 	char msg[256];
 };
 
-static void *race_main(void *arg)
+static void *filer_main(void *arg)
 {
-	struct racer *r = arg;
-	struct topo_health *h = calloc(1, sizeof(*h));
-	struct topo_rollback d = directive(20, 30, "race");
+	struct filer *f = arg;
 
-	if (!h) {
-		r->err = FR_ERR_NOMEM;
-		return NULL;
-	}
-	*h = *r->read;
-	topo_health_push(h, TOPO_CORRUPTED, "racer", "race", 5);
-	pthread_barrier_wait(r->go);
-	r->err = topo_admin_rollback_file(r->a, "ctr", &d, h, r->version,
-					  &r->epoch);
-	snprintf(r->msg, sizeof(r->msg), "%s", fr_errmsg());
-	free(h);
+	if (f->go)
+		pthread_barrier_wait(f->go);
+	f->err = topo_admin_rollback_file(f->a, f->model, &f->d, f->h,
+					  f->version, &f->epoch);
+	snprintf(f->msg, sizeof(f->msg), "%s", fr_errmsg());
 	return NULL;
 }
 
@@ -1412,7 +1415,7 @@ static void test_state_cas(void)
 	struct topo_health *h2 = calloc(1, sizeof(*h2));
 	struct topo_health *got = calloc(1, sizeof(*got));
 	struct topo_rollback d = directive(40, 50, "witness says so");
-	struct racer r[2];
+	struct filer r[2];
 	pthread_barrier_t go;
 	pthread_t th[2];
 	int32_t v1, v2, v;
@@ -1452,16 +1455,20 @@ static void test_state_cas(void)
 	pthread_barrier_init(&go, NULL, 2);
 	before = count_rollbacks(a1, "ctr");
 	for (int i = 0; i < 2; i++) {
-		memset(&r[i], 0, sizeof(r[i]));
-		r[i].a = i ? a2 : a1;
-		r[i].go = &go;
-		r[i].read = got;
-		r[i].version = v;
-		CU_ASSERT_FATAL(pthread_create(&th[i], NULL, race_main,
+		r[i] = (struct filer){ .a = i ? a2 : a1, .model = "ctr",
+				       .d = directive(20, 30, "race"),
+				       .h = calloc(1, sizeof(*r[i].h)),
+				       .version = v, .go = &go };
+		CU_ASSERT_FATAL(r[i].h != NULL);
+		*r[i].h = *got;
+		topo_health_push(r[i].h, TOPO_CORRUPTED, "racer", "race", 5);
+		CU_ASSERT_FATAL(pthread_create(&th[i], NULL, filer_main,
 					       &r[i]) == 0);
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		pthread_join(th[i], NULL);
+		free(r[i].h);
+	}
 	pthread_barrier_destroy(&go);
 	CU_ASSERT((r[0].err == FR_OK) + (r[1].err == FR_OK) == 1);
 	CU_ASSERT((r[0].err == FR_ERR_BUSY) + (r[1].err == FR_ERR_BUSY) == 1);
@@ -1549,6 +1556,17 @@ static bool admin_sees_status(void *arg)
 	return ok;
 }
 
+/* Wait (up to ms) until node id's znode shows nmodels statuses, the
+ * first with cut. */
+static bool admin_sees(struct want_status *w, uint32_t id, uint32_t nmodels,
+		       uint64_t cut, uint64_t ms)
+{
+	w->id = id;
+	w->nmodels = nmodels;
+	w->cut = cut;
+	return wait_for(admin_sees_status, w, ms);
+}
+
 static bool n3_sees_status_of_2(void *arg)
 {
 	const struct topo_member *m = member_of(&n3.s, 2);
@@ -1571,9 +1589,7 @@ static void test_status(void)
 	struct topo_model_status st[TOPO_MEMBER_MODELS_MAX + 1];
 	struct want_status w;
 	struct topo_member *m;
-	struct topo_config c;
 	struct topo_stats stats;
-	char hosts[64];
 	uint64_t cut;
 	uint32_t n;
 
@@ -1599,10 +1615,7 @@ static void test_status(void)
 		st[1] = status("fresh", "canary", 1, 77, 0);
 		CU_ASSERT_EQUAL(topo_set_status(n2.t, st, 2), FR_OK);
 	}
-	w.id = 2;
-	w.nmodels = 2;
-	w.cut = 1005;
-	CU_ASSERT(wait_for(admin_sees_status, &w, 3000));
+	CU_ASSERT(admin_sees(&w, 2, 2, 1005, 3000));
 	CU_ASSERT_EQUAL_FATAL(topo_admin_members(w.a, &m, &n, NULL), FR_OK);
 	for (uint32_t i = 0; i < n; i++) {
 		if (m[i].node_id != 2)
@@ -1625,22 +1638,14 @@ static void test_status(void)
 	CU_ASSERT(admin_sees_status(&w));
 	/* Cleared. */
 	CU_ASSERT_EQUAL(topo_set_status(n2.t, NULL, 0), FR_OK);
-	w.nmodels = 0;
-	CU_ASSERT(wait_for(admin_sees_status, &w, 3000));
+	CU_ASSERT(admin_sees(&w, 2, 0, 0, 3000));
 
 	/* Across a session expiry: the re-created member znode carries the
 	 * newest status, set while the node was cut off. */
-	CU_ASSERT_FATAL(proxy_start(&px));
-	snprintf(hosts, sizeof(hosts), "127.0.0.1:%u", px.port);
-	c = config(hosts, "h", 13, 1);
-	c.candidate = false;
-	start(&n13, &c);
+	start_proxied(&n13, "h", 13, false);
 	st[0] = status("ctr", "canary", 1, 500, 400);
 	CU_ASSERT_EQUAL(topo_set_status(n13.t, st, 1), FR_OK);
-	w.id = 13;
-	w.nmodels = 1;
-	w.cut = 500;
-	CU_ASSERT(wait_for(admin_sees_status, &w, 10000));
+	CU_ASSERT(admin_sees(&w, 13, 1, 500, 10000));
 	atomic_store(&px.cut, true);
 	st[0] = status("ctr", "canary", 3, 600, 400);
 	CU_ASSERT_EQUAL(topo_set_status(n13.t, st, 1), FR_OK);
@@ -1648,9 +1653,7 @@ static void test_status(void)
 	CU_ASSERT_EQUAL(owner_of("nodes/h/13"), -1);   /* expired */
 	atomic_store(&px.cut, false);
 	CU_ASSERT(wait_for(n13_back_after_expiry, NULL, SESSION_MS * 2));
-	w.nmodels = 1;
-	w.cut = 600;
-	CU_ASSERT(wait_for(admin_sees_status, &w, 5000));
+	CU_ASSERT(admin_sees(&w, 13, 1, 600, 5000));
 	topo_get_stats(n13.t, &stats);
 	CU_ASSERT_EQUAL(stats.expirations, 1);
 	stop(&n13);
@@ -1751,29 +1754,6 @@ static void test_roles(void)
 	topo_admin_close(a);
 }
 
-/* A filing whose reply is lost (rule 1): the multi happened but the
- * client saw CONNECTIONLOSS; and one whose request never arrived.  Both
- * end with exactly one directive and the right epoch. */
-struct filer {
-	struct topo_admin *a;
-	struct topo_health *h;
-	int32_t version;
-	enum fr_err err;
-	uint64_t epoch;
-	char msg[256];
-};
-
-static void *filer_main(void *arg)
-{
-	struct filer *f = arg;
-	struct topo_rollback d = directive(70, 80, "lossy link");
-
-	f->err = topo_admin_rollback_file(f->a, "lossy", &d, f->h, f->version,
-					  &f->epoch);
-	snprintf(f->msg, sizeof(f->msg), "%s", fr_errmsg());
-	return NULL;
-}
-
 static int32_t raw_children(const char *rel)
 {
 	struct String_vector sv;
@@ -1788,6 +1768,58 @@ static int32_t raw_children(const char *rel)
 	return n;
 }
 
+static bool lossy_filed(void)
+{
+	return raw_children("models/lossy/rollbacks") >= 1;
+}
+
+static bool multi_eaten(void)
+{
+	return !atomic_load(&px.drop_multi);
+}
+
+/* Poll (no event loop: no node runs here) until cond() or ms pass. */
+static bool poll_for(bool (*cond)(void), uint64_t ms)
+{
+	uint64_t end = fr_mono_ms() + ms;
+
+	while (!cond() && fr_mono_ms() < end)
+		usleep(10000);
+	return cond();
+}
+
+/* The filing on th is stuck behind what the proxy does (*trick): cut
+ * every connection for a moment, stop the trick, let the client
+ * reconnect and finish.  Then exactly n directives are filed, the newest
+ * with epoch n, and the state (at version n - 1) says so; f->version is
+ * the state's version for the next filing. */
+static void heal(struct filer *f, pthread_t th, atomic_bool *trick,
+		 struct topo_admin *direct, uint32_t n, const char *what)
+{
+	struct topo_health *got = calloc(1, sizeof(*got));
+
+	CU_ASSERT_FATAL(got != NULL);
+	atomic_store(&px.cut, true);
+	usleep(200000);
+	atomic_store(trick, false);
+	atomic_store(&px.cut, false);
+	pthread_join(th, NULL);
+	if (f->err != FR_OK)
+		fprintf(stderr, "\n  %s: %s\n", what, f->msg);
+	CU_ASSERT_EQUAL(f->err, FR_OK);
+	CU_ASSERT_EQUAL(f->epoch, n);
+	CU_ASSERT_EQUAL(count_rollbacks(direct, "lossy"), n);
+	CU_ASSERT_EQUAL_FATAL(topo_admin_state_get(direct, "lossy", got,
+						   &f->version), FR_OK);
+	CU_ASSERT_EQUAL(f->version, (int32_t)n - 1);
+	CU_ASSERT_EQUAL(got->epoch, n);
+	CU_ASSERT_EQUAL(got->state, TOPO_CORRUPTED);
+	free(got);
+}
+
+/* A filing whose reply is lost (rule 1): the multi happened but the
+ * client saw CONNECTIONLOSS; and one whose request never arrived.  Both
+ * end with exactly one directive and the right epoch. */
 static void test_file_connection_loss(void)
 {
 	struct topo_admin *direct = admin_open(), *a;
@@ -1795,79 +1827,40 @@ static void test_file_connection_loss(void)
 	struct filer f;
 	pthread_t th;
 	char hosts[64];
-	uint64_t end;
-	int32_t v;
 	enum fr_err err;
 
 	CU_ASSERT_FATAL(direct && got);
 	create_model(direct, "lossy");
-	CU_ASSERT_FATAL(proxy_start(&px));
-	snprintf(hosts, sizeof(hosts), "127.0.0.1:%u", px.port);
+	proxy_hosts(hosts, sizeof(hosts));
 	a = topo_admin_connect(hosts, cluster, 10000, &err);
 	CU_ASSERT_FATAL(a != NULL);
-	CU_ASSERT_EQUAL_FATAL(topo_admin_state_get(a, "lossy", got, &v), FR_OK);
-	CU_ASSERT_EQUAL(v, -1);
+	f = (struct filer){ .a = a, .model = "lossy", .h = got,
+			    .d = directive(70, 80, "lossy link") };
+	CU_ASSERT_EQUAL_FATAL(topo_admin_state_get(a, "lossy", f.h,
+						   &f.version), FR_OK);
+	CU_ASSERT_EQUAL(f.version, -1);
+	topo_health_push(f.h, TOPO_CORRUPTED, "witness", "lossy", 1);
 
 	/* The reply is lost: ZooKeeper filed it, the client cannot know
 	 * until it looks. */
-	memset(&f, 0, sizeof(f));
-	f.a = a;
-	f.h = calloc(1, sizeof(*f.h));
-	CU_ASSERT_FATAL(f.h != NULL);
-	topo_health_push(f.h, TOPO_CORRUPTED, "witness", "lossy", 1);
-	f.version = v;
 	atomic_store(&px.drop_after_multi, true);
 	CU_ASSERT_FATAL(pthread_create(&th, NULL, filer_main, &f) == 0);
-	end = fr_mono_ms() + 3000;
-	while (raw_children("models/lossy/rollbacks") < 1 && fr_mono_ms() < end)
-		usleep(10000);
+	CU_ASSERT(poll_for(lossy_filed, 3000));
 	CU_ASSERT_EQUAL(raw_children("models/lossy/rollbacks"), 1);
 	CU_ASSERT(atomic_load(&px.drop_replies));
-	atomic_store(&px.cut, true);
-	usleep(200000);
-	atomic_store(&px.drop_replies, false);
-	atomic_store(&px.cut, false);
-	pthread_join(th, NULL);
-	if (f.err != FR_OK)
-		fprintf(stderr, "\n  lost reply: %s\n", f.msg);
-	CU_ASSERT_EQUAL(f.err, FR_OK);
-	CU_ASSERT_EQUAL(f.epoch, 1);
-	CU_ASSERT_EQUAL(count_rollbacks(direct, "lossy"), 1);
-	CU_ASSERT_EQUAL_FATAL(topo_admin_state_get(direct, "lossy", got, &v),
-			      FR_OK);
-	CU_ASSERT_EQUAL(v, 0);
-	CU_ASSERT_EQUAL(got->epoch, 1);
-	CU_ASSERT_EQUAL(got->state, TOPO_CORRUPTED);
+	heal(&f, th, &px.drop_replies, direct, 1, "lost reply");
 
 	/* The request is lost: nothing was filed; the same multi again. */
-	f.version = v;
 	f.err = FR_ERR_INVAL;
 	atomic_store(&px.drop_multi, true);
 	CU_ASSERT_FATAL(pthread_create(&th, NULL, filer_main, &f) == 0);
-	end = fr_mono_ms() + 3000;
-	while (atomic_load(&px.drop_multi) && fr_mono_ms() < end)
-		usleep(10000);
-	CU_ASSERT(!atomic_load(&px.drop_multi));
+	CU_ASSERT(poll_for(multi_eaten, 3000));
 	usleep(100000);
 	CU_ASSERT_EQUAL(raw_children("models/lossy/rollbacks"), 1);
-	atomic_store(&px.cut, true);
-	usleep(200000);
-	atomic_store(&px.mute, false);
-	atomic_store(&px.cut, false);
-	pthread_join(th, NULL);
-	if (f.err != FR_OK)
-		fprintf(stderr, "\n  lost request: %s\n", f.msg);
-	CU_ASSERT_EQUAL(f.err, FR_OK);
-	CU_ASSERT_EQUAL(f.epoch, 2);
-	CU_ASSERT_EQUAL(count_rollbacks(direct, "lossy"), 2);
-	CU_ASSERT_EQUAL_FATAL(topo_admin_state_get(direct, "lossy", got, &v),
-			      FR_OK);
-	CU_ASSERT_EQUAL(v, 1);
-	CU_ASSERT_EQUAL(got->epoch, 2);
+	heal(&f, th, &px.mute, direct, 2, "lost request");
 	topo_admin_close(a);
 	proxy_stop(&px);
 	topo_admin_close(direct);
-	free(f.h);
 	free(got);
 }
 
