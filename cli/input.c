@@ -1,14 +1,16 @@
 /*
  * input.c — parsing for the `freshet` command (input.h): rows from the
- * text and "FRIN" binary formats, the --ids list, HOST:PORT, names and
- * table specs.
+ * text and "FRIN" binary formats, the --ids list and table specs.
  *
  * Everything is read and checked before anything is sent, so that a bad
  * line N publishes nothing; each error names the line (or field) and what
  * was expected.  Numbers are parsed in the C locale (the command never
- * calls setlocale), so "1.5" means the same everywhere.
+ * calls setlocale), so "1.5" means the same everywhere.  Names, decimals
+ * and untrusted text shown back follow common/'s rules (fr_name_check,
+ * fr_parse_u64, fr_show), so their words are the node's.
  *
- * Not here: sockets, printing, option parsing (main.c).
+ * Not here: sockets, printing, option parsing (main.c), HOST:PORT
+ * (fr_parse_hostport).
  */
 #include <errno.h>
 #include <math.h>
@@ -83,24 +85,24 @@ static enum fr_err input_grow(struct cli_input *in)
  * Numbers
  * ===================================================================== */
 
-enum fr_err cli_parse_u64(const char *what, const char *s, uint64_t max,
-			  uint64_t *out)
+/* A decimal token of n bytes (not NUL-terminated) in 0..max, by
+ * fr_parse_u64's rule and words.  A token too long for the stack buffer
+ * can only be an error; it is copied to the heap so the detail is the
+ * same. */
+static enum fr_err parse_dec(const char *what, const char *tok, size_t n,
+			     uint64_t max, uint64_t *out)
 {
-	unsigned long long v;
-	char *end;
+	char small[32], *buf = small;
+	enum fr_err err;
 
-	/* strtoull alone would take "-1", " 1" and "0x10". */
-	if (!*s || strspn(s, "0123456789") != strlen(s))
-		return fr_fail(FR_ERR_INVAL,
-			       "%s '%.*s': not an unsigned decimal integer",
-			       what, QUOTE, s);
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE || v > max)
-		return fr_fail(FR_ERR_RANGE, "%s '%.*s': larger than %llu",
-			       what, QUOTE, s, (unsigned long long)max);
-	*out = v;
-	return FR_OK;
+	if (n >= sizeof(small) && !(buf = malloc(n + 1)))
+		return fr_fail(FR_ERR_NOMEM, "%s: no memory", what);
+	memcpy(buf, tok, n);
+	buf[n] = '\0';
+	err = fr_parse_u64(what, buf, 0, max, out);
+	if (buf != small)
+		free(buf);
+	return err;
 }
 
 /* A float token of n bytes (not NUL-terminated) that strtof reads in
@@ -108,26 +110,26 @@ enum fr_err cli_parse_u64(const char *what, const char *s, uint64_t max,
 static enum fr_err parse_value(const char *tok, size_t n, size_t line,
 			       uint32_t idx, float *out)
 {
-	char buf[128];
+	char buf[128], shown[QUOTE + 4];
 	char *end;
 	float v;
 
+	fr_show_n(shown, sizeof(shown), tok, n);
 	if (n >= sizeof(buf))
 		return fr_fail(FR_ERR_INVAL,
-			       "line %zu: V%u '%.*s...': not a number (%zu "
-			       "characters)",
-			       line, idx, QUOTE, tok, n);
+			       "line %zu: V%u '%s': not a number (%zu "
+			       "characters)", line, idx, shown, n);
 	memcpy(buf, tok, n);
 	buf[n] = '\0';
 	errno = 0;
 	v = strtof(buf, &end);
 	if (end == buf || *end)
-		return fr_fail(FR_ERR_INVAL, "line %zu: V%u '%.*s': not a number",
-			       line, idx, QUOTE, buf);
+		return fr_fail(FR_ERR_INVAL, "line %zu: V%u '%s': not a number",
+			       line, idx, shown);
 	if (!isfinite(v))
 		return fr_fail(FR_ERR_RANGE,
-			       "line %zu: V%u '%.*s': not a finite float32",
-			       line, idx, QUOTE, buf);
+			       "line %zu: V%u '%s': not a finite float32",
+			       line, idx, shown);
 	*out = v;
 	return FR_OK;
 }
@@ -166,7 +168,6 @@ static enum fr_err parse_line(struct cli_input *in, const char *p,
 			      const char *e, size_t line, float **scratch,
 			      size_t *scap)
 {
-	char idbuf[32];
 	const char *tok;
 	size_t n;
 	uint64_t id;
@@ -176,14 +177,7 @@ static enum fr_err parse_line(struct cli_input *in, const char *p,
 
 	if (!next_token(&p, e, &tok, &n))   /* callers pass non-blank lines */
 		return fr_fail(FR_ERR_INVAL, "line %zu: no row id", line);
-	if (n >= sizeof(idbuf))
-		return fr_fail(FR_ERR_INVAL,
-			       "line %zu: row id '%.*s...': not an unsigned "
-			       "decimal integer below 2^64",
-			       line, QUOTE, tok);
-	memcpy(idbuf, tok, n);
-	idbuf[n] = '\0';
-	err = cli_parse_u64("row id", idbuf, UINT64_MAX, &id);
+	err = parse_dec("row id", tok, n, UINT64_MAX, &id);
 	if (err)
 		return at_line(err, line);
 
@@ -217,6 +211,7 @@ static enum fr_err parse_line(struct cli_input *in, const char *p,
 				       "line %zu: row %llu has no values", line,
 				       (unsigned long long)id);
 		in->dim = k;
+		in->dim_line = line;
 		if ((err = input_grow(in)))
 			return at_line(err, line);
 		memcpy(in->values, *scratch, (size_t)k * 4);
@@ -331,19 +326,39 @@ static enum fr_err read_all(FILE *f, uint8_t **out, size_t *len)
 	return FR_OK;
 }
 
-enum fr_err cli_input_read_text(struct cli_input *in, FILE *f, uint32_t dim)
+/* All of f, then the text or the binary parser over it. */
+static enum fr_err read_parse(struct cli_input *in, FILE *f, uint32_t dim,
+			      bool binary)
 {
-	uint8_t *buf;
-	size_t len;
+	uint8_t *buf = NULL;
+	size_t len = 0;
 	enum fr_err err;
 
 	cli_input_fini(in);
 	err = read_all(f, &buf, &len);
 	if (err)
 		return err;
-	err = cli_input_parse_text(in, (const char *)buf, len, dim);
+	err = binary ? cli_input_parse_binary(in, buf, len, dim)
+		     : cli_input_parse_text(in, (const char *)buf, len, dim);
 	free(buf);
 	return err;
+}
+
+enum fr_err cli_input_read_text(struct cli_input *in, FILE *f, uint32_t dim)
+{
+	return read_parse(in, f, dim, false);
+}
+
+enum fr_err cli_input_check_dim(const struct cli_input *in, uint32_t dim,
+				const char *table)
+{
+	char shown[80];
+
+	if (!in->dim_line || in->dim == dim)
+		return FR_OK;
+	return fr_fail(FR_ERR_INVAL, "line %zu: expected %u values after the "
+		       "row id (table '%s' has dim %u), got %u", in->dim_line,
+		       dim, fr_show(shown, sizeof(shown), table), dim, in->dim);
 }
 
 /* ========================================================================
@@ -446,17 +461,7 @@ out_clear:
 
 enum fr_err cli_input_read_binary(struct cli_input *in, FILE *f, uint32_t dim)
 {
-	uint8_t *buf;
-	size_t len;
-	enum fr_err err;
-
-	cli_input_fini(in);
-	err = read_all(f, &buf, &len);
-	if (err)
-		return err;
-	err = cli_input_parse_binary(in, buf, len, dim);
-	free(buf);
-	return err;
+	return read_parse(in, f, dim, true);
 }
 
 /* ========================================================================
@@ -545,23 +550,10 @@ enum fr_err cli_parse_ids(const char *s, uint64_t **ids, uint32_t *n)
 	for (;;) {
 		const char *c = strchr(p, ',');
 		size_t len = c ? (size_t)(c - p) : strlen(p);
-		char item[32], what[48];
+		char what[48];
 
 		snprintf(what, sizeof(what), "--ids item %zu", k + 1);
-		if (len == 0) {
-			err = fr_fail(FR_ERR_INVAL, "%s is empty", what);
-			goto out_free;
-		}
-		if (len >= sizeof(item)) {
-			err = fr_fail(FR_ERR_INVAL,
-				      "%s '%.*s...': not an unsigned decimal "
-				      "integer below 2^64",
-				      what, QUOTE, p);
-			goto out_free;
-		}
-		memcpy(item, p, len);
-		item[len] = '\0';
-		err = cli_parse_u64(what, item, UINT64_MAX, &v[k]);
+		err = parse_dec(what, p, len, UINT64_MAX, &v[k]);
 		if (err)
 			goto out_free;
 		k++;
@@ -578,90 +570,16 @@ out_free:
 	return err;
 }
 
-enum fr_err cli_parse_hostport(const char *s, char *host, size_t hostcap,
-			       uint16_t *port)
-{
-	const char *h = s, *he, *ps;
-	uint64_t p;
-	enum fr_err err;
-
-	if (s[0] == '[') {
-		h = s + 1;
-		he = strchr(h, ']');
-		if (!he || he[1] != ':')
-			return fr_fail(FR_ERR_INVAL,
-				       "--node '%s': expected [IPV6]:PORT", s);
-		ps = he + 2;
-	} else {
-		he = strrchr(s, ':');
-		if (!he)
-			return fr_fail(FR_ERR_INVAL,
-				       "--node '%s': expected HOST:PORT", s);
-		if (memchr(s, ':', (size_t)(he - s)))
-			return fr_fail(FR_ERR_INVAL,
-				       "--node '%s': an IPv6 address goes in "
-				       "brackets: [ADDR]:PORT",
-				       s);
-		ps = he + 1;
-	}
-	if (he == h)
-		return fr_fail(FR_ERR_INVAL, "--node '%s': empty host", s);
-	if ((size_t)(he - h) >= hostcap || he - h > 255)
-		return fr_fail(FR_ERR_INVAL, "--node '%.40s...': host too long",
-			       s);
-	err = cli_parse_u64("--node port", ps, 65535, &p);
-	if (err)
-		return err;
-	if (p == 0)
-		return fr_fail(FR_ERR_RANGE, "--node port '%s': expected "
-			       "1..65535",
-			       ps);
-	memcpy(host, h, (size_t)(he - h));
-	host[he - h] = '\0';
-	*port = (uint16_t)p;
-	return FR_OK;
-}
-
 /* ========================================================================
- * Names and table specs (freshet model create)
+ * Table specs (freshet model create)
  * ===================================================================== */
 
-#define NAME_RULE "expected 1..%zu bytes of [A-Za-z0-9_.-]"
 #define TABLE_SPEC "expected NAME:ROWS:DIM[:f32|f16]"
-
-static bool name_char(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
-}
-
-enum fr_err cli_check_name(const char *what, const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n == 0)
-		return fr_fail(FR_ERR_INVAL, "%s is empty, " NAME_RULE, what,
-			       max);
-	if (n > max)
-		return fr_fail(FR_ERR_INVAL,
-			       "%s '%.*s...' is longer than %zu bytes, "
-			       NAME_RULE, what, QUOTE, s, max, max);
-	for (size_t i = 0; i < n; i++)
-		if (!name_char((unsigned char)s[i]))
-			return fr_fail(FR_ERR_INVAL,
-				       "%s '%.*s' has byte 0x%02x at %zu, "
-				       NAME_RULE, what, QUOTE, s,
-				       (unsigned char)s[i], i, max);
-	if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return fr_fail(FR_ERR_INVAL, "%s '%s' is not allowed (a path "
-			       "element)", what, s);
-	return FR_OK;
-}
 
 enum fr_err cli_parse_table(const char *s, struct shard_table_def *out)
 {
 	struct shard_table_def t;
-	char buf[256], what[96], detail[512];
+	char buf[256], what[128], spec[80], dtype[40];
 	char *field[4];
 	size_t nfield = 0;
 	uint64_t v;
@@ -670,17 +588,17 @@ enum fr_err cli_parse_table(const char *s, struct shard_table_def *out)
 	if (!*s)
 		return fr_fail(FR_ERR_INVAL, "--table spec is empty, "
 			       TABLE_SPEC);
+	fr_show(spec, sizeof(spec), s);
 	if (strlen(s) >= sizeof(buf))
-		return fr_fail(FR_ERR_INVAL, "--table '%.*s...' is longer than "
-			       "%zu bytes, " TABLE_SPEC, QUOTE, s,
-			       sizeof(buf) - 1);
+		return fr_fail(FR_ERR_INVAL, "--table '%s' is longer than %zu "
+			       "bytes, " TABLE_SPEC, spec, sizeof(buf) - 1);
 	strcpy(buf, s);
 	for (char *p = buf;;) {
 		char *colon = strchr(p, ':');
 
 		if (nfield == 4)
 			return fr_fail(FR_ERR_INVAL, "--table '%s' has more "
-				       "than 4 fields, " TABLE_SPEC, s);
+				       "than 4 fields, " TABLE_SPEC, spec);
 		field[nfield++] = p;
 		if (!colon)
 			break;
@@ -689,24 +607,24 @@ enum fr_err cli_parse_table(const char *s, struct shard_table_def *out)
 	}
 	if (nfield < 3)
 		return fr_fail(FR_ERR_INVAL, "--table '%s' is missing %s, "
-			       TABLE_SPEC, s,
+			       TABLE_SPEC, spec,
 			       nfield == 1 ? "ROWS and DIM" : "DIM");
 	memset(&t, 0, sizeof(t));
-	snprintf(what, sizeof(what), "--table '%.64s': NAME", s);
-	err = cli_check_name(what, field[0], SHARD_NAME_MAX);
+	snprintf(what, sizeof(what), "--table '%s': NAME", spec);
+	err = fr_name_check(what, field[0], SHARD_NAME_MAX);
 	if (err)
 		return err;
 	strcpy(t.name, field[0]);
-	snprintf(what, sizeof(what), "--table '%.64s': ROWS", s);
-	err = cli_parse_u64(what, field[1], INT64_MAX, &v);
+	snprintf(what, sizeof(what), "--table '%s': ROWS", spec);
+	err = fr_parse_u64(what, field[1], 0, INT64_MAX, &v);
 	if (!err && v == 0)
 		err = fr_fail(FR_ERR_RANGE, "%s 0: expected 1..%lld", what,
 			      (long long)INT64_MAX);
 	if (err)
 		return err;
 	t.rows = v;
-	snprintf(what, sizeof(what), "--table '%.64s': DIM", s);
-	err = cli_parse_u64(what, field[2], SHARD_DIM_MAX, &v);
+	snprintf(what, sizeof(what), "--table '%s': DIM", spec);
+	err = fr_parse_u64(what, field[2], 0, SHARD_DIM_MAX, &v);
 	if (!err && v == 0)
 		err = fr_fail(FR_ERR_RANGE, "%s 0: expected 1..%d", what,
 			      SHARD_DIM_MAX);
@@ -714,11 +632,10 @@ enum fr_err cli_parse_table(const char *s, struct shard_table_def *out)
 		return err;
 	t.dim = (uint32_t)v;
 	t.dtype = SHARD_F32;
-	if (nfield == 4 && shard_dtype_parse(field[3], &t.dtype)) {
-		snprintf(detail, sizeof(detail), "%.32s", field[3]);
+	if (nfield == 4 && shard_dtype_parse(field[3], &t.dtype))
 		return fr_fail(FR_ERR_INVAL, "--table '%s': DTYPE '%s' is "
-			       "unknown, expected f32 or f16", s, detail);
-	}
+			       "unknown, expected f32 or f16", spec,
+			       fr_show(dtype, sizeof(dtype), field[3]));
 	*out = t;
 	return FR_OK;
 }

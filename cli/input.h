@@ -1,7 +1,9 @@
 /*
  * input.h — the `freshet` command's input parsing, kept apart from main.c
  * so the unit tests can drive it: the text and binary row formats of
- * `freshet publish`, the --ids list of `freshet lookup`, HOST:PORT.
+ * `freshet publish`, the --ids list of `freshet lookup`, the table specs
+ * of `freshet model create`.  Names, decimals and HOST:PORT follow
+ * common/'s rules (fr_name_check, fr_parse_u64, fr_parse_hostport).
  *
  * Text format (one row per line):
  *     ROW_ID V0 V1 ... V(dim-1)
@@ -10,8 +12,9 @@
  * (anything strtof reads in full, except nan and inf).  Blank lines and
  * lines whose first non-blank character is '#' are skipped.  Every data
  * line has exactly dim values; dim is given, or taken from the first data
- * line.  The same row id may appear more than once: cli_input_dedup keeps
- * the last.
+ * line (in->dim_line says which), to be checked against the table's with
+ * cli_input_check_dim.  The same row id may appear more than once:
+ * cli_input_dedup keeps the last.
  *
  * Binary format ("FRIN", for bulk; all little-endian, no padding):
  *     offset 0   u32  magic 0x4e495246, the bytes "FRIN"
@@ -27,7 +30,10 @@
  * FR_ERR_VERSION, FR_ERR_CORRUPT for the binary header, FR_ERR_NOMEM,
  * FR_ERR_IO) with a detail in fr_errmsg() that starts "line N: " for a
  * text line and says what was wrong; in->line holds N (0 when the error
- * is not about one line).  Nothing here prints.  One thread per object.
+ * is not about one line).  Text lines are numbered from 1, as an editor
+ * does; binary rows are numbered from 0, as their offsets are ("row 1 (id
+ * 1001) V2" is the second row).  Nothing here prints.  One thread per
+ * object.
  */
 #ifndef FRESHET_CLI_INPUT_H
 #define FRESHET_CLI_INPUT_H
@@ -51,6 +57,8 @@ struct cli_input {
 	float *values;        /* n * dim, owned */
 	size_t cap;           /* rows allocated */
 	size_t line;          /* failing text line (1-based), 0 if none */
+	size_t dim_line;      /* text: the line dim was taken from (the first
+			       * data line) when it was not given; else 0 */
 };
 
 void cli_input_init(struct cli_input *in);
@@ -72,32 +80,25 @@ enum fr_err cli_input_read_binary(struct cli_input *in, FILE *f,
 enum fr_err cli_input_parse_binary(struct cli_input *in, const uint8_t *buf,
 				   size_t len, uint32_t dim);
 
+/* Text input whose dim came from its first data line must match the
+ * table's (dim, named table): FR_OK, or FR_ERR_INVAL with a detail
+ * naming that line.  Input with a given dim, and binary input, pass. */
+enum fr_err cli_input_check_dim(const struct cli_input *in, uint32_t dim,
+				const char *table);
+
 /* Keep only the last occurrence of each row id (their order otherwise
  * kept); returns how many earlier occurrences were dropped. */
 uint32_t cli_input_dedup(struct cli_input *in);
 
 /* "1,2,3": unsigned decimal ids, comma separated, none empty; *ids is
- * malloc'd (caller frees).  FR_ERR_INVAL naming the item. */
+ * malloc'd (caller frees).  FR_ERR_INVAL (FR_ERR_RANGE) naming the item,
+ * "--ids item N", counted from 1. */
 enum fr_err cli_parse_ids(const char *s, uint64_t **ids, uint32_t *n);
 
-/* An unsigned decimal integer that fills all of s, <= max. */
-enum fr_err cli_parse_u64(const char *what, const char *s, uint64_t max,
-			  uint64_t *out);
-
-/* "HOST:PORT" or "[IPV6]:PORT", port 1..65535, host 1..255 bytes copied
- * into host[hostcap]. */
-enum fr_err cli_parse_hostport(const char *s, char *host, size_t hostcap,
-			       uint16_t *port);
-
-/* A model, table or cluster name as ZooKeeper's znodes take them:
- * 1..max bytes of [A-Za-z0-9_.-].  FR_ERR_INVAL with a detail starting
- * with `what`. */
-enum fr_err cli_check_name(const char *what, const char *s, size_t max);
-
-/* "NAME:ROWS:DIM[:f32|f16]" (dtype f32 when left out): NAME a name as
- * above (<= SHARD_NAME_MAX), ROWS 1..2^63-1 (the JSON integer range of
- * the model znode), DIM 1..SHARD_DIM_MAX.  *out is written only on FR_OK;
- * the detail quotes the spec and names the field. */
+/* "NAME:ROWS:DIM[:f32|f16]" (dtype f32 when left out): NAME a name
+ * (fr_name_check, <= SHARD_NAME_MAX), ROWS 1..2^63-1 (the JSON integer
+ * range of the model znode), DIM 1..SHARD_DIM_MAX.  *out is written only on FR_OK;
+ * the detail quotes the spec (shown with fr_show) and names the field. */
 enum fr_err cli_parse_table(const char *s, struct shard_table_def *out);
 
 #endif /* FRESHET_CLI_INPUT_H */

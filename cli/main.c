@@ -6,20 +6,22 @@
  * short form.
  *
  * publish reads and checks ALL of its input before it connects, so a bad
- * line N publishes nothing; model create checks the whole definition
- * before it connects, so a bad spec writes nothing.  Exit codes: 0 done,
- * 1 runtime failure (could not connect, the node or ZooKeeper refused:
- * the message is printed), 2 usage or input error (nothing was sent),
- * 3 (model list, status) done, but something is flagged.
+ * line N publishes nothing (and is exit 2 even when the node is
+ * unreachable); without --dim it then asks the node for the table's dim
+ * and checks the input against it before sending anything.  model create
+ * checks the whole definition before it connects, so a bad spec writes
+ * nothing.  Exit codes: 0 done, 1 runtime failure (could not connect, the
+ * node or ZooKeeper refused: the message is printed), 2 usage or input
+ * error (nothing was sent), 3 (model list, status) done, but something is
+ * flagged.
  *
- * Not here: parsing of rows, ids, addresses and table specs (input.c,
- * unit-tested), the protocol (client/, proto/), ZooKeeper (topology/),
- * `freshet status` (status.c), rollback, history and role (rollback.c).
+ * Not here: parsing of rows, ids and table specs (input.c, unit-tested),
+ * what every command shares (cliutil.c), the protocol (client/, proto/),
+ * ZooKeeper (topology/), `freshet status` (status*.c), rollback, history
+ * and role (rollback.c).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +34,6 @@
 #include "proto/proto.h"
 #include "topology/topology.h"
 
-#ifndef FRESHET_VERSION
-#define FRESHET_VERSION "0.0.0"
-#endif
 
 /* Bytes of a PUBLISH frame besides the rows: frame header, fixed header
  * and the three names at their largest (docs/wire.md §4.3). */
@@ -48,17 +47,19 @@ static const char publish_help[] =
 	"\n"
 	"Publish rows to a node; print the version the node assigned (one\n"
 	"line per batch).  All input is read and checked before connecting:\n"
-	"a bad line publishes nothing.\n"
+	"a bad line publishes nothing (exit 2).\n"
 	"\n"
 	"  --node HOST:PORT   the node ([ADDR]:PORT for IPv6)\n"
-	"  --model M          model name\n"
-	"  --table T          table name\n"
+	"  --model M          model name, 1..63 bytes of [A-Za-z0-9_.-]\n"
+	"  --table T          table name, the same rule\n"
 	"  --input FILE|-     rows to publish (default -, standard input)\n"
 	"                     text: one row per line, ROW_ID V0 V1 ... V(dim-1)\n"
 	"                     blank lines and lines starting with # are skipped\n"
 	"  --binary           the input is the binary FRIN format (docs/cli.md)\n"
 	"  --dim D            values per row (default: the table's, asked of\n"
-	"                     the node; binary input: the file header's)\n"
+	"                     the node once the input is checked: every line\n"
+	"                     has as many as the first; binary input: the file\n"
+	"                     header's)\n"
 	"  --batch-rows N     publish at most N rows per request (default: all\n"
 	"                     in one; inputs over the 64 MiB frame need it)\n"
 	"  --key K            idempotency key (1..64 printable characters); with\n"
@@ -112,79 +113,59 @@ static const char main_help[] =
 	"\n"
 	"Manual: docs/cli.md.\n";
 
-/* Options shared by both commands. */
+/* Options shared by publish and lookup. */
 struct common_opts {
 	const char *cmd;
 	const char *node;
-	char host[256];
+	char host[FR_HOST_MAX + 1];
 	uint16_t port;
 	const char *model, *table;
-	int timeout_ms;
+	uint64_t timeout_ms;       /* 0: the client's default */
 };
 
-int usage_error(const char *cmd, const char *fmt, ...)
+#define NODE_LONGOPTS                                         \
+	{ "node", required_argument, NULL, 'n' },             \
+	{ "model", required_argument, NULL, 'm' },            \
+	{ "table", required_argument, NULL, 't' },            \
+	{ "timeout", required_argument, NULL, 'T' },          \
+	{ "help", no_argument, NULL, 'h' }
+
+/* cli_getopt_next, with NODE_LONGOPTS' options taken into o. */
+static int node_getopt_next(struct cli_getopt *g, struct common_opts *o,
+			    int *rc)
 {
-	va_list ap;
+	int ch;
 
-	fprintf(stderr, "freshet %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n(see 'freshet %s --help')\n", cmd);
-	return EXIT_USAGE;
-}
-
-static bool name_ok(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > max)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
-			return false;
-	return true;
+	for (;;) {
+		switch ((ch = cli_getopt_next(g, rc))) {
+		case 'n': o->node = optarg; break;
+		case 'm': o->model = optarg; break;
+		case 't': o->table = optarg; break;
+		case 'T':
+			if ((*rc = cli_parse_uint_opt(o->cmd, "--timeout",
+						      optarg, INT32_MAX,
+						      &o->timeout_ms)))
+				return CLI_OPT_STOP;
+			break;
+		default:
+			return ch;
+		}
+	}
 }
 
 /* Check what both commands need; exit code or 0. */
 static int common_check(struct common_opts *o)
 {
+	int rc;
+
 	if (!o->node)
-		return usage_error(o->cmd, "--node HOST:PORT is required");
-	if (cli_parse_hostport(o->node, o->host, sizeof(o->host), &o->port))
-		return usage_error(o->cmd, "%s", fr_errmsg());
-	if (!o->model)
-		return usage_error(o->cmd, "--model is required");
-	if (!name_ok(o->model, SHARD_NAME_MAX))
-		return usage_error(o->cmd,
-				   "--model '%s': expected 1..%d printable "
-				   "ASCII characters",
-				   o->model, SHARD_NAME_MAX);
-	if (!o->table)
-		return usage_error(o->cmd, "--table is required");
-	if (!name_ok(o->table, SHARD_NAME_MAX))
-		return usage_error(o->cmd,
-				   "--table '%s': expected 1..%d printable "
-				   "ASCII characters",
-				   o->table, SHARD_NAME_MAX);
-	return 0;
-}
-
-int parse_uint_opt(const char *cmd, const char *opt, const char *s,
-		   uint64_t max, uint64_t *out)
-{
-	if (cli_parse_u64(opt, s, max, out))
-		return usage_error(cmd, "%s", fr_errmsg());
-	return 0;
-}
-
-int bad_option(const char *cmd, int c, char **argv)
-{
-	const char *arg = argv[optind - 1];
-
-	if (c == ':')
-		return usage_error(cmd, "option '%s' needs a value", arg);
-	return usage_error(cmd, "unknown option '%s'", arg);
+		return cli_usage_error(o->cmd, "--node HOST:PORT is required");
+	if (fr_parse_hostport("--node", o->node, o->host, sizeof(o->host),
+			      &o->port))
+		return cli_usage_error(o->cmd, "%s", fr_errmsg());
+	if ((rc = cli_name_opt(o->cmd, "--model", o->model, SHARD_NAME_MAX)))
+		return rc;
+	return cli_name_opt(o->cmd, "--table", o->table, SHARD_NAME_MAX);
 }
 
 static struct fr_client *connect_node(const struct common_opts *o)
@@ -192,10 +173,10 @@ static struct fr_client *connect_node(const struct common_opts *o)
 	enum fr_err err;
 	struct fr_client *c;
 
-	c = fr_client_connect(o->host, o->port, o->timeout_ms, &err);
+	c = fr_client_connect(o->host, o->port, (int)o->timeout_ms, &err);
 	if (!c)
-		fprintf(stderr, "freshet %s: cannot use node %s: %s: %s\n",
-			o->cmd, o->node, fr_strerror(err), fr_errmsg());
+		cli_error(o->cmd, "cannot use node %s: %s: %s", o->node,
+			  fr_strerror(err), fr_errmsg());
 	return c;
 }
 
@@ -203,150 +184,141 @@ static struct fr_client *connect_node(const struct common_opts *o)
  * publish
  * ===================================================================== */
 
+/* Where the input comes from, for messages. */
+static const char *input_name(const char *input)
+{
+	return strcmp(input, "-") ? input : "standard input";
+}
+
+/* All of the input (--input, binary or text), read and checked; 0 or
+ * CLI_EXIT_USAGE (printed). */
+static int publish_read(const char *input, bool binary, uint32_t dim,
+			struct cli_input *in)
+{
+	enum fr_err err;
+	FILE *f = stdin;
+
+	if (strcmp(input, "-") != 0 && !(f = fopen(input, "rb"))) {
+		cli_error("publish", "--input '%s': %s", input,
+			  strerror(errno));
+		return CLI_EXIT_USAGE;
+	}
+	err = binary ? cli_input_read_binary(in, f, dim)
+		     : cli_input_read_text(in, f, dim);
+	if (f != stdin)
+		fclose(f);
+	if (err) {
+		cli_error("publish", "%s: %s; nothing published",
+			  input_name(input), fr_errmsg());
+		return CLI_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Without --dim, text input took its dim from its first line: ask the
+ * node for the table's (a one-row lookup) and check.  0, CLI_EXIT_USAGE
+ * (the input does not fit the table) or CLI_EXIT_RUNTIME (printed). */
+static int publish_check_dim(const struct common_opts *o,
+			     struct fr_client *c, const struct cli_input *in,
+			     const char *input)
+{
+	struct fr_client_rows probe = { 0 };
+	uint64_t row0 = 0;
+	enum fr_err err;
+
+	if (!in->dim_line)
+		return 0;     /* --dim given, or binary: the node checks */
+	err = fr_client_lookup_rows(c, o->model, o->table, &row0, 1, &probe);
+	if (err) {
+		cli_error(o->cmd, "node %s: model '%s' table '%s': %s: %s; "
+			  "nothing published", o->node, o->model, o->table,
+			  fr_strerror(err), fr_client_errmsg(c));
+		return CLI_EXIT_RUNTIME;
+	}
+	err = cli_input_check_dim(in, probe.dim, o->table);
+	fr_client_rows_fini(&probe);
+	if (err) {
+		cli_error(o->cmd, "%s: %s; nothing published",
+			  input_name(input), fr_errmsg());
+		return CLI_EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int cmd_publish(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "node", required_argument, NULL, 'n' },
-		{ "model", required_argument, NULL, 'm' },
-		{ "table", required_argument, NULL, 't' },
+		NODE_LONGOPTS,
 		{ "input", required_argument, NULL, 'i' },
 		{ "binary", no_argument, NULL, 'b' },
 		{ "dim", required_argument, NULL, 'd' },
 		{ "batch-rows", required_argument, NULL, 'B' },
 		{ "key", required_argument, NULL, 'k' },
-		{ "timeout", required_argument, NULL, 'T' },
 		{ "busy-retry", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct common_opts o = { .cmd = "publish" };
 	const char *input = "-", *key = NULL;
 	bool binary = false, verbose = false;
-	uint64_t dim = 0, batch = 0, timeout = 0, busy = 30000, max_rows;
+	uint64_t dim = 0, batch = 0, busy = 30000, max_rows;
+	struct cli_getopt g;
 	struct cli_input in;
 	struct fr_client *c = NULL;
 	uint32_t nbatches, dropped;
-	FILE *f;
 	enum fr_err err;
 	int ch, rc;
 
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+	cli_getopt_init(&g, o.cmd, argc, argv, opts, publish_help, NULL);
+	while ((ch = node_getopt_next(&g, &o, &rc)) != CLI_OPT_END) {
 		switch (ch) {
-		case 'n': o.node = optarg; break;
-		case 'm': o.model = optarg; break;
-		case 't': o.table = optarg; break;
+		case CLI_OPT_STOP: return rc;
 		case 'i': input = optarg; break;
 		case 'b': binary = true; break;
 		case 'k': key = optarg; break;
 		case 'v': verbose = true; break;
 		case 'd':
-			if ((rc = parse_uint_opt(o.cmd, "--dim", optarg,
-						 CLI_DIM_MAX, &dim)))
+			if ((rc = cli_parse_uint_opt(o.cmd, "--dim", optarg,
+						     CLI_DIM_MAX, &dim)))
 				return rc;
 			if (dim == 0)
-				return usage_error(o.cmd,
-						   "--dim 0: expected 1..%d",
-						   CLI_DIM_MAX);
+				return cli_usage_error(o.cmd, "--dim 0: "
+						       "expected 1..%d",
+						       CLI_DIM_MAX);
 			break;
 		case 'B':
-			if ((rc = parse_uint_opt(o.cmd, "--batch-rows",
-						 optarg, UINT32_MAX, &batch)))
+			if ((rc = cli_parse_uint_opt(o.cmd, "--batch-rows",
+						     optarg, UINT32_MAX,
+						     &batch)))
 				return rc;
 			if (batch == 0)
-				return usage_error(o.cmd,
-						   "--batch-rows 0: expected "
-						   ">= 1");
-			break;
-		case 'T':
-			if ((rc = parse_uint_opt(o.cmd, "--timeout", optarg,
-						 INT32_MAX, &timeout)))
-				return rc;
+				return cli_usage_error(o.cmd, "--batch-rows 0: "
+						       "expected >= 1");
 			break;
 		case 'R':
-			if ((rc = parse_uint_opt(o.cmd, "--busy-retry",
-						 optarg, UINT32_MAX, &busy)))
+			if ((rc = cli_parse_uint_opt(o.cmd, "--busy-retry",
+						     optarg, UINT32_MAX,
+						     &busy)))
 				return rc;
 			break;
-		case 'h':
-			fputs(publish_help, stdout);
-			return 0;
-		default:
-			return bad_option(o.cmd, ch, argv);
 		}
 	}
-	if (optind < argc)
-		return usage_error(o.cmd, "unexpected argument '%s'",
-				   argv[optind]);
-	if ((rc = common_check(&o)))
+	if ((rc = cli_getopt_no_args(&g)) || (rc = common_check(&o)))
 		return rc;
-	if (key && !name_ok(key, PROTO_KEY_MAX))
-		return usage_error(o.cmd,
-				   "--key '%s': expected 1..%d printable ASCII "
-				   "characters",
-				   key, PROTO_KEY_MAX);
-	o.timeout_ms = (int)timeout;
+	if (key && !cli_text_ok(key, PROTO_KEY_MAX))
+		return cli_usage_error(o.cmd, "--key '%s': expected 1..%d "
+				       "printable ASCII characters", key,
+				       PROTO_KEY_MAX);
 
+	/* All of the input, checked, before anything connects. */
 	cli_input_init(&in);
-	/* Without --dim, text input is checked against the table's own dim,
-	 * which the node tells us (a one-row lookup), so even line 1 is
-	 * checked against the schema and reported by number.  Nothing is
-	 * published until all of the input has been read and checked. */
-	if (dim == 0 && !binary) {
-		struct fr_client_rows probe = { 0 };
-		uint64_t row0 = 0;
-
-		c = connect_node(&o);
-		if (!c) {
-			rc = EXIT_RUNTIME;
-			goto out;
-		}
-		err = fr_client_lookup_rows(c, o.model, o.table, &row0, 1,
-					    &probe);
-		if (err) {
-			fprintf(stderr,
-				"freshet publish: node %s: model '%s' table "
-				"'%s': %s: %s; nothing published\n",
-				o.node, o.model, o.table, fr_strerror(err),
-				fr_client_errmsg(c));
-			rc = EXIT_RUNTIME;
-			goto out;
-		}
-		dim = probe.dim;
-		fr_client_rows_fini(&probe);
-	}
-
-	/* All of the input, checked, before anything is published. */
-	if (strcmp(input, "-") == 0) {
-		f = stdin;
-	} else {
-		f = fopen(input, binary ? "rb" : "r");
-		if (!f) {
-			fprintf(stderr, "freshet publish: --input '%s': %s\n",
-				input, strerror(errno));
-			rc = EXIT_USAGE;
-			goto out;
-		}
-	}
-	err = binary ? cli_input_read_binary(&in, f, (uint32_t)dim)
-		     : cli_input_read_text(&in, f, (uint32_t)dim);
-	if (f != stdin)
-		fclose(f);
-	if (err) {
-		fprintf(stderr, "freshet publish: %s: %s; nothing published\n",
-			strcmp(input, "-") ? input : "standard input",
-			fr_errmsg());
-		rc = EXIT_USAGE;
+	if ((rc = publish_read(input, binary, (uint32_t)dim, &in)))
 		goto out;
-	}
 	dropped = cli_input_dedup(&in);
 	if (dropped)
-		fprintf(stderr,
-			"freshet publish: note: %u earlier occurrence%s of "
-			"repeated row ids dropped (the last line wins)\n",
-			dropped, dropped == 1 ? "" : "s");
+		cli_error(o.cmd, "note: %u earlier occurrence%s of repeated "
+			  "row ids dropped (the last line wins)", dropped,
+			  dropped == 1 ? "" : "s");
 
 	/* Every batch must fit one frame. */
 	max_rows = (SHARD_FRAME_MAX_DEFAULT - PUBLISH_OVERHEAD) /
@@ -354,32 +326,31 @@ static int cmd_publish(int argc, char **argv)
 	if (batch == 0)
 		batch = in.n;
 	if (batch > max_rows) {
-		rc = usage_error(o.cmd,
-				 "%llu rows of dim %u in one request exceed the "
-				 "%u-byte frame limit: use --batch-rows %llu "
-				 "or less",
-				 (unsigned long long)batch, in.dim,
-				 SHARD_FRAME_MAX_DEFAULT,
-				 (unsigned long long)max_rows);
+		rc = cli_usage_error(o.cmd, "%llu rows of dim %u in one "
+				     "request exceed the %u-byte frame limit: "
+				     "use --batch-rows %llu or less",
+				     (unsigned long long)batch, in.dim,
+				     SHARD_FRAME_MAX_DEFAULT,
+				     (unsigned long long)max_rows);
 		goto out;
 	}
 	nbatches = (uint32_t)((in.n + batch - 1) / batch);
 	if (key && nbatches > 1 &&
 	    strlen(key) + 1 + (size_t)snprintf(NULL, 0, "%u", nbatches) >
 		    PROTO_KEY_MAX) {
-		rc = usage_error(o.cmd,
-				 "--key '%s': with %u batches the keys K#i "
-				 "would exceed %d characters",
-				 key, nbatches, PROTO_KEY_MAX);
+		rc = cli_usage_error(o.cmd, "--key '%s': with %u batches the "
+				     "keys K#i would exceed %d characters",
+				     key, nbatches, PROTO_KEY_MAX);
 		goto out;
 	}
 
-	if (!c)
-		c = connect_node(&o);
+	c = connect_node(&o);
 	if (!c) {
-		rc = EXIT_RUNTIME;
+		rc = CLI_EXIT_RUNTIME;
 		goto out;
 	}
+	if ((rc = publish_check_dim(&o, c, &in, input)))
+		goto out;
 	fr_client_set_busy_retry(c, (uint32_t)busy);
 	rc = 0;
 	for (uint32_t b = 0; b < nbatches; b++) {
@@ -398,29 +369,24 @@ static int cmd_publish(int argc, char **argv)
 					in.values + first * in.dim, n, in.dim,
 					k, &version, &origin);
 		if (err) {
-			fprintf(stderr,
-				"freshet publish: batch %u of %u (%u row%s) to "
-				"node %s failed: %s: %s\n",
-				b + 1, nbatches, n, n == 1 ? "" : "s", o.node,
-				fr_strerror(err),
-				fr_client_errmsg(c));
+			cli_error(o.cmd, "batch %u of %u (%u row%s) to node %s "
+				  "failed: %s: %s", b + 1, nbatches, n,
+				  n == 1 ? "" : "s", o.node, fr_strerror(err),
+				  fr_client_errmsg(c));
 			if (b)
-				fprintf(stderr,
-					"freshet publish: batches 1..%u were "
-					"published (versions above)\n",
-					b);
-			rc = EXIT_RUNTIME;
+				cli_error(o.cmd, "batches 1..%u were published "
+					  "(versions above)", b);
+			rc = CLI_EXIT_RUNTIME;
 			break;
 		}
 		printf("%llu\n", (unsigned long long)version);
 		fflush(stdout);
 		if (verbose)
-			fprintf(stderr,
-				"freshet publish: batch %u/%u: %u row%s of dim "
-				"%u -> version %llu (node %u)%s%s\n",
-				b + 1, nbatches, n, n == 1 ? "" : "s", in.dim,
-				(unsigned long long)version, origin,
-				k ? ", key " : "", k ? k : "");
+			cli_error(o.cmd, "batch %u/%u: %u row%s of dim %u -> "
+				  "version %llu (node %u)%s%s", b + 1, nbatches,
+				  n, n == 1 ? "" : "s", in.dim,
+				  (unsigned long long)version, origin,
+				  k ? ", key " : "", k ? k : "");
 	}
 out:
 	fr_client_close(c);
@@ -432,29 +398,16 @@ out:
  * lookup
  * ===================================================================== */
 
-json_t *json_u64(uint64_t v)
-{
-	char buf[24];
-
-	if (v <= (uint64_t)INT64_MAX)
-		return json_integer((json_int_t)v);
-	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-	return json_string(buf);
-}
-
-static int print_json(const struct common_opts *o, const uint64_t *ids,
-		      const struct fr_client_rows *r)
+static json_t *lookup_json(const struct common_opts *o, const uint64_t *ids,
+			   const struct fr_client_rows *r)
 {
 	json_t *root, *rows;
-	int rc = EXIT_RUNTIME;
 
-	root = json_pack("{s:s, s:s, s:I}", "model", o->model, "table",
-			 o->table, "dim", (json_int_t)r->dim);
-	rows = json_array();
-	if (!root || !rows)
-		goto out;
-	for (uint32_t i = 0; i < r->n; i++) {
-		json_t *vals = json_array(), *row;
+	root = json_pack("{s:s, s:s, s:I, s:[]}", "model", o->model, "table",
+			 o->table, "dim", (json_int_t)r->dim, "rows");
+	rows = json_object_get(root, "rows");
+	for (uint32_t i = 0; root && i < r->n; i++) {
+		json_t *vals = json_array();
 
 		for (uint32_t j = 0; j < r->dim; j++) {
 			float v = r->values[(size_t)i * r->dim + j];
@@ -464,27 +417,12 @@ static int print_json(const struct common_opts *o, const uint64_t *ids,
 							    ? json_real(v)
 							    : json_null());
 		}
-		row = json_object();
-		json_object_set_new(row, "id", json_u64(ids[i]));
-		json_object_set_new(row, "version", json_u64(r->versions[i]));
-		json_object_set_new(row, "origin",
-				    json_integer(r->origins[i]));
-		json_object_set_new(row, "values", vals);
-		json_array_append_new(rows, row);
+		json_array_append_new(rows, json_pack(
+			"{s:o, s:o, s:I, s:o}", "id", cli_json_u64(ids[i]),
+			"version", cli_json_u64(r->versions[i]),
+			"origin", (json_int_t)r->origins[i], "values", vals));
 	}
-	json_object_set_new(root, "rows", rows);
-	rows = NULL;
-	if (json_dumpf(root, stdout, JSON_COMPACT | JSON_REAL_PRECISION(9)) ==
-	    0) {
-		putchar('\n');
-		rc = 0;
-	}
-out:
-	json_decref(rows);
-	json_decref(root);
-	if (rc)
-		fprintf(stderr, "freshet lookup: cannot build the JSON output\n");
-	return rc;
+	return root;
 }
 
 static void print_text(const uint64_t *ids, const struct fr_client_rows *r)
@@ -502,69 +440,49 @@ static void print_text(const uint64_t *ids, const struct fr_client_rows *r)
 static int cmd_lookup(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "node", required_argument, NULL, 'n' },
-		{ "model", required_argument, NULL, 'm' },
-		{ "table", required_argument, NULL, 't' },
+		NODE_LONGOPTS,
 		{ "ids", required_argument, NULL, 'I' },
 		{ "json", no_argument, NULL, 'j' },
-		{ "timeout", required_argument, NULL, 'T' },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct common_opts o = { .cmd = "lookup" };
 	struct fr_client_rows r = { 0 };
 	const char *idstr = NULL;
 	bool json = false;
-	uint64_t timeout = 0, *ids = NULL;
+	uint64_t *ids = NULL;
 	uint32_t n = 0;
+	struct cli_getopt g;
 	struct fr_client *c;
 	enum fr_err err;
 	int ch, rc;
 
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+	cli_getopt_init(&g, o.cmd, argc, argv, opts, lookup_help, NULL);
+	while ((ch = node_getopt_next(&g, &o, &rc)) != CLI_OPT_END) {
 		switch (ch) {
-		case 'n': o.node = optarg; break;
-		case 'm': o.model = optarg; break;
-		case 't': o.table = optarg; break;
+		case CLI_OPT_STOP: return rc;
 		case 'I': idstr = optarg; break;
 		case 'j': json = true; break;
-		case 'T':
-			if ((rc = parse_uint_opt(o.cmd, "--timeout", optarg,
-						 INT32_MAX, &timeout)))
-				return rc;
-			break;
-		case 'h':
-			fputs(lookup_help, stdout);
-			return 0;
-		default:
-			return bad_option(o.cmd, ch, argv);
 		}
 	}
-	if (optind < argc)
-		return usage_error(o.cmd, "unexpected argument '%s'",
-				   argv[optind]);
-	if ((rc = common_check(&o)))
+	if ((rc = cli_getopt_no_args(&g)) || (rc = common_check(&o)))
 		return rc;
 	if (!idstr)
-		return usage_error(o.cmd, "--ids is required");
+		return cli_usage_error(o.cmd, "--ids is required");
 	if (cli_parse_ids(idstr, &ids, &n))
-		return usage_error(o.cmd, "%s", fr_errmsg());
-	o.timeout_ms = (int)timeout;
+		return cli_usage_error(o.cmd, "%s", fr_errmsg());
 
 	c = connect_node(&o);
 	if (!c) {
 		free(ids);
-		return EXIT_RUNTIME;
+		return CLI_EXIT_RUNTIME;
 	}
 	err = fr_client_lookup_rows(c, o.model, o.table, ids, n, &r);
 	if (err) {
-		fprintf(stderr, "freshet lookup: node %s: %s: %s\n", o.node,
-			fr_strerror(err), fr_client_errmsg(c));
-		rc = EXIT_RUNTIME;
+		cli_error(o.cmd, "node %s: %s: %s", o.node, fr_strerror(err),
+			  fr_client_errmsg(c));
+		rc = CLI_EXIT_RUNTIME;
 	} else if (json) {
-		rc = print_json(&o, ids, &r);
+		rc = cli_print_json_line(o.cmd, lookup_json(&o, ids, &r));
 	} else {
 		print_text(ids, &r);
 		rc = 0;
@@ -573,85 +491,6 @@ static int cmd_lookup(int argc, char **argv)
 	fr_client_close(c);
 	free(ids);
 	return rc;
-}
-
-/* ========================================================================
- * Shared by the ZooKeeper commands (model, status)
- * ===================================================================== */
-
-void cli_zk_defaults(struct cli_zk_opts *z)
-{
-	const char *env = getenv(CLI_ZK_ENV);
-
-	z->hosts = env && *env ? env : NULL;
-	z->cluster = CLI_CLUSTER_DEFAULT;
-	z->timeout_ms = CLI_ZK_TIMEOUT_DEFAULT;
-}
-
-int cli_zk_check(const char *cmd, const struct cli_zk_opts *z)
-{
-	if (!z->hosts)
-		return usage_error(cmd, "--zk HOSTS is required (or set %s): "
-				   "HOST:PORT[,HOST:PORT...][/CHROOT]",
-				   CLI_ZK_ENV);
-	if (!*z->hosts)
-		return usage_error(cmd, "--zk is empty, expected "
-				   "HOST:PORT[,HOST:PORT...][/CHROOT]");
-	if (strlen(z->hosts) > TOPO_HOSTS_MAX)
-		return usage_error(cmd, "--zk is longer than %d bytes",
-				   TOPO_HOSTS_MAX);
-	if (cli_check_name("--cluster", z->cluster, TOPO_NAME_MAX))
-		return usage_error(cmd, "%s", fr_errmsg());
-	if (z->timeout_ms == 0)
-		return usage_error(cmd, "--timeout 0: expected 1..%d ms",
-				   INT32_MAX);
-	return 0;
-}
-
-struct topo_admin *cli_zk_connect(const char *cmd,
-				  const struct cli_zk_opts *z,
-				  uint64_t timeout_ms, int *rc)
-{
-	struct topo_admin *a;
-	enum fr_err err;
-
-	a = topo_admin_connect(z->hosts, z->cluster, (uint32_t)timeout_ms,
-			       &err);
-	if (!a && rc) {
-		fprintf(stderr, "freshet %s: %s\n", cmd,
-			*fr_errmsg() ? fr_errmsg() : fr_strerror(err));
-		*rc = err == FR_ERR_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
-	}
-	return a;
-}
-
-int print_json_line(const char *cmd, json_t *root)
-{
-	int rc = EXIT_RUNTIME;
-
-	if (root && json_dumpf(root, stdout, JSON_COMPACT |
-			       JSON_PRESERVE_ORDER |
-			       JSON_REAL_PRECISION(9)) == 0) {
-		putchar('\n');
-		rc = 0;
-	}
-	json_decref(root);
-	if (rc)
-		fprintf(stderr, "freshet %s: cannot build the JSON output\n",
-			cmd);
-	return rc;
-}
-
-const char *cli_show(char *buf, size_t cap, const char *s)
-{
-	size_t i;
-
-	for (i = 0; s && s[i] && i + 1 < cap; i++)
-		buf[i] = (unsigned char)s[i] >= 0x20 &&
-				 (unsigned char)s[i] < 0x7f ? s[i] : '?';
-	if (cap)
-		buf[i] = '\0';
-	return buf;
 }
 
 /* ========================================================================
@@ -671,37 +510,18 @@ static const char model_help[] =
 	"The model registry in ZooKeeper: /freshet/<cluster>/models/<M>.\n"
 	"A definition is written once and never changed.\n"
 	"\n"
-	"  --zk HOSTS         ZooKeeper, HOST:PORT[,HOST:PORT...][/CHROOT]\n"
-	"                     (default: $FRESHET_ZK)\n"
-	"  --cluster NAME     cluster name (default freshet)\n"
-	"  --timeout MS       how long to wait for the ZooKeeper session\n"
-	"                     (default 5000)\n"
-	"  --name M           model name, 1..63 bytes of [A-Za-z0-9_.-]\n"
-	"  --table SPEC       NAME:ROWS:DIM[:f32|f16] (dtype f32 when left\n"
-	"                     out); give it once per table, 1..64 tables\n"
-	"  --shards N         shards per table, 1..1048576\n"
-	"  --priority P       larger is more urgent (default 0)\n"
-	"  --json             list, describe: one JSON object\n"
+	CLI_ZK_HELP
+	"  --name M            model name, 1..63 bytes of [A-Za-z0-9_.-], not\n"
+	"                      . or ..\n"
+	"  --table SPEC        NAME:ROWS:DIM[:f32|f16] (dtype f32 when left\n"
+	"                      out); give it once per table, 1..64 tables\n"
+	"  --shards N          shards per table, 1..1048576\n"
+	"  --priority P        larger is more urgent (default 0)\n"
+	"  --json              list, describe: one JSON object\n"
 	"\n"
 	"Exit: 0 done, 1 ZooKeeper unreachable or refused (e.g. the model\n"
 	"already exists, or is not there), 2 usage error (nothing written),\n"
 	"3 list: listed, but some definitions are malformed (warned).\n";
-
-int cli_zk_option(const char *cmd, int ch, struct cli_zk_opts *z, int *rc)
-{
-	*rc = 0;
-	switch (ch) {
-	case 'z': z->hosts = optarg; return 1;
-	case 'c': z->cluster = optarg; return 1;
-	case 'T':
-		*rc = parse_uint_opt(cmd, "--timeout", optarg, INT32_MAX,
-				     &z->timeout_ms);
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 
 static json_t *model_json(const struct shard_model_def *def)
 {
@@ -719,21 +539,45 @@ static json_t *model_json(const struct shard_model_def *def)
 			total = UINT64_MAX;
 		json_array_append_new(tables, json_pack(
 			"{s:s,s:o,s:I,s:s,s:o}", "name", t->name,
-			"rows", json_u64(t->rows), "dim", (json_int_t)t->dim,
+			"rows", cli_json_u64(t->rows),
+			"dim", (json_int_t)t->dim,
 			"dtype", shard_dtype_name(t->dtype),
-			"bytes", json_u64(bytes)));
+			"bytes", cli_json_u64(bytes)));
 	}
 	o = json_pack("{s:s,s:I,s:I,s:o,s:o}", "name", def->name,
 		      "priority", (json_int_t)def->priority,
 		      "shards", (json_int_t)def->shards,
-		      "tables", tables, "bytes", json_u64(total));
+		      "tables", tables, "bytes", cli_json_u64(total));
 	return o;
+}
+
+/* One more --table spec into def: 0, or CLI_EXIT_USAGE (printed). */
+static int add_table(const char *cmd, struct shard_model_def *def,
+		     const char *spec)
+{
+	struct shard_table_def *t = &def->tables[def->ntables];
+	char shown[80];
+
+	if (def->ntables == SHARD_TABLES_MAX)
+		return cli_usage_error(cmd, "more than %d --table options",
+				       SHARD_TABLES_MAX);
+	if (cli_parse_table(spec, t))
+		return cli_usage_error(cmd, "%s", fr_errmsg());
+	for (uint32_t i = 0; i < def->ntables; i++)
+		if (strcmp(def->tables[i].name, t->name) == 0)
+			return cli_usage_error(cmd, "--table '%s': table '%s' "
+					       "is given twice, expected "
+					       "unique names",
+					       fr_show(shown, sizeof(shown),
+						       spec), t->name);
+	def->ntables++;
+	return 0;
 }
 
 static int model_create(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		ZK_LONGOPTS,
+		CLI_ZK_LONGOPTS,
 		{ "name", required_argument, NULL, 'n' },
 		{ "table", required_argument, NULL, 't' },
 		{ "shards", required_argument, NULL, 's' },
@@ -743,6 +587,7 @@ static int model_create(int argc, char **argv)
 	const char *cmd = "model create";
 	struct shard_model_def def;
 	struct cli_zk_opts z;
+	struct cli_getopt g;
 	struct topo_admin *a;
 	uint64_t shards = 0, prio = 0;
 	const char *name = NULL;
@@ -750,72 +595,45 @@ static int model_create(int argc, char **argv)
 	int ch, rc;
 
 	memset(&def, 0, sizeof(def));
-	cli_zk_defaults(&z);
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (cli_zk_option(cmd, ch, &z, &rc)) {
-			if (rc)
-				return rc;
-			continue;
-		}
+	cli_getopt_init(&g, cmd, argc, argv, opts, model_help, &z);
+	while ((ch = cli_getopt_next(&g, &rc)) != CLI_OPT_END) {
 		switch (ch) {
+		case CLI_OPT_STOP: return rc;
 		case 'n': name = optarg; break;
 		case 't':
-			if (def.ntables == SHARD_TABLES_MAX)
-				return usage_error(cmd, "more than %d --table "
-						   "options", SHARD_TABLES_MAX);
-			if (cli_parse_table(optarg, &def.tables[def.ntables]))
-				return usage_error(cmd, "%s", fr_errmsg());
-			for (uint32_t i = 0; i < def.ntables; i++)
-				if (strcmp(def.tables[i].name,
-					   def.tables[def.ntables].name) == 0)
-					return usage_error(
-						cmd, "--table '%s': table '%s' "
-						"is given twice, expected "
-						"unique names", optarg,
-						def.tables[i].name);
-			def.ntables++;
+			if ((rc = add_table(cmd, &def, optarg)))
+				return rc;
 			break;
 		case 's':
-			if ((rc = parse_uint_opt(cmd, "--shards", optarg,
-						 SHARD_SHARDS_MAX, &shards)))
+			if ((rc = cli_parse_uint_opt(cmd, "--shards", optarg,
+						     SHARD_SHARDS_MAX,
+						     &shards)))
 				return rc;
 			if (shards == 0)
-				return usage_error(cmd, "--shards 0: expected "
-						   "1..%d", SHARD_SHARDS_MAX);
+				return cli_usage_error(cmd, "--shards 0: "
+						       "expected 1..%d",
+						       SHARD_SHARDS_MAX);
 			break;
 		case 'p':
-			if ((rc = parse_uint_opt(cmd, "--priority", optarg,
-						 UINT32_MAX, &prio)))
+			if ((rc = cli_parse_uint_opt(cmd, "--priority", optarg,
+						     UINT32_MAX, &prio)))
 				return rc;
 			break;
-		case 'h':
-			fputs(model_help, stdout);
-			return 0;
-		default:
-			return bad_option(cmd, ch, argv);
 		}
 	}
-	if (optind < argc)
-		return usage_error(cmd, "unexpected argument '%s'",
-				   argv[optind]);
-	if ((rc = cli_zk_check(cmd, &z)))
+	if ((rc = cli_getopt_no_args(&g)) || (rc = cli_zk_check(cmd, &z)) ||
+	    (rc = cli_name_opt(cmd, "--name", name, SHARD_NAME_MAX)))
 		return rc;
-	if (!name)
-		return usage_error(cmd, "--name is required");
-	if (cli_check_name("--name", name, SHARD_NAME_MAX))
-		return usage_error(cmd, "%s", fr_errmsg());
 	if (def.ntables == 0)
-		return usage_error(cmd, "at least one --table "
-				   "NAME:ROWS:DIM[:f32|f16] is required");
+		return cli_usage_error(cmd, "at least one --table "
+				       "NAME:ROWS:DIM[:f32|f16] is required");
 	if (shards == 0)
-		return usage_error(cmd, "--shards is required");
+		return cli_usage_error(cmd, "--shards is required");
 	snprintf(def.name, sizeof(def.name), "%s", name);
 	def.shards = (uint32_t)shards;
 	def.priority = (uint32_t)prio;
 	if (shard_model_validate(&def))
-		return usage_error(cmd, "%s", fr_errmsg());
+		return cli_usage_error(cmd, "%s", fr_errmsg());
 
 	a = cli_zk_connect(cmd, &z, z.timeout_ms, &rc);
 	if (!a)
@@ -823,15 +641,14 @@ static int model_create(int argc, char **argv)
 	err = topo_admin_model_create(a, &def);
 	topo_admin_close(a);
 	if (err == FR_ERR_EXISTS) {
-		fprintf(stderr, "freshet %s: model %s already exists "
-			"(definitions are immutable)\n", cmd, def.name);
-		return EXIT_RUNTIME;
+		cli_error(cmd, "model %s already exists (definitions are "
+			  "immutable)", def.name);
+		return CLI_EXIT_RUNTIME;
 	}
 	if (err) {
-		fprintf(stderr, "freshet %s: model %s not created: %s\n", cmd,
-			def.name,
-			*fr_errmsg() ? fr_errmsg() : fr_strerror(err));
-		return err == FR_ERR_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
+		cli_error(cmd, "model %s not created: %s", def.name,
+			  cli_errtext(err));
+		return err == FR_ERR_INVAL ? CLI_EXIT_USAGE : CLI_EXIT_RUNTIME;
 	}
 	printf("created model %s (%u shard%s, %u table%s)\n", def.name,
 	       def.shards, def.shards == 1 ? "" : "s", def.ntables,
@@ -874,7 +691,7 @@ static enum fr_err list_one(struct topo_admin *a, const char *cluster,
 	case FR_ERR_INVAL:      /* a child name no model can have */
 		l->state = LISTED_BAD;
 		snprintf(l->why, sizeof(l->why), "/freshet/%s/models/%s: %s",
-			 cluster, cli_show(shown, sizeof(shown), name),
+			 cluster, fr_show(shown, sizeof(shown), name),
 			 fr_errmsg());
 		return FR_OK;
 	case FR_ERR_CORRUPT:
@@ -887,68 +704,65 @@ static enum fr_err list_one(struct topo_admin *a, const char *cluster,
 	}
 }
 
-static int model_list(int argc, char **argv)
+/* The options of model list and describe: the ZooKeeper ones and
+ * --json.  0 to go on, -1 when --help was printed, else the exit code
+ * (printed). */
+static int zk_json_opts(struct cli_getopt *g, const char *cmd, int argc,
+			char **argv, struct cli_zk_opts *z, bool *json)
 {
 	static const struct option opts[] = {
-		ZK_LONGOPTS,
+		CLI_ZK_LONGOPTS,
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int ch, rc;
+
+	cli_getopt_init(g, cmd, argc, argv, opts, model_help, z);
+	while ((ch = cli_getopt_next(g, &rc)) != CLI_OPT_END) {
+		if (ch == CLI_OPT_STOP)
+			return rc ? rc : -1;
+		*json = true;   /* 'j', the only other option */
+	}
+	return 0;
+}
+
+static int model_list(int argc, char **argv)
+{
 	const char *cmd = "model list";
 	struct listed *ls = NULL;
 	struct cli_zk_opts z;
+	struct cli_getopt g;
 	struct topo_admin *a;
 	char **names = NULL, shown[80];
 	bool json = false;
 	json_t *root, *jm, *jb;
 	uint32_t n = 0, nok = 0, nbad = 0;
-	int ch, rc;
+	int rc;
 
-	cli_zk_defaults(&z);
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (cli_zk_option(cmd, ch, &z, &rc)) {
-			if (rc)
-				return rc;
-			continue;
-		}
-		switch (ch) {
-		case 'j': json = true; break;
-		case 'h':
-			fputs(model_help, stdout);
-			return 0;
-		default:
-			return bad_option(cmd, ch, argv);
-		}
-	}
-	if (optind < argc)
-		return usage_error(cmd, "unexpected argument '%s'",
-				   argv[optind]);
-	if ((rc = cli_zk_check(cmd, &z)))
-		return rc;
+	if ((rc = zk_json_opts(&g, cmd, argc, argv, &z, &json)) ||
+	    (rc = cli_getopt_no_args(&g)) || (rc = cli_zk_check(cmd, &z)))
+		return rc < 0 ? 0 : rc;
 
 	a = cli_zk_connect(cmd, &z, z.timeout_ms, &rc);
 	if (!a)
 		return rc;
-	rc = EXIT_RUNTIME;
+	rc = CLI_EXIT_RUNTIME;
 	if (topo_admin_model_list(a, &names, &n)) {
-		fprintf(stderr, "freshet %s: %s\n", cmd, fr_errmsg());
+		cli_error(cmd, "%s", fr_errmsg());
 		goto out;
 	}
 	ls = calloc(n ? n : 1, sizeof(*ls));
 	if (!ls) {
-		fprintf(stderr, "freshet %s: out of memory\n", cmd);
+		cli_error(cmd, "out of memory");
 		goto out;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		if (list_one(a, z.cluster, names[i], &ls[i])) {
-			fprintf(stderr, "freshet %s: %s\n", cmd, fr_errmsg());
+			cli_error(cmd, "%s", fr_errmsg());
 			goto out;
 		}
 		if (ls[i].state == LISTED_BAD) {
-			fprintf(stderr, "freshet %s: warning: %s; skipped\n",
-				cmd, ls[i].why);
+			cli_error(cmd, "warning: %s; skipped", ls[i].why);
 			nbad++;
 		}
 		nok += ls[i].state == LISTED_OK;
@@ -966,11 +780,11 @@ static int model_list(int argc, char **argv)
 			else if (ls[i].state == LISTED_BAD)
 				json_array_append_new(jb, json_pack(
 					"{s:s,s:s}", "name",
-					cli_show(shown, sizeof(shown),
-						 names[i]),
+					fr_show(shown, sizeof(shown),
+						names[i]),
 					"error", ls[i].why));
 		}
-		rc = print_json_line(cmd, root);
+		rc = cli_print_json_line(cmd, root);
 	} else {
 		if (nok + nbad)
 			printf("  %-24s %10s %8s  %s\n", "MODEL", "PRIORITY",
@@ -984,14 +798,14 @@ static int model_list(int argc, char **argv)
 			} else if (ls[i].state == LISTED_BAD) {
 				printf("! %-24s malformed (see the warning "
 				       "on standard error)\n",
-				       cli_show(shown, sizeof(shown),
-						names[i]));
+				       fr_show(shown, sizeof(shown),
+					       names[i]));
 			}
 		}
 		rc = 0;
 	}
 	if (!rc && nbad)
-		rc = EXIT_UNHEALTHY;
+		rc = CLI_EXIT_UNHEALTHY;
 out:
 	free(ls);
 	free(names);
@@ -1020,49 +834,26 @@ static const char *human_bytes(uint64_t v, char *buf, size_t cap)
 
 static int model_describe(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		ZK_LONGOPTS,
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *cmd = "model describe", *name;
 	struct shard_model_def def;
 	struct cli_zk_opts z;
+	struct cli_getopt g;
 	struct topo_admin *a;
 	uint64_t total = 0, bytes;
 	bool json = false;
 	char hb[32];
 	enum fr_err err;
-	int ch, rc;
+	int rc;
 
-	cli_zk_defaults(&z);
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (cli_zk_option(cmd, ch, &z, &rc)) {
-			if (rc)
-				return rc;
-			continue;
-		}
-		switch (ch) {
-		case 'j': json = true; break;
-		case 'h':
-			fputs(model_help, stdout);
-			return 0;
-		default:
-			return bad_option(cmd, ch, argv);
-		}
-	}
+	if ((rc = zk_json_opts(&g, cmd, argc, argv, &z, &json)))
+		return rc < 0 ? 0 : rc;
 	if (optind >= argc)
-		return usage_error(cmd, "which model? (freshet model describe "
-				   "M --zk HOSTS)");
+		return cli_usage_error(cmd, "which model? (freshet model "
+				       "describe M --zk HOSTS)");
 	name = argv[optind];
-	if (optind + 1 < argc)
-		return usage_error(cmd, "unexpected argument '%s'",
-				   argv[optind + 1]);
-	if (cli_check_name("model name", name, SHARD_NAME_MAX))
-		return usage_error(cmd, "%s", fr_errmsg());
-	if ((rc = cli_zk_check(cmd, &z)))
+	if ((rc = cli_getopt_args_from(&g, optind + 1)) ||
+	    (rc = cli_name_opt(cmd, "model name", name, SHARD_NAME_MAX)) ||
+	    (rc = cli_zk_check(cmd, &z)))
 		return rc;
 
 	a = cli_zk_connect(cmd, &z, z.timeout_ms, &rc);
@@ -1071,12 +862,11 @@ static int model_describe(int argc, char **argv)
 	err = topo_admin_model_get(a, name, &def);
 	topo_admin_close(a);
 	if (err) {
-		fprintf(stderr, "freshet %s: %s\n", cmd,
-			*fr_errmsg() ? fr_errmsg() : fr_strerror(err));
-		return EXIT_RUNTIME;
+		cli_error(cmd, "%s", cli_errtext(err));
+		return CLI_EXIT_RUNTIME;
 	}
 	if (json)
-		return print_json_line(cmd, model_json(&def));
+		return cli_print_json_line(cmd, model_json(&def));
 
 	printf("model     %s\npriority  %u\nshards    %u\ntables    %u\n\n",
 	       def.name, def.priority, def.shards, def.ntables);
@@ -1104,7 +894,7 @@ static int cmd_model(int argc, char **argv)
 
 	if (!sub) {
 		fputs(model_help, stderr);
-		return EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
 	if (strcmp(sub, "create") == 0)
 		return model_create(argc - 1, argv + 1);
@@ -1117,81 +907,78 @@ static int cmd_model(int argc, char **argv)
 		fputs(model_help, stdout);
 		return 0;
 	}
-	fprintf(stderr, "freshet model: unknown subcommand '%s', expected "
-		"create, list or describe\n(see 'freshet model --help')\n",
-		sub);
-	return EXIT_USAGE;
+	return cli_usage_error("model", "unknown subcommand '%s', expected "
+			       "create, list or describe", sub);
 }
 
 /* ========================================================================
  * main
  * ===================================================================== */
 
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+} commands[] = {
+	{ "publish", cmd_publish, publish_help },
+	{ "lookup", cmd_lookup, lookup_help },
+	{ "model", cmd_model, model_help },
+	{ "status", cmd_status, status_help },
+	{ "rollback", cmd_rollback, rollback_help },
+	{ "history", cmd_history, history_help },
+	{ "role", cmd_role, role_help },
+};
+
+static const struct command *command_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
+	const struct command *c;
 	int rc;
 
 	/* Let the library's details (fr_errmsg) carry the message; our own
 	 * log lines would only repeat it. */
 	fr_log_set_level(FR_LOG_WARN);
+	cli_set_prog("freshet");
 	if (!cmd) {
 		fputs(main_help, stderr);
-		return EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
-	if (strcmp(cmd, "publish") == 0) {
-		rc = cmd_publish(argc - 1, argv + 1);
-	} else if (strcmp(cmd, "lookup") == 0) {
-		rc = cmd_lookup(argc - 1, argv + 1);
-	} else if (strcmp(cmd, "model") == 0) {
-		rc = cmd_model(argc - 1, argv + 1);
-	} else if (strcmp(cmd, "status") == 0) {
-		rc = cmd_status(argc - 1, argv + 1);
-	} else if (strcmp(cmd, "rollback") == 0) {
-		rc = cmd_rollback(argc - 1, argv + 1);
-	} else if (strcmp(cmd, "history") == 0) {
-		rc = cmd_history(argc - 1, argv + 1);
-	} else if (strcmp(cmd, "role") == 0) {
-		rc = cmd_role(argc - 1, argv + 1);
+	if ((c = command_find(cmd))) {
+		rc = c->run(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
 		   strcmp(cmd, "-h") == 0) {
 		const char *what = argc > 2 ? argv[2] : "";
 
-		if (strcmp(what, "publish") == 0) {
-			fputs(publish_help, stdout);
-		} else if (strcmp(what, "lookup") == 0) {
-			fputs(lookup_help, stdout);
-		} else if (strcmp(what, "model") == 0) {
-			fputs(model_help, stdout);
-		} else if (strcmp(what, "status") == 0) {
-			fputs(status_help, stdout);
-		} else if (strcmp(what, "rollback") == 0) {
-			fputs(rollback_help, stdout);
-		} else if (strcmp(what, "history") == 0) {
-			fputs(history_help, stdout);
-		} else if (strcmp(what, "role") == 0) {
-			fputs(role_help, stdout);
-		} else if (!*what) {
+		if (!*what) {
 			fputs(main_help, stdout);
+		} else if ((c = command_find(what))) {
+			fputs(c->help, stdout);
 		} else {
-			fprintf(stderr, "freshet help: no command '%s'\n",
-				what);
-			return EXIT_USAGE;
+			cli_error("help", "no command '%s'", what);
+			return CLI_EXIT_USAGE;
 		}
 		rc = 0;
 	} else if (strcmp(cmd, "--version") == 0 ||
 		   strcmp(cmd, "-V") == 0) {
-		printf("freshet %s (protocol version %d)\n", FRESHET_VERSION,
+		printf("freshet %s (protocol version %d)\n", fr_version(),
 		       PROTO_VERSION);
 		rc = 0;
 	} else {
 		fprintf(stderr, "freshet: unknown command '%s'\n\n%s", cmd,
 			main_help);
-		rc = EXIT_USAGE;
+		rc = CLI_EXIT_USAGE;
 	}
 	if (fflush(stdout) != 0 && rc == 0) {
-		fprintf(stderr, "freshet: cannot write the output\n");
-		rc = EXIT_RUNTIME;
+		cli_error(NULL, "cannot write the output");
+		rc = CLI_EXIT_RUNTIME;
 	}
 	return rc;
 }

@@ -1,6 +1,6 @@
 /*
- * rollback.c — the SRE side of DESIGN §6, three `freshet` commands on
- * topology.h's admin client:
+ * rollback.c — the SRE side of docs/design.md §6, three `freshet`
+ * commands on topology.h's admin client:
  *
  *   rollback  file a rollback directive {T, R} for a model (after checking
  *             that it can work), optionally wait until every live node
@@ -26,13 +26,12 @@
  * Members are ephemeral znodes, so "live" means "has a member znode now".
  *
  * Everything read from ZooKeeper is decoded and validated by topology/;
- * strings are still made printable (cli_show) before they reach a
+ * strings are still made printable (fr_show) before they reach a
  * terminal.  docs/cli.md is the manual and pins the output lines.
  *
  * Not here: the ZooKeeper client (topology/), what a node does with a
  * directive (node/rollback.c), the witness that files them by itself.
  */
-#include <getopt.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,11 +80,7 @@ const char rollback_help[] =
 	"                      applied the directive, printing progress\n"
 	"  --wait-timeout MS   how long --wait waits (default 60000; implies\n"
 	"                      --wait)\n"
-	"  --zk HOSTS          ZooKeeper, HOST:PORT[,HOST:PORT...][/CHROOT]\n"
-	"                      (default: $FRESHET_ZK)\n"
-	"  --cluster NAME      cluster name (default freshet)\n"
-	"  --timeout MS        how long to wait for the ZooKeeper session\n"
-	"                      (default 5000)\n"
+	CLI_ZK_HELP
 	"\n"
 	"Prints \"filed rollback epoch E for model M: (T, R]\"; with --wait\n"
 	"finally \"every node (N) applied epoch E in S s\".\n"
@@ -103,13 +98,9 @@ const char history_help[] =
 	"revoke-until R, who, why) and its health states (healthy, uncertain,\n"
 	"corrupted: when, by whom, why), merged in time order, oldest first.\n"
 	"\n"
-	"  --model M        the model\n"
-	"  --json           one JSON object per event and line\n"
-	"  --zk HOSTS       ZooKeeper, HOST:PORT[,HOST:PORT...][/CHROOT]\n"
-	"                   (default: $FRESHET_ZK)\n"
-	"  --cluster NAME   cluster name (default freshet)\n"
-	"  --timeout MS     how long to wait for the ZooKeeper session\n"
-	"                   (default 5000)\n"
+	"  --model M           the model\n"
+	"  --json              one JSON object per event and line\n"
+	CLI_ZK_HELP
 	"\n"
 	"Exit: 0 done, 1 ZooKeeper unreachable or the model unknown,\n"
 	"2 usage error, 3 shown, but some znodes are malformed (warned).\n";
@@ -125,17 +116,13 @@ const char role_help[] =
 	"overrides live in ZooKeeper (models/M/roles) and win over the\n"
 	"node's configured role; nodes pick a change up by themselves.\n"
 	"\n"
-	"  --model M        the model\n"
-	"  --node ID        the node id, 1..4294967295\n"
-	"  --set ROLE       serving (the default role), canary (watched by\n"
-	"                   the witness) or baseline (lags on purpose; the\n"
-	"                   known-good reference)\n"
-	"  --clear          remove the node's override\n"
-	"  --zk HOSTS       ZooKeeper, HOST:PORT[,HOST:PORT...][/CHROOT]\n"
-	"                   (default: $FRESHET_ZK)\n"
-	"  --cluster NAME   cluster name (default freshet)\n"
-	"  --timeout MS     how long to wait for the ZooKeeper session\n"
-	"                   (default 5000)\n"
+	"  --model M           the model\n"
+	"  --node ID           the node id, 1..4294967295\n"
+	"  --set ROLE          serving (the default role), canary (watched\n"
+	"                      by the witness) or baseline (lags on purpose;\n"
+	"                      the known-good reference)\n"
+	"  --clear             remove the node's override\n"
+	CLI_ZK_HELP
 	"\n"
 	"Exit: 0 done, 1 ZooKeeper unreachable or refused, or the model\n"
 	"unknown, 2 usage error (nothing written).\n";
@@ -143,12 +130,6 @@ const char role_help[] =
 /* ========================================================================
  * Shared helpers
  * ===================================================================== */
-
-
-static const char *errtext(enum fr_err err)
-{
-	return *fr_errmsg() ? fr_errmsg() : fr_strerror(err);
-}
 
 /* "2025-11-25T06:13:20.123Z" for wall ms. */
 static const char *utc_ms(uint64_t ms, char *buf, size_t cap)
@@ -171,46 +152,58 @@ static const char *utc_ver(uint64_t v, char *buf, size_t cap)
 	return utc_ms(FR_HLC_PHYS(v), buf, cap);
 }
 
-/* M's entry in a member's per-model status, NULL if it has none. */
-static const struct topo_model_status *
-member_model(const struct topo_member *m, const char *model)
+/* A session to ZooKeeper in which model exists (the caller closes it), or
+ * NULL with *rc the exit code (the message printed): what every command
+ * here does first. */
+static struct topo_admin *model_connect(const char *cmd,
+					const struct cli_zk_opts *z,
+					const char *model, int *rc)
 {
-	uint32_t n = m->nmodels < TOPO_MEMBER_MODELS_MAX ?
-		     m->nmodels : TOPO_MEMBER_MODELS_MAX;
+	struct shard_model_def def;
+	struct topo_admin *a;
+	enum fr_err err;
 
-	for (uint32_t i = 0; i < n; i++)
-		if (strcmp(m->models[i].model, model) == 0)
-			return &m->models[i];
+	a = cli_zk_connect(cmd, z, z->timeout_ms, rc);
+	if (!a)
+		return NULL;
+	err = topo_admin_model_get(a, model, &def);
+	if (err == FR_OK)
+		return a;
+	if (err == FR_ERR_NOTFOUND)
+		cli_error(cmd, "unknown model %s: %s", model, cli_errtext(err));
+	else
+		cli_error(cmd, "model %s: %s", model, cli_errtext(err));
+	topo_admin_close(a);
+	*rc = CLI_EXIT_RUNTIME;
 	return NULL;
 }
 
-/* The model must exist: 0, or EXIT_RUNTIME with the message printed. */
-static int model_known(const char *cmd, struct topo_admin *a,
-		       const char *model)
-{
-	struct shard_model_def def;
-	enum fr_err err;
+/* What every command here takes: the ZooKeeper options and --model. */
+#define MODEL_LONGOPTS                                        \
+	CLI_ZK_LONGOPTS,                                      \
+	{ "model", required_argument, NULL, 'm' }
 
-	err = topo_admin_model_get(a, model, &def);
-	if (err == FR_OK)
-		return 0;
-	if (err == FR_ERR_NOTFOUND)
-		fprintf(stderr, "freshet %s: unknown model %s: %s\n", cmd,
-			model, errtext(err));
-	else
-		fprintf(stderr, "freshet %s: model %s: %s\n", cmd, model,
-			errtext(err));
-	return EXIT_RUNTIME;
+/* cli_getopt_next, with --model ('m') taken into *model. */
+static int model_getopt_next(struct cli_getopt *g, const char **model,
+			     int *rc)
+{
+	int ch;
+
+	while ((ch = cli_getopt_next(g, rc)) == 'm')
+		*model = optarg;
+	return ch;
 }
 
-/* --model: present and a znode name.  0 or EXIT_USAGE (printed). */
-static int model_check(const char *cmd, const char *model)
+/* After the options: no argument left, --model a name, the ZooKeeper
+ * options valid.  0 or CLI_EXIT_USAGE (printed). */
+static int model_cmd_check(const struct cli_getopt *g, const char *model)
 {
-	if (!model)
-		return usage_error(cmd, "--model is required");
-	if (cli_check_name("--model", model, SHARD_NAME_MAX))
-		return usage_error(cmd, "%s", fr_errmsg());
-	return 0;
+	int rc;
+
+	if ((rc = cli_getopt_no_args(g)) ||
+	    (rc = cli_name_opt(g->cmd, "--model", model, SHARD_NAME_MAX)))
+		return rc;
+	return cli_zk_check(g->cmd, g->zk);
 }
 
 static void sleep_ms(uint64_t ms)
@@ -225,27 +218,6 @@ static void sleep_ms(uint64_t ms)
 /* ========================================================================
  * freshet rollback
  * ===================================================================== */
-
-/* "123", with nothing else, fitting u64. */
-static bool parse_dec(const char *s, size_t len, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned d;
-
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		d = (unsigned)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
 
 /*
  * --to: "baseline" (*baseline set, *t untouched), a decimal version,
@@ -267,7 +239,7 @@ static enum fr_err parse_to(const char *s, uint64_t now_ms, uint64_t *t,
 		*baseline = true;
 		return FR_OK;
 	}
-	if (parse_dec(s, strlen(s), &v)) {
+	if (fr_dec_u64(s, strlen(s), &v)) {
 		if (v == 0)
 			return fr_fail(FR_ERR_INVAL, "--to '%s': cut 0 is "
 				       "before every update, expected a "
@@ -276,7 +248,7 @@ static enum fr_err parse_to(const char *s, uint64_t now_ms, uint64_t *t,
 		return FR_OK;
 	}
 	if (s[0] == '@') {
-		if (!parse_dec(s + 1, strlen(s + 1), &v))
+		if (!fr_dec_u64(s + 1, strlen(s + 1), &v))
 			goto bad_form;
 		if (v == 0 || v > HLC_MS_MAX)
 			return fr_fail(FR_ERR_INVAL, "--to '%s': UNIXMS must "
@@ -289,7 +261,7 @@ static enum fr_err parse_to(const char *s, uint64_t now_ms, uint64_t *t,
 		goto bad_form;
 	for (n = 1; s[n] >= '0' && s[n] <= '9'; n++)
 		;
-	if (n == 1 || !parse_dec(s + 1, n - 1, &v))
+	if (n == 1 || !fr_dec_u64(s + 1, n - 1, &v))
 		goto bad_form;
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(s + n, units[i].unit) != 0)
@@ -315,19 +287,6 @@ bad_form:
 		       "version, -DURATION or @UNIXMS", s);
 }
 
-/* Printable ASCII, 1..max bytes. */
-static bool text_ok(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > max)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
-			return false;
-	return true;
-}
-
 /* "$USER@hostname" ($LOGNAME, then the password entry, when $USER is not
  * set), printable and within TOPO_WHO_MAX. */
 static void who_am_i(char *buf, size_t cap)
@@ -346,8 +305,8 @@ static void who_am_i(char *buf, size_t cap)
 		user = "unknown";
 	if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
 		snprintf(host, sizeof(host), "unknown");
-	snprintf(buf, cap, "%s@%s", cli_show(u, sizeof(u), user),
-		 cli_show(h, sizeof(h), host));
+	snprintf(buf, cap, "%s@%s", fr_show(u, sizeof(u), user),
+		 fr_show(h, sizeof(h), host));
 }
 
 /* Ask on the terminal; true when the answer is y or yes. */
@@ -369,7 +328,7 @@ static bool confirm(const char *model, uint64_t t, uint64_t now_ms)
 
 /*
  * The checks that need the members (see the top of the file).  *t is
- * resolved for --to baseline.  0, or EXIT_RUNTIME with the message
+ * resolved for --to baseline.  0, or CLI_EXIT_RUNTIME with the message
  * printed.
  */
 static int check_members(const char *cmd, const char *model,
@@ -381,70 +340,70 @@ static int check_members(const char *cmd, const char *model,
 	uint32_t serving = 0, short_ring = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
-		const struct topo_model_status *s = member_model(&m[i], model);
+		const struct topo_model_status *s =
+			cli_member_model(&m[i], model);
 
 		if (!s)
 			continue;
 		serving++;
 		if (baseline && strcmp(s->role, "baseline") == 0 &&
-		    (!base || s->cut < member_model(base, model)->cut))
+		    (!base || s->cut < cli_member_model(base, model)->cut))
 			base = &m[i];
 	}
 	if (serving == 0) {
-		fprintf(stderr, "freshet %s: no live node serves model %s "
-			"(no member znode has a status for it); nothing "
-			"filed\n", cmd, model);
-		return EXIT_RUNTIME;
+		cli_error(cmd, "no live node serves model %s (no member znode "
+			  "has a status for it); nothing filed", model);
+		return CLI_EXIT_RUNTIME;
 	}
 	if (baseline) {
 		if (!base) {
-			fprintf(stderr, "freshet %s: model %s has no live "
-				"baseline node; nothing filed\n", cmd, model);
-			return EXIT_RUNTIME;
+			cli_error(cmd, "model %s has no live baseline node; "
+				  "nothing filed", model);
+			return CLI_EXIT_RUNTIME;
 		}
-		*t = member_model(base, model)->cut;
+		*t = cli_member_model(base, model)->cut;
 		if (*t == 0) {
-			fprintf(stderr, "freshet %s: baseline node %u "
-				"reports cut 0 for model %s (it has served "
-				"nothing yet); nothing filed\n", cmd,
-				base->node_id, model);
-			return EXIT_RUNTIME;
+			cli_error(cmd, "baseline node %u reports cut 0 for "
+				  "model %s (it has served nothing yet); "
+				  "nothing filed", base->node_id, model);
+			return CLI_EXIT_RUNTIME;
 		}
 		if (*t >= FR_HLC_MAKE(now_ms, HLC_LOGICAL_MAX)) {
-			fprintf(stderr, "freshet %s: baseline node %u "
-				"reports cut %llu (%s), which is not before "
-				"now (is its clock ahead?); nothing filed\n",
-				cmd, base->node_id, (unsigned long long)*t,
-				utc_ver(*t, ut, sizeof(ut)));
-			return EXIT_RUNTIME;
+			cli_error(cmd, "baseline node %u reports cut %llu "
+				  "(%s), which is not before now (is its clock "
+				  "ahead?); nothing filed", base->node_id,
+				  (unsigned long long)*t,
+				  utc_ver(*t, ut, sizeof(ut)));
+			return CLI_EXIT_RUNTIME;
 		}
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		const struct topo_model_status *s = member_model(&m[i], model);
+		const struct topo_model_status *s =
+			cli_member_model(&m[i], model);
 
 		if (!s || s->horizon <= *t)
 			continue;
 		short_ring++;
-		if (!low || s->horizon < member_model(low, model)->horizon)
+		if (!low || s->horizon < cli_member_model(low, model)->horizon)
 			low = &m[i];
 	}
 	if (short_ring == serving) {
-		uint64_t h = member_model(low, model)->horizon;
+		uint64_t h = cli_member_model(low, model)->horizon;
 
-		fprintf(stderr, "freshet %s: cut %llu is older than every "
-			"node's undo ring (oldest reach: %llu on node %u); no "
-			"node could restore it (cut %s, oldest reach %s); "
-			"nothing filed\n", cmd, (unsigned long long)*t,
-			(unsigned long long)h, low->node_id,
-			utc_ver(*t, ut, sizeof(ut)),
-			utc_ver(h, uh, sizeof(uh)));
-		return EXIT_RUNTIME;
+		cli_error(cmd, "cut %llu is older than every node's undo ring "
+			  "(oldest reach: %llu on node %u); no node could "
+			  "restore it (cut %s, oldest reach %s); nothing "
+			  "filed", (unsigned long long)*t,
+			  (unsigned long long)h, low->node_id,
+			  utc_ver(*t, ut, sizeof(ut)),
+			  utc_ver(h, uh, sizeof(uh)));
+		return CLI_EXIT_RUNTIME;
 	}
 	if (short_ring)
-		fprintf(stderr, "freshet %s: note: %u of %u nodes serving "
-			"model %s cannot reach cut %llu from their undo rings;"
-			" they will repair with full transfers\n", cmd,
-			short_ring, serving, model, (unsigned long long)*t);
+		cli_error(cmd, "note: %u of %u nodes serving model %s cannot "
+			  "reach cut %llu from their undo rings; they will "
+			  "repair with full transfers", short_ring, serving,
+			  model, (unsigned long long)*t);
 	return 0;
 }
 
@@ -455,7 +414,8 @@ static void count_applied(const struct topo_member *m, uint32_t n,
 {
 	*total = *applied = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		const struct topo_model_status *s = member_model(&m[i], model);
+		const struct topo_model_status *s =
+			cli_member_model(&m[i], model);
 
 		if (!s)
 			continue;
@@ -470,7 +430,7 @@ static void count_applied(const struct topo_member *m, uint32_t n,
  * node that leaves stops counting (and one that joins must apply it
  * too); an empty set is not success.  A failed read closes the session
  * and the next poll opens a new one (an expired session never recovers).
- * 0, or EXIT_RUNTIME (timed out; printed).
+ * 0, or CLI_EXIT_RUNTIME (timed out; printed).
  */
 static int wait_applied(const char *cmd, struct topo_admin **ap,
 			const struct cli_zk_opts *z, const char *model,
@@ -555,28 +515,27 @@ static int wait_applied(const char *cmd, struct topo_admin **ap,
 		fprintf(stderr, "; %u of %u nodes applied it", applied, total);
 		for (uint32_t i = 0; i < nlast; i++) {
 			const struct topo_model_status *s =
-				member_model(&last[i], model);
+				cli_member_model(&last[i], model);
 			char dc[TOPO_NAME_MAX + 1];
 
 			if (!s || s->epoch >= e)
 				continue;
 			fprintf(stderr, "%s node %u (%s) at epoch %llu",
 				first ? "; behind:" : ",", last[i].node_id,
-				cli_show(dc, sizeof(dc), last[i].dc),
+				fr_show(dc, sizeof(dc), last[i].dc),
 				(unsigned long long)s->epoch);
 			first = false;
 		}
 	}
 	fputc('\n', stderr);
 	free(last);
-	return EXIT_RUNTIME;
+	return CLI_EXIT_RUNTIME;
 }
 
 int cmd_rollback(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		ZK_LONGOPTS,
-		{ "model", required_argument, NULL, 'm' },
+		MODEL_LONGOPTS,
 		{ "to", required_argument, NULL, 't' },
 		{ "reason", required_argument, NULL, 'r' },
 		{ "wait", no_argument, NULL, 'w' },
@@ -587,8 +546,9 @@ int cmd_rollback(int argc, char **argv)
 	const char *cmd = "rollback";
 	const char *model = NULL, *to = NULL, *reason = REASON_DEFAULT;
 	struct topo_member *members = NULL;
-	struct topo_rollback d;
+	struct cli_getopt g;
 	struct cli_zk_opts z;
+	struct topo_rollback d;
 	struct topo_admin *a;
 	uint64_t wait_timeout = WAIT_TIMEOUT_DEFAULT, now_ms, t = 0, epoch;
 	uint64_t filed_mono;
@@ -598,75 +558,62 @@ int cmd_rollback(int argc, char **argv)
 	enum fr_err err;
 	int ch, rc;
 
-	cli_zk_defaults(&z);
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (cli_zk_option(cmd, ch, &z, &rc)) {
-			if (rc)
-				return rc;
-			continue;
-		}
+	cli_getopt_init(&g, cmd, argc, argv, opts, rollback_help, &z);
+	while ((ch = model_getopt_next(&g, &model, &rc)) != CLI_OPT_END) {
 		switch (ch) {
-		case 'm': model = optarg; break;
+		case CLI_OPT_STOP: return rc;
 		case 't': to = optarg; break;
 		case 'r': reason = optarg; break;
 		case 'w': wait = true; break;
 		case 'y': yes = true; break;
 		case 'W':
-			if ((rc = parse_uint_opt(cmd, "--wait-timeout", optarg,
-						 INT32_MAX, &wait_timeout)))
+			if ((rc = cli_parse_uint_opt(cmd, "--wait-timeout",
+						     optarg, INT32_MAX,
+						     &wait_timeout)))
 				return rc;
 			if (wait_timeout == 0)
-				return usage_error(cmd, "--wait-timeout 0: "
-						   "expected 1..%d ms",
-						   INT32_MAX);
+				return cli_usage_error(cmd, "--wait-timeout 0: "
+						       "expected 1..%d ms",
+						       INT32_MAX);
 			wait = true;
 			break;
-		case 'h':
-			fputs(rollback_help, stdout);
-			return 0;
-		default:
-			return bad_option(cmd, ch, argv);
 		}
 	}
-	if (optind < argc)
-		return usage_error(cmd, "unexpected argument '%s'",
-				   argv[optind]);
-	if ((rc = model_check(cmd, model)))
+	if ((rc = cli_getopt_no_args(&g)) ||
+	    (rc = cli_name_opt(cmd, "--model", model, SHARD_NAME_MAX)))
 		return rc;
 	if (!to)
-		return usage_error(cmd, "--to is required: baseline, a "
-				   "version, -DURATION or @UNIXMS");
+		return cli_usage_error(cmd, "--to is required: baseline, a "
+				       "version, -DURATION or @UNIXMS");
 	now_ms = fr_wall_ms(NULL);
 	if (parse_to(to, now_ms, &t, &baseline))
-		return usage_error(cmd, "%s", fr_errmsg());
+		return cli_usage_error(cmd, "%s", fr_errmsg());
 	/* R will be at least this; a cut at or past it revokes nothing. */
 	if (!baseline && t >= FR_HLC_MAKE(now_ms, HLC_LOGICAL_MAX))
-		return usage_error(cmd, "--to '%s': cut %llu (%s) is in the "
-				   "future; it must be before now (%s)", to,
-				   (unsigned long long)t,
-				   utc_ver(t, ut, sizeof(ut)),
-				   utc_ms(now_ms, ur, sizeof(ur)));
-	if (!text_ok(reason, TOPO_REASON_MAX))
-		return usage_error(cmd, "--reason: expected 1..%d printable "
-				   "ASCII characters", TOPO_REASON_MAX);
+		return cli_usage_error(cmd, "--to '%s': cut %llu (%s) is in "
+				       "the future; it must be before now "
+				       "(%s)", to,
+				       (unsigned long long)t,
+				       utc_ver(t, ut, sizeof(ut)),
+				       utc_ms(now_ms, ur, sizeof(ur)));
+	if (!cli_text_ok(reason, TOPO_REASON_MAX))
+		return cli_usage_error(cmd, "--reason: expected 1..%d "
+				       "printable ASCII characters",
+				       TOPO_REASON_MAX);
 	if ((rc = cli_zk_check(cmd, &z)))
 		return rc;
 	if (!yes && !isatty(STDIN_FILENO))
-		return usage_error(cmd, "standard input is not a terminal, so "
-				   "there is no one to confirm: pass --yes to "
-				   "file the rollback without asking");
+		return cli_usage_error(cmd, "standard input is not a terminal, "
+				       "so there is no one to confirm: pass "
+				       "--yes to file the rollback without "
+				       "asking");
 
-	a = cli_zk_connect(cmd, &z, z.timeout_ms, &rc);
+	a = model_connect(cmd, &z, model, &rc);
 	if (!a)
 		return rc;
-	if ((rc = model_known(cmd, a, model)))
-		goto out;
-	rc = EXIT_RUNTIME;
+	rc = CLI_EXIT_RUNTIME;
 	if ((err = topo_admin_members(a, &members, &nmembers, NULL))) {
-		fprintf(stderr, "freshet %s: reading the members: %s\n", cmd,
-			errtext(err));
+		cli_error(cmd, "reading the members: %s", cli_errtext(err));
 		goto out;
 	}
 	now_ms = fr_wall_ms(NULL);
@@ -674,9 +621,8 @@ int cmd_rollback(int argc, char **argv)
 				now_ms, &t)))
 		goto out;
 	if (!yes && !confirm(model, t, fr_wall_ms(NULL))) {
-		fprintf(stderr, "freshet %s: not confirmed; nothing filed\n",
-			cmd);
-		rc = EXIT_RUNTIME;
+		cli_error(cmd, "not confirmed; nothing filed");
+		rc = CLI_EXIT_RUNTIME;
 		goto out;
 	}
 
@@ -689,9 +635,9 @@ int cmd_rollback(int argc, char **argv)
 	filed_mono = fr_mono_ms();
 	err = topo_admin_rollback_file(a, model, &d, NULL, -1, &epoch);
 	if (err) {
-		fprintf(stderr, "freshet %s: filing the rollback of model %s: "
-			"%s\n", cmd, model, errtext(err));
-		rc = EXIT_RUNTIME;
+		cli_error(cmd, "filing the rollback of model %s: "
+			  "%s", model, cli_errtext(err));
+		rc = CLI_EXIT_RUNTIME;
 		goto out;
 	}
 	printf("filed rollback epoch %llu for model %s: (%llu, %llu]\n"
@@ -746,22 +692,22 @@ static json_t *hist_json(const char *model, const struct hist_event *e,
 
 		return json_pack("{s:s,s:s,s:o,s:s,s:o,s:o,s:s,s:o,s:s,s:s,"
 				 "s:s}", "event", "rollback", "model", model,
-				 "at", json_u64(d->at_ms), "at_utc",
+				 "at", cli_json_u64(d->at_ms), "at_utc",
 				 utc_ms(d->at_ms, ua, sizeof(ua)),
-				 "epoch", json_u64(d->epoch),
-				 "t", json_u64(d->t), "t_utc",
+				 "epoch", cli_json_u64(d->epoch),
+				 "t", cli_json_u64(d->t), "t_utc",
 				 utc_ver(d->t, ut, sizeof(ut)),
-				 "r", json_u64(d->r), "r_utc",
+				 "r", cli_json_u64(d->r), "r_utc",
 				 utc_ver(d->r, ur, sizeof(ur)),
 				 "who", d->who, "reason", d->reason);
 	}
 	o = json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:s,s:b}", "event", "state",
-		      "model", model, "at", json_u64(e->h->at_ms), "at_utc",
+		      "model", model, "at", cli_json_u64(e->h->at_ms), "at_utc",
 		      utc_ms(e->h->at_ms, ua, sizeof(ua)),
 		      "state", topo_health_name(e->h->state),
 		      "by", e->h->by, "why", e->h->why, "current", e->current);
 	if (o && e->current)
-		json_object_set_new(o, "epoch", json_u64(h->epoch));
+		json_object_set_new(o, "epoch", cli_json_u64(h->epoch));
 	return o;
 }
 
@@ -778,22 +724,21 @@ static void hist_text(const struct hist_event *e)
 		       (unsigned long long)d->epoch, (unsigned long long)d->t,
 		       (unsigned long long)d->r, utc_ver(d->t, ut, sizeof(ut)),
 		       utc_ver(d->r, ur, sizeof(ur)),
-		       cli_show(who, sizeof(who), d->who),
-		       cli_show(why, sizeof(why), d->reason));
+		       fr_show(who, sizeof(who), d->who),
+		       fr_show(why, sizeof(why), d->reason));
 		return;
 	}
 	printf("%s  state %s%s  by %s: %s\n",
 	       utc_ms(e->h->at_ms, ua, sizeof(ua)),
 	       topo_health_name(e->h->state), e->current ? " (now)" : "",
-	       cli_show(who, sizeof(who), e->h->by),
-	       cli_show(why, sizeof(why), e->h->why));
+	       fr_show(who, sizeof(who), e->h->by),
+	       fr_show(why, sizeof(why), e->h->why));
 }
 
 int cmd_history(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		ZK_LONGOPTS,
-		{ "model", required_argument, NULL, 'm' },
+		MODEL_LONGOPTS,
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -808,75 +753,56 @@ int cmd_history(int argc, char **argv)
 	int32_t version = -1;
 	bool json = false, state_bad = false;
 	char ua[UTC_CAP];
+	struct cli_getopt g;
 	enum fr_err err;
 	int ch, rc;
 
-	cli_zk_defaults(&z);
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (cli_zk_option(cmd, ch, &z, &rc)) {
-			if (rc)
-				return rc;
-			continue;
-		}
-		switch (ch) {
-		case 'm': model = optarg; break;
-		case 'j': json = true; break;
-		case 'h':
-			fputs(history_help, stdout);
-			return 0;
-		default:
-			return bad_option(cmd, ch, argv);
-		}
+	cli_getopt_init(&g, cmd, argc, argv, opts, history_help, &z);
+	while ((ch = model_getopt_next(&g, &model, &rc)) != CLI_OPT_END) {
+		if (ch == CLI_OPT_STOP)
+			return rc;
+		json = true;   /* 'j', the only other option */
 	}
-	if (optind < argc)
-		return usage_error(cmd, "unexpected argument '%s'",
-				   argv[optind]);
-	if ((rc = model_check(cmd, model)))
-		return rc;
-	if ((rc = cli_zk_check(cmd, &z)))
+	if ((rc = model_cmd_check(&g, model)))
 		return rc;
 
-	a = cli_zk_connect(cmd, &z, z.timeout_ms, &rc);
+	a = model_connect(cmd, &z, model, &rc);
 	if (!a)
 		return rc;
-	if ((rc = model_known(cmd, a, model)))
-		goto out;
-	rc = EXIT_RUNTIME;
+	rc = CLI_EXIT_RUNTIME;
 	h = calloc(1, sizeof(*h));
 	if (!h) {
-		fprintf(stderr, "freshet %s: out of memory\n", cmd);
+		cli_error(cmd, "out of memory");
 		goto out;
 	}
 	err = topo_admin_rollbacks(a, model, &ds, &nd, &bad);
 	if (err) {
-		fprintf(stderr, "freshet %s: %s%s\n", cmd,
-			err == FR_ERR_NOTFOUND ? "unknown model: " : "",
-			errtext(err));
+		cli_error(cmd, "%s%s",
+			  err == FR_ERR_NOTFOUND ? "unknown model: " : "",
+			  cli_errtext(err));
 		goto out;
 	}
 	err = topo_admin_state_get(a, model, h, &version);
 	if (err == FR_ERR_CORRUPT) {
-		fprintf(stderr, "freshet %s: warning: %s; the health state "
-			"is left out\n", cmd, errtext(err));
+		cli_error(cmd, "warning: %s; the health state "
+			  "is left out", cli_errtext(err));
 		state_bad = true;
 		version = -1;
 	} else if (err) {
-		fprintf(stderr, "freshet %s: %s%s\n", cmd,
-			err == FR_ERR_NOTFOUND ? "unknown model: " : "",
-			errtext(err));
+		cli_error(cmd, "%s%s",
+			  err == FR_ERR_NOTFOUND ? "unknown model: " : "",
+			  cli_errtext(err));
 		goto out;
 	}
 	if (bad)
-		fprintf(stderr, "freshet %s: warning: %u malformed directive "
-			"znode%s under /freshet/%s/models/%s/rollbacks left "
-			"out\n", cmd, bad, bad == 1 ? "" : "s", z.cluster,
-			model);
+		cli_error(cmd, "warning: %u malformed directive "
+			  "znode%s under /freshet/%s/models/%s/rollbacks left "
+			  "out", bad, bad == 1 ? "" : "s", z.cluster,
+			  model);
 
 	ev = calloc((size_t)nd + TOPO_HISTORY_MAX + 1, sizeof(*ev));
 	if (!ev) {
-		fprintf(stderr, "freshet %s: out of memory\n", cmd);
+		cli_error(cmd, "out of memory");
 		goto out;
 	}
 	for (uint32_t i = 0; i < nd; i++)
@@ -906,7 +832,8 @@ int cmd_history(int argc, char **argv)
 	rc = 0;
 	if (json) {
 		for (uint32_t i = 0; i < nev && !rc; i++)
-			rc = print_json_line(cmd, hist_json(model, &ev[i], h));
+			rc = cli_print_json_line(cmd, hist_json(model, &ev[i],
+								h));
 		if (rc)
 			goto out;
 	} else {
@@ -933,7 +860,7 @@ int cmd_history(int argc, char **argv)
 			hist_text(&ev[i]);
 	}
 	if (bad || state_bad)
-		rc = EXIT_UNHEALTHY;
+		rc = CLI_EXIT_UNHEALTHY;
 out:
 	free(ev);
 	free(h);
@@ -982,121 +909,136 @@ static void role_list(const char *model, const struct topo_role_override *o,
 	for (uint32_t i = 0; i < n; i++) {
 		const struct topo_member *mm = member_of(m, nm, o[i].node_id);
 		const struct topo_model_status *s =
-			mm ? member_model(mm, model) : NULL;
+			mm ? cli_member_model(mm, model) : NULL;
 
 		printf("  %10u  %-9s %-5s %s\n", o[i].node_id,
-		       cli_show(role, sizeof(role), o[i].role),
+		       fr_show(role, sizeof(role), o[i].role),
 		       !have_members ? "?" : mm ? "yes" : "no",
-		       s ? cli_show(rep, sizeof(rep), s->role) : "-");
+		       s ? fr_show(rep, sizeof(rep), s->role) : "-");
 	}
 }
 
-int cmd_role(int argc, char **argv)
+/* role's command line, checked. */
+struct role_args {
+	struct cli_zk_opts z;
+	const char *model;
+	const char *set;        /* --set ROLE, NULL if not given */
+	bool clear;             /* --clear */
+	uint32_t node;          /* --node ID, 0 if not given */
+};
+
+/* One option of role's own (getopt's val ch, optarg): 0 or
+ * CLI_EXIT_USAGE (printed). */
+static int role_option(int ch, struct role_args *ra)
+{
+	const char *cmd = "role";
+	uint64_t node;
+	int rc;
+
+	if (ch == 'x') {
+		ra->clear = true;
+	} else if (ch == 's') {
+		if (!topo_role_valid(optarg))
+			return cli_usage_error(cmd, "--set '%s': expected "
+					       "serving, canary or baseline",
+					       optarg);
+		ra->set = optarg;
+	} else {   /* 'n' */
+		if ((rc = cli_parse_uint_opt(cmd, "--node", optarg, UINT32_MAX,
+					     &node)))
+			return rc;
+		if (node == 0)
+			return cli_usage_error(cmd, "--node 0: expected a node "
+					       "id 1..%u", UINT32_MAX);
+		ra->node = (uint32_t)node;
+	}
+	return 0;
+}
+
+/* All of role's options: 0 to go on, -1 after --help, else the exit
+ * code (printed). */
+static int role_args(int argc, char **argv, struct role_args *ra)
 {
 	static const struct option opts[] = {
-		ZK_LONGOPTS,
-		{ "model", required_argument, NULL, 'm' },
+		MODEL_LONGOPTS,
 		{ "node", required_argument, NULL, 'n' },
 		{ "set", required_argument, NULL, 's' },
 		{ "clear", no_argument, NULL, 'x' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd = "role", *model = NULL, *set = NULL, *old;
-	struct topo_role_override *o = NULL;
-	struct topo_member *m = NULL;
-	struct cli_zk_opts z;
-	struct topo_admin *a;
-	uint64_t node = 0;
-	uint32_t n = 0, nm = 0;
-	bool clear = false, have_node = false, have_members;
-	char was[TOPO_ROLE_MAX + 1];
-	enum fr_err err;
+	const char *cmd = "role";
+	struct cli_getopt g;
 	int ch, rc;
 
-	cli_zk_defaults(&z);
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (cli_zk_option(cmd, ch, &z, &rc)) {
-			if (rc)
-				return rc;
-			continue;
-		}
-		switch (ch) {
-		case 'm': model = optarg; break;
-		case 'x': clear = true; break;
-		case 's':
-			if (!topo_role_valid(optarg))
-				return usage_error(cmd, "--set '%s': expected "
-						   "serving, canary or "
-						   "baseline", optarg);
-			set = optarg;
-			break;
-		case 'n':
-			if ((rc = parse_uint_opt(cmd, "--node", optarg,
-						 UINT32_MAX, &node)))
-				return rc;
-			if (node == 0)
-				return usage_error(cmd, "--node 0: expected "
-						   "a node id 1..%u",
-						   UINT32_MAX);
-			have_node = true;
-			break;
-		case 'h':
-			fputs(role_help, stdout);
-			return 0;
-		default:
-			return bad_option(cmd, ch, argv);
-		}
-	}
-	if (optind < argc)
-		return usage_error(cmd, "unexpected argument '%s'",
-				   argv[optind]);
-	if ((rc = model_check(cmd, model)))
+	memset(ra, 0, sizeof(*ra));
+	cli_getopt_init(&g, cmd, argc, argv, opts, role_help, &ra->z);
+	while ((ch = model_getopt_next(&g, &ra->model, &rc)) != CLI_OPT_END)
+		if (ch == CLI_OPT_STOP || (rc = role_option(ch, ra)))
+			return rc ? rc : -1;
+	if ((rc = model_cmd_check(&g, ra->model)))
 		return rc;
-	if (set && clear)
-		return usage_error(cmd, "--set and --clear exclude each "
-				   "other");
-	if ((set || clear) && !have_node)
-		return usage_error(cmd, "--%s needs --node ID",
-				   set ? "set" : "clear");
-	if (have_node && !set && !clear)
-		return usage_error(cmd, "--node needs --set ROLE or --clear "
-				   "(without --node: list the overrides)");
-	if ((rc = cli_zk_check(cmd, &z)))
-		return rc;
+	if (ra->set && ra->clear)
+		return cli_usage_error(cmd, "--set and --clear exclude each "
+				       "other");
+	if ((ra->set || ra->clear) && !ra->node)
+		return cli_usage_error(cmd, "--%s needs --node ID",
+				       ra->set ? "set" : "clear");
+	if (ra->node && !ra->set && !ra->clear)
+		return cli_usage_error(cmd, "--node needs --set ROLE or "
+				       "--clear (without --node: list the "
+				       "overrides)");
+	return 0;
+}
 
-	a = cli_zk_connect(cmd, &z, z.timeout_ms, &rc);
+int cmd_role(int argc, char **argv)
+{
+	const char *cmd = "role", *model, *set, *old;
+	struct topo_role_override *o = NULL;
+	struct topo_member *m = NULL;
+	struct role_args ra;
+	struct topo_admin *a;
+	uint32_t n = 0, nm = 0, node;
+	bool clear, have_members;
+	char was[TOPO_ROLE_MAX + 1];
+	enum fr_err err;
+	int rc;
+
+	if ((rc = role_args(argc, argv, &ra)))
+		return rc < 0 ? 0 : rc;
+	model = ra.model;
+	set = ra.set;
+	clear = ra.clear;
+	node = ra.node;
+
+	a = model_connect(cmd, &ra.z, model, &rc);
 	if (!a)
 		return rc;
-	if ((rc = model_known(cmd, a, model)))
-		goto out;
-	rc = EXIT_RUNTIME;
+	rc = CLI_EXIT_RUNTIME;
 	o = calloc(TOPO_ROLE_OVERRIDES_MAX, sizeof(*o));
 	if (!o) {
-		fprintf(stderr, "freshet %s: out of memory\n", cmd);
+		cli_error(cmd, "out of memory");
 		goto out;
 	}
 	err = topo_admin_roles_get(a, model, o, TOPO_ROLE_OVERRIDES_MAX, &n);
 	if (err) {
-		fprintf(stderr, "freshet %s: reading the role overrides of "
-			"model %s: %s\n", cmd, model, errtext(err));
+		cli_error(cmd, "reading the role overrides of "
+			  "model %s: %s", model, cli_errtext(err));
 		goto out;
 	}
 	/* Who is live is context, not a must: without it, say so. */
 	have_members = topo_admin_members(a, &m, &nm, NULL) == FR_OK;
 	if (!have_members)
-		fprintf(stderr, "freshet %s: warning: cannot read the members "
-			"(%s); liveness not shown\n", cmd, fr_errmsg());
+		cli_error(cmd, "warning: cannot read the members "
+			  "(%s); liveness not shown", fr_errmsg());
 	if (!set && !clear) {
 		role_list(model, o, n, m, nm, have_members);
 		rc = 0;
 		goto out;
 	}
 
-	old = override_of(o, n, (uint32_t)node);
+	old = override_of(o, n, node);
 	if (old)
-		cli_show(was, sizeof(was), old);
+		fr_show(was, sizeof(was), old);
 	if (clear && !old) {
 		printf("model %s: node %llu has no role override; nothing to "
 		       "clear\n", model, (unsigned long long)node);
@@ -1105,11 +1047,10 @@ int cmd_role(int argc, char **argv)
 	}
 	err = topo_admin_role_set(a, model, (uint32_t)node, set);
 	if (err) {
-		fprintf(stderr, "freshet %s: %s the role override of node "
-			"%llu for model %s: %s\n", cmd,
-			set ? "setting" : "clearing",
-			(unsigned long long)node, model, errtext(err));
-		rc = err == FR_ERR_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
+		cli_error(cmd, "%s the role override of node "
+			  "%llu for model %s: %s", set ? "setting" : "clearing",
+			  (unsigned long long)node, model, cli_errtext(err));
+		rc = err == FR_ERR_INVAL ? CLI_EXIT_USAGE : CLI_EXIT_RUNTIME;
 		goto out;
 	}
 	if (set)
@@ -1121,9 +1062,9 @@ int cmd_role(int argc, char **argv)
 		       "%s); it takes its configured role\n", model,
 		       (unsigned long long)node, was);
 	if (have_members && !member_of(m, nm, (uint32_t)node))
-		fprintf(stderr, "freshet %s: note: node %llu is not a live "
-			"member now; the override applies when it joins\n",
-			cmd, (unsigned long long)node);
+		cli_error(cmd, "note: node %llu is not a live member now; the "
+			  "override applies when it joins",
+			  (unsigned long long)node);
 	rc = 0;
 out:
 	free(m);

@@ -1,9 +1,9 @@
 /*
- * main.c — freshet-witness (DESIGN §6): every --interval seconds it finds
- * a model's canary and baseline nodes in ZooKeeper, looks the probe set's
- * rows up on both, scores and decides (witness.h), and acts: files a
- * rollback to the baseline's cut when the canary is corrupted, and keeps
- * models/<model>/state up to date.  docs/witness.md is its manual.
+ * main.c — freshet-witness (docs/design.md §6): every --interval seconds
+ * it finds a model's canary and baseline nodes in ZooKeeper, looks the
+ * probe set's rows up on both, scores and decides (witness.h), and acts:
+ * files a rollback to the baseline's cut when the canary is corrupted, and
+ * keeps models/<model>/state up to date.  docs/witness.md is its manual.
  *
  * A round, and the function that does each step:
  *
@@ -19,7 +19,7 @@
  *                       hold, then witness_decide
  *     5. act            the state machine below, with compare-and-set on
  *                       the state version read in step 2
- *   round_log, round_json (--once), metrics
+ *   round_log, round_json (--once), witness_metrics_round (metrics.c)
  *
  * State transitions the witness makes (anything else: no action):
  *
@@ -42,11 +42,11 @@
  * served by evhttp on the same loop, between rounds (a round blocks the
  * loop for its ZooKeeper calls and lookups, each bounded by a timeout).
  *
- * Not here: probe parsing and the statistics (probe.c, score.c), the
- * ZooKeeper client (topology/), the node protocol (client/).
+ * Not here: probe parsing, the statistics and the metrics' families and
+ * text (probe.c, score.c, metrics.c), option and message helpers shared
+ * with `freshet` (cli/cliutil.c), the ZooKeeper client (topology/), the
+ * node protocol (client/).
  */
-#include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -60,25 +60,17 @@
 #include <event2/http.h>
 #include <jansson.h>
 
+#include "cli/cliutil.h"
 #include "client/client.h"
 #include "common/common.h"
 #include "shard/shard.h"
 #include "topology/topology.h"
 #include "witness/witness.h"
 
-#ifndef FRESHET_VERSION
-#define FRESHET_VERSION "0.0.0"
-#endif
 
 #define PROG "freshet-witness"
 #define MOD "witness"
 
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
-
-#define ZK_ENV "FRESHET_ZK"
-#define CLUSTER_DEFAULT "freshet"
-#define ZK_TIMEOUT_DEFAULT 5000
 #define NODE_TIMEOUT_DEFAULT 5000
 #define INTERVAL_DEFAULT 5.0
 #define INTERVAL_MIN 0.1
@@ -104,9 +96,7 @@ static const char help[] =
 	"baseline's cut; a smaller or noisy one marks it uncertain.  Manual:\n"
 	"docs/witness.md.\n"
 	"\n"
-	"  --zk HOSTS          ZooKeeper, HOST:PORT[,HOST:PORT...][/CHROOT]\n"
-	"                      (default: $FRESHET_ZK)\n"
-	"  --cluster NAME      cluster name (default freshet)\n"
+	CLI_ZK_HELP
 	"  --model M           the model to watch\n"
 	"  --probe FILE        labelled probe set, one example per line:\n"
 	"                      label<TAB>user_table<TAB>user_row<TAB>"
@@ -126,11 +116,10 @@ static const char help[] =
 	"                      uncertain (default 200)\n"
 	"  --seed N            bootstrap seed (default 1)\n"
 	"\n"
-	"  --timeout MS        wait for the ZooKeeper session (default 5000)\n"
 	"  --node-timeout MS   connect and lookup timeout per node\n"
 	"                      (default 5000)\n"
 	"  --metrics HOST:PORT serve Prometheus text at /metrics\n"
-	"  --log-level L       debug|info|warn|error (default info)\n"
+	"  --log-level L       debug|info|warn|error|off (default info)\n"
 	"  --version, --help\n"
 	"\n"
 	"Exit: 0 stopped by SIGINT/SIGTERM, or --once decided; 1 runtime\n"
@@ -138,150 +127,101 @@ static const char help[] =
 	"not decide or could not write); 2 usage or probe file error.\n";
 
 struct opts {
-	const char *zk, *cluster, *model, *probe, *metrics;
-	uint64_t timeout_ms, node_timeout_ms;
+	struct cli_zk_opts z;         /* --zk, --cluster, --timeout */
+	const char *model, *probe, *metrics;
+	uint64_t node_timeout_ms;
 	double interval_s;
 	struct witness_opts w;
 	bool once, dry_run;
 	enum fr_log_level log_level;
-	char metrics_host[256];
+	char metrics_host[FR_HOST_MAX + 1];
 	uint16_t metrics_port;
 };
 
-static int usage_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
+/* A uint32 option value: 0, or CLI_EXIT_USAGE printed. */
+static int parse_u32(const char *opt, const char *s, uint32_t *out)
 {
-	va_list ap;
+	uint64_t v;
+	int rc = cli_parse_uint_opt(NULL, opt, s, UINT32_MAX, &v);
 
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n(see '" PROG " --help')\n");
-	return EXIT_USAGE;
+	if (!rc)
+		*out = (uint32_t)v;
+	return rc;
 }
 
-/* Untrusted text made printable: at most cap-1 bytes, others as '?'. */
-static const char *show(char *buf, size_t cap, const char *s)
-{
-	size_t i;
-
-	for (i = 0; s && s[i] && i + 1 < cap; i++)
-		buf[i] = (unsigned char)s[i] >= 0x20 &&
-				 (unsigned char)s[i] < 0x7f ? s[i] : '?';
-	if (cap)
-		buf[i] = '\0';
-	return buf;
-}
-
-static int parse_u64(const char *opt, const char *s, uint64_t max,
-		     uint64_t *out)
+/* One option (getopt's val ch, its value optarg) into o: 0, -1 when the
+ * program is done (--version printed), or CLI_EXIT_USAGE printed. */
+static int parse_opt(int ch, struct opts *o)
 {
 	char b[48];
-	uint64_t v = 0;
+	int rc = 0;
 
-	if (!*s)
-		return usage_error("%s is empty, expected 0..%llu", opt,
-				   (unsigned long long)max);
-	for (const char *p = s; *p; p++) {
-		unsigned d = (unsigned char)*p - '0';
-
-		if (d > 9)
-			return usage_error("%s '%s': expected an unsigned "
-					   "decimal integer", opt,
-					   show(b, sizeof(b), s));
-		if (v > (UINT64_MAX - d) / 10 || v * 10 + d > max)
-			return usage_error("%s '%s': expected 0..%llu", opt,
-					   show(b, sizeof(b), s),
-					   (unsigned long long)max);
-		v = v * 10 + d;
+	switch (ch) {
+	case 'm': o->model = optarg; break;
+	case 'p': o->probe = optarg; break;
+	case 'x': o->metrics = optarg; break;
+	case '1': o->once = true; break;
+	case 'n': o->dry_run = true; break;
+	case 'i':
+		if ((rc = cli_parse_double_opt(NULL, "--interval", optarg,
+					       &o->interval_s)))
+			break;
+		if (o->interval_s < INTERVAL_MIN ||
+		    o->interval_s > INTERVAL_MAX)
+			rc = cli_usage_error(NULL, "--interval %s: expected "
+					     "seconds in 0.1..86400",
+					     fr_show(b, sizeof(b), optarg));
+		break;
+	case 'M':
+	case 'H':
+		rc = cli_parse_double_opt(NULL, ch == 'H' ? "--threshold"
+					  : "--margin",
+					  optarg, &o->w.margin);
+		break;
+	case 'A':
+		rc = cli_parse_double_opt(NULL, "--auc-margin", optarg,
+					  &o->w.auc_margin);
+		break;
+	case 'C':
+		rc = cli_parse_double_opt(NULL, "--confidence", optarg,
+					  &o->w.confidence);
+		break;
+	case 'R':
+		rc = parse_u32("--resamples", optarg, &o->w.resamples);
+		break;
+	case 'S':
+		rc = parse_u32("--min-samples", optarg, &o->w.min_samples);
+		break;
+	case 's':
+		rc = cli_parse_uint_opt(NULL, "--seed", optarg, UINT64_MAX,
+					&o->w.seed);
+		break;
+	case 'N':
+		rc = cli_parse_uint_opt(NULL, "--node-timeout", optarg,
+					INT32_MAX, &o->node_timeout_ms);
+		if (!rc && o->node_timeout_ms == 0)
+			rc = cli_usage_error(NULL, "--node-timeout 0: expected "
+					     "1..%d ms", INT32_MAX);
+		break;
+	case 'l':
+		if (fr_log_level_parse(optarg, &o->log_level))
+			rc = cli_usage_error(NULL, "--log-level '%s': expected "
+					     "debug, info, warn, error or off",
+					     fr_show(b, sizeof(b), optarg));
+		break;
+	case 'V':
+		printf(PROG " %s\n", fr_version());
+		return -1;
 	}
-	*out = v;
-	return 0;
+	return rc;
 }
 
-static int parse_double(const char *opt, const char *s, double *out)
-{
-	char b[48], *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (!*s || *end || errno || !isfinite(v))
-		return usage_error("%s '%s': expected a finite decimal number",
-				   opt, show(b, sizeof(b), s));
-	*out = v;
-	return 0;
-}
-
-/* Names as in the model registry: 1..63 bytes of [A-Za-z0-9_.-]. */
-static int check_name(const char *opt, const char *s)
-{
-	size_t n = strlen(s);
-	char b[80];
-
-	if (n == 0 || n > SHARD_NAME_MAX)
-		return usage_error("%s '%s': expected 1..%d bytes of "
-				   "[A-Za-z0-9_.-]", opt, show(b, sizeof(b), s),
-				   SHARD_NAME_MAX);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-		      c == '-'))
-			return usage_error("%s '%s' has byte 0x%02x at %zu, "
-					   "expected 1..%d bytes of "
-					   "[A-Za-z0-9_.-]", opt,
-					   show(b, sizeof(b), s), c, i,
-					   SHARD_NAME_MAX);
-	}
-	if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return usage_error("%s '%s' is not allowed", opt, s);
-	return 0;
-}
-
-/* "HOST:PORT" or "[V6]:PORT" -> host, port 1..65535; false if not. */
-static bool split_addr(const char *s, char *host, size_t cap,
-		       uint16_t *port)
-{
-	const char *h = s, *he, *ps;
-	unsigned long p;
-	char *end;
-
-	if (s[0] == '[') {
-		h = s + 1;
-		he = strchr(h, ']');
-		if (!he || he[1] != ':')
-			return false;
-		ps = he + 2;
-	} else {
-		he = strrchr(s, ':');
-		if (!he || memchr(s, ':', (size_t)(he - s)))
-			return false;
-		ps = he + 1;
-	}
-	if (he == h || (size_t)(he - h) >= cap)
-		return false;
-	if (*ps < '0' || *ps > '9')
-		return false;
-	errno = 0;
-	p = strtoul(ps, &end, 10);
-	if (*end || errno || p == 0 || p > 65535)
-		return false;
-	memcpy(host, h, (size_t)(he - h));
-	host[he - h] = '\0';
-	*port = (uint16_t)p;
-	return true;
-}
-
+/* All the options into o: 0 to run, -1 when done (--help, --version),
+ * else CLI_EXIT_USAGE (printed). */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{ "zk", required_argument, NULL, 'z' },
-		{ "cluster", required_argument, NULL, 'c' },
+		CLI_ZK_LONGOPTS,
 		{ "model", required_argument, NULL, 'm' },
 		{ "probe", required_argument, NULL, 'p' },
 		{ "interval", required_argument, NULL, 'i' },
@@ -294,172 +234,45 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "resamples", required_argument, NULL, 'R' },
 		{ "min-samples", required_argument, NULL, 'S' },
 		{ "seed", required_argument, NULL, 's' },
-		{ "timeout", required_argument, NULL, 'T' },
 		{ "node-timeout", required_argument, NULL, 'N' },
 		{ "metrics", required_argument, NULL, 'x' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *env = getenv(ZK_ENV);
-	uint64_t v;
-	char b[48];
+	struct cli_getopt g;
 	int ch, rc;
 
 	memset(o, 0, sizeof(*o));
-	o->zk = env && *env ? env : NULL;
-	o->cluster = CLUSTER_DEFAULT;
-	o->timeout_ms = ZK_TIMEOUT_DEFAULT;
 	o->node_timeout_ms = NODE_TIMEOUT_DEFAULT;
 	o->interval_s = INTERVAL_DEFAULT;
 	o->log_level = FR_LOG_INFO;
 	witness_opts_default(&o->w);
 
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
-		rc = 0;
-		switch (ch) {
-		case 'z': o->zk = optarg; break;
-		case 'c': o->cluster = optarg; break;
-		case 'm': o->model = optarg; break;
-		case 'p': o->probe = optarg; break;
-		case 'x': o->metrics = optarg; break;
-		case '1': o->once = true; break;
-		case 'n': o->dry_run = true; break;
-		case 'i':
-			if ((rc = parse_double("--interval", optarg,
-					       &o->interval_s)))
-				break;
-			if (o->interval_s < INTERVAL_MIN ||
-			    o->interval_s > INTERVAL_MAX)
-				rc = usage_error("--interval %s: expected "
-						 "seconds in 0.1..86400",
-						 show(b, sizeof(b), optarg));
-			break;
-		case 'M':
-		case 'H':
-			rc = parse_double(ch == 'H' ? "--threshold"
-						    : "--margin",
-					  optarg, &o->w.margin);
-			break;
-		case 'A':
-			rc = parse_double("--auc-margin", optarg,
-					  &o->w.auc_margin);
-			break;
-		case 'C':
-			rc = parse_double("--confidence", optarg,
-					  &o->w.confidence);
-			break;
-		case 'R':
-			if (!(rc = parse_u64("--resamples", optarg,
-					     UINT32_MAX, &v)))
-				o->w.resamples = (uint32_t)v;
-			break;
-		case 'S':
-			if (!(rc = parse_u64("--min-samples", optarg,
-					     UINT32_MAX, &v)))
-				o->w.min_samples = (uint32_t)v;
-			break;
-		case 's':
-			rc = parse_u64("--seed", optarg, UINT64_MAX,
-				       &o->w.seed);
-			break;
-		case 'T':
-			rc = parse_u64("--timeout", optarg, INT32_MAX,
-				       &o->timeout_ms);
-			if (!rc && o->timeout_ms == 0)
-				rc = usage_error("--timeout 0: expected "
-						 "1..%d ms", INT32_MAX);
-			break;
-		case 'N':
-			rc = parse_u64("--node-timeout", optarg, INT32_MAX,
-				       &o->node_timeout_ms);
-			if (!rc && o->node_timeout_ms == 0)
-				rc = usage_error("--node-timeout 0: expected "
-						 "1..%d ms", INT32_MAX);
-			break;
-		case 'l':
-			if (fr_log_level_parse(optarg, &o->log_level))
-				rc = usage_error("--log-level '%s': expected "
-						 "debug, info, warn, error or "
-						 "off",
-						 show(b, sizeof(b), optarg));
-			break;
-		case 'V':
-			printf(PROG " %s\n", FRESHET_VERSION);
-			return -1;
-		case 'h':
-			fputs(help, stdout);
-			return -1;
-		case ':':
-			rc = usage_error("option '%s' needs a value",
-					 argv[optind - 1]);
-			break;
-		default:
-			rc = usage_error("unknown option '%s'",
-					 argv[optind - 1]);
-			break;
-		}
-		if (rc)
+	cli_getopt_init(&g, NULL, argc, argv, lo, help, &o->z);
+	while ((ch = cli_getopt_next(&g, &rc)) != CLI_OPT_END) {
+		if (ch == CLI_OPT_STOP)
+			return rc ? rc : -1;
+		if ((rc = parse_opt(ch, o)))
 			return rc;
 	}
-	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!o->zk)
-		return usage_error("--zk HOSTS is required (or set %s): "
-				   "HOST:PORT[,HOST:PORT...][/CHROOT]", ZK_ENV);
-	if (!*o->zk || strlen(o->zk) > TOPO_HOSTS_MAX)
-		return usage_error("--zk: expected 1..%d bytes of "
-				   "HOST:PORT[,HOST:PORT...][/CHROOT]",
-				   TOPO_HOSTS_MAX);
-	if ((rc = check_name("--cluster", o->cluster)))
-		return rc;
-	if (!o->model)
-		return usage_error("--model is required");
-	if ((rc = check_name("--model", o->model)))
+	if ((rc = cli_getopt_no_args(&g)) || (rc = cli_zk_check(NULL, &o->z)) ||
+	    (rc = cli_name_opt(NULL, "--model", o->model, SHARD_NAME_MAX)))
 		return rc;
 	if (!o->probe)
-		return usage_error("--probe FILE is required");
+		return cli_usage_error(NULL, "--probe FILE is required");
 	if (witness_opts_check(&o->w))
-		return usage_error("%s", fr_errmsg());
-	if (o->metrics && !split_addr(o->metrics, o->metrics_host,
-				      sizeof(o->metrics_host),
-				      &o->metrics_port))
-		return usage_error("--metrics '%s': expected HOST:PORT (or "
-				   "[IPV6]:PORT), port 1..65535",
-				   show(b, sizeof(b), o->metrics));
+		return cli_usage_error(NULL, "%s", fr_errmsg());
+	if (o->metrics &&
+	    fr_parse_hostport("--metrics", o->metrics, o->metrics_host,
+			      sizeof(o->metrics_host), &o->metrics_port))
+		return cli_usage_error(NULL, "%s", fr_errmsg());
 	return 0;
 }
 
 /* ========================================================================
  * State
  * ===================================================================== */
-
-/* Why a round decided nothing; the names are metric label values. */
-enum skip {
-	SKIP_NONE = 0,
-	SKIP_ZK,
-	SKIP_NO_CANARY,
-	SKIP_NO_BASELINE,
-	SKIP_ROLLBACK,
-	SKIP_LOOKUP,
-	SKIP_ROWS_MISSING,
-	SKIP_SCORE,
-	SKIP__COUNT
-};
-
-static const char *const skip_names[SKIP__COUNT] = {
-	[SKIP_NONE] = "none",
-	[SKIP_ZK] = "zookeeper",
-	[SKIP_NO_CANARY] = "no_canary",
-	[SKIP_NO_BASELINE] = "no_baseline",
-	[SKIP_ROLLBACK] = "rollback_in_progress",
-	[SKIP_LOOKUP] = "lookup_failed",
-	[SKIP_ROWS_MISSING] = "rows_missing",
-	[SKIP_SCORE] = "score_failed",
-};
 
 enum action {
 	ACT_NONE = 0,
@@ -505,7 +318,7 @@ struct pick {
 struct round {
 	uint64_t seq;
 	uint64_t at_ms;
-	enum skip skip;
+	enum witness_skip skip;
 	char msg[768];                /* skip reason or action detail */
 	struct pick canary, baseline;
 	uint32_t nodes;               /* live nodes that report the model */
@@ -523,18 +336,6 @@ struct round {
 	char reason[TOPO_REASON_MAX + 1];   /* the numbers, for ZooKeeper */
 };
 
-struct metrics {
-	uint64_t rounds;
-	uint64_t decisions[WITNESS_DECISIONS];
-	uint64_t skipped[SKIP__COUNT];
-	uint64_t rollbacks_filed, rollbacks_refused, cas_conflicts;
-	uint64_t state_changes, action_errors;
-	bool have_last;
-	struct witness_result last;
-	uint32_t last_excluded;
-	uint64_t last_round_ms, last_decision_ms;
-};
-
 struct wit {
 	struct opts o;
 	struct witness_probe probe;
@@ -550,9 +351,9 @@ struct wit {
 	struct topo_admin *zk;
 	char who[TOPO_WHO_MAX + 1];
 	uint64_t seq;
-	enum skip last_skip;
+	enum witness_skip last_skip;
 	char last_skip_msg[768];
-	struct metrics m;
+	struct witness_metrics m;
 	/* loop mode */
 	struct event_base *base;
 	struct event *timer, *sigint, *sigterm;
@@ -598,7 +399,7 @@ static bool pick_nodes(struct wit *w, struct round *r)
 
 	err = topo_admin_members(w->zk, &mem, &n, &bad);
 	if (err) {
-		r->skip = SKIP_ZK;
+		r->skip = WITNESS_SKIP_ZK;
 		snprintf(r->msg, sizeof(r->msg), "cannot list members: %s: %s",
 			 fr_strerror(err), fr_errmsg());
 		if (zk_broken(err))
@@ -607,34 +408,28 @@ static bool pick_nodes(struct wit *w, struct round *r)
 	}
 	r->min_horizon = UINT64_MAX;
 	for (uint32_t i = 0; i < n; i++) {
-		for (uint32_t k = 0; k < mem[i].nmodels; k++) {
-			const struct topo_model_status *s = &mem[i].models[k];
+		const struct topo_model_status *s =
+			cli_member_model(&mem[i], w->o.model);
 
-			if (strcmp(s->model, w->o.model) != 0)
-				continue;
-			r->nodes++;
-			if (s->horizon < r->min_horizon)
-				r->min_horizon = s->horizon;
-			if (strcmp(s->role, "canary") == 0)
-				pick_one(&r->canary, &mem[i], s);
-			else if (strcmp(s->role, "baseline") == 0)
-				pick_one(&r->baseline, &mem[i], s);
-		}
+		if (!s)
+			continue;
+		r->nodes++;
+		if (s->horizon < r->min_horizon)
+			r->min_horizon = s->horizon;
+		if (strcmp(s->role, "canary") == 0)
+			pick_one(&r->canary, &mem[i], s);
+		else if (strcmp(s->role, "baseline") == 0)
+			pick_one(&r->baseline, &mem[i], s);
 	}
 	free(mem);
-	if (!r->canary.found) {
-		r->skip = SKIP_NO_CANARY;
+	if (!r->canary.found || !r->baseline.found) {
+		const char *role = r->canary.found ? "baseline" : "canary";
+
+		r->skip = r->canary.found ? WITNESS_SKIP_NO_BASELINE
+					  : WITNESS_SKIP_NO_CANARY;
 		snprintf(r->msg, sizeof(r->msg), "no live node reports model "
-			 "'%s' with role canary (%u node%s)",
-			 w->o.model, r->nodes,
-			 r->nodes == 1 ? " reports it" : "s report it");
-		return false;
-	}
-	if (!r->baseline.found) {
-		r->skip = SKIP_NO_BASELINE;
-		snprintf(r->msg, sizeof(r->msg), "no live node reports model "
-			 "'%s' with role baseline (%u node%s)",
-			 w->o.model, r->nodes,
+			 "'%s' with role %s (%u node%s)", w->o.model, role,
+			 r->nodes,
 			 r->nodes == 1 ? " reports it" : "s report it");
 		return false;
 	}
@@ -652,7 +447,7 @@ static bool read_state(struct wit *w, struct round *r)
 	if (!err)
 		err = topo_admin_rollbacks(w->zk, w->o.model, &rb, &n, &bad);
 	if (err) {
-		r->skip = SKIP_ZK;
+		r->skip = WITNESS_SKIP_ZK;
 		snprintf(r->msg, sizeof(r->msg), "cannot read the state of "
 			 "model '%s': %s: %s", w->o.model, fr_strerror(err),
 			 fr_errmsg());
@@ -666,7 +461,7 @@ static bool read_state(struct wit *w, struct round *r)
 			r->epoch = rb[i].epoch;
 	free(rb);
 	if (r->canary.epoch != r->epoch || r->baseline.epoch != r->epoch) {
-		r->skip = SKIP_ROLLBACK;
+		r->skip = WITNESS_SKIP_ROLLBACK;
 		snprintf(r->msg, sizeof(r->msg), "rollback epoch %llu in "
 			 "progress (canary node %u at epoch %llu, baseline "
 			 "node %u at epoch %llu)",
@@ -694,9 +489,10 @@ static bool lookup_node(struct wit *w, struct round *r, int side)
 	enum fr_err err;
 	bool ok = false;
 
-	if (!split_addr(p->addr, host, sizeof(host), &port)) {
-		snprintf(r->msg, sizeof(r->msg), "%s node %u: address '%s' "
-			 "is not HOST:PORT", role, p->id, p->addr);
+	if (fr_parse_hostport("address", p->addr, host, sizeof(host),
+			      &port)) {
+		snprintf(r->msg, sizeof(r->msg), "%s node %u: %s", role,
+			 p->id, fr_errmsg());
 		return false;
 	}
 	c = fr_client_connect(host, port, (int)w->o.node_timeout_ms, &err);
@@ -786,7 +582,7 @@ static bool score(struct wit *w, struct round *r)
 		n++;
 	}
 	if (n == 0) {
-		r->skip = SKIP_ROWS_MISSING;
+		r->skip = WITNESS_SKIP_ROWS_MISSING;
 		snprintf(r->msg, sizeof(r->msg), "none of the %u examples has "
 			 "all its rows written on both nodes (%u of %u rows "
 			 "never written on the canary, %u on the baseline)",
@@ -795,7 +591,7 @@ static bool score(struct wit *w, struct round *r)
 	}
 	err = witness_decide(w->pc, w->pb, w->y, n, &w->o.w, &r->res);
 	if (err) {
-		r->skip = SKIP_SCORE;
+		r->skip = WITNESS_SKIP_SCORE;
 		snprintf(r->msg, sizeof(r->msg), "cannot score: %s: %s",
 			 fr_strerror(err), fr_errmsg());
 		return false;
@@ -988,20 +784,16 @@ static void act(struct wit *w, struct round *r)
 
 static void round_run(struct wit *w, struct round *r)
 {
-	enum fr_err err;
-
 	memset(r, 0, sizeof(*r));
 	r->seq = ++w->seq;
 	r->at_ms = fr_wall_ms(NULL);
 	r->state_version = -1;
 	if (!w->zk) {
-		w->zk = topo_admin_connect(w->o.zk, w->o.cluster,
-					   (uint32_t)w->o.timeout_ms, &err);
+		w->zk = cli_zk_connect(NULL, &w->o.z, w->o.z.timeout_ms, NULL);
 		if (!w->zk) {
-			r->skip = SKIP_ZK;
+			r->skip = WITNESS_SKIP_ZK;
 			snprintf(r->msg, sizeof(r->msg), "%s",
-				 *fr_errmsg() ? fr_errmsg()
-					      : fr_strerror(err));
+				 cli_errtext(FR_ERR_ZK));
 			return;
 		}
 	}
@@ -1009,7 +801,7 @@ static void round_run(struct wit *w, struct round *r)
 		return;
 	memset(w->missing, 0, w->probe.nkeys);
 	if (!lookup_node(w, r, 0) || !lookup_node(w, r, 1)) {
-		r->skip = SKIP_LOOKUP;
+		r->skip = WITNESS_SKIP_LOOKUP;
 		return;
 	}
 	if (!score(w, r))
@@ -1046,13 +838,13 @@ static void round_log(struct wit *w, const struct round *r)
 		fr_log(same ? FR_LOG_DEBUG : FR_LOG_WARN, MOD,
 		       "round %llu: model=%s skipped (%s): %s",
 		       (unsigned long long)r->seq, w->o.model,
-		       skip_names[r->skip], r->msg);
+		       witness_skip_name(r->skip), r->msg);
 		w->last_skip = r->skip;
 		snprintf(w->last_skip_msg, sizeof(w->last_skip_msg), "%s",
 			 r->msg);
 		return;
 	}
-	w->last_skip = SKIP_NONE;
+	w->last_skip = WITNESS_SKIP_NONE;
 	w->last_skip_msg[0] = '\0';
 	if (r->action == ACT_ERROR || r->action == ACT_ROLLBACK_REFUSED)
 		lvl = FR_LOG_ERROR;
@@ -1090,57 +882,46 @@ static json_t *jnum(double v)
 	return isfinite(v) ? json_real(v) : json_null();
 }
 
-static json_t *ju64(uint64_t v)
-{
-	char b[24];
-
-	if (v <= (uint64_t)INT64_MAX)
-		return json_integer((json_int_t)v);
-	snprintf(b, sizeof(b), "%llu", (unsigned long long)v);
-	return json_string(b);
-}
-
 static json_t *jpick(const struct pick *p)
 {
 	if (!p->found)
 		return json_null();
 	return json_pack("{s:I, s:s, s:o, s:o, s:o}", "id", (json_int_t)p->id,
-			 "addr", p->addr, "epoch", ju64(p->epoch), "cut",
-			 ju64(p->cut), "horizon", ju64(p->horizon));
+			 "addr", p->addr, "epoch", cli_json_u64(p->epoch),
+			 "cut", cli_json_u64(p->cut),
+			 "horizon", cli_json_u64(p->horizon));
 }
 
-/* The --once line on stdout; false when it could not be written. */
-static bool round_json(const struct wit *w, const struct round *r)
+/* The --once line's object (NULL when out of memory). */
+static json_t *round_json(const struct wit *w, const struct round *r)
 {
 	const struct witness_result *s = &r->res;
 	json_t *o;
-	bool ok;
 
 	o = json_pack("{s:s, s:I, s:o, s:b, s:s, s:s, s:s}",
 		      "model", w->o.model, "round", (json_int_t)r->seq,
-		      "at_ms", ju64(r->at_ms), "dry_run", w->o.dry_run,
+		      "at_ms", cli_json_u64(r->at_ms), "dry_run", w->o.dry_run,
 		      "decision",
 		      r->decided ? witness_decision_name(s->decision)
 				 : "skipped",
-		      "why", r->decided ? s->why : skip_names[r->skip],
+		      "why", r->decided ? s->why : witness_skip_name(r->skip),
 		      "action", r->decided ? act_name(w, r->action) : "none");
 	if (!o)
-		return false;
+		return NULL;
 	json_object_set_new(o, "detail", json_string(r->msg));
-	json_object_set_new(o, "skip", r->decided ? json_null()
-						  : json_string(
-							    skip_names[r->skip]));
+	json_object_set_new(o, "skip", r->decided
+			    ? json_null()
+			    : json_string(witness_skip_name(r->skip)));
 	json_object_set_new(o, "canary", jpick(&r->canary));
 	json_object_set_new(o, "baseline", jpick(&r->baseline));
-	json_object_set_new(o, "rollback_epoch", ju64(r->epoch));
+	json_object_set_new(o, "rollback_epoch", cli_json_u64(r->epoch));
 	json_object_set_new(o, "state", r->have_state
 		? json_string(topo_health_name(r->state.state))
 		: json_null());
 	json_object_set_new(o, "state_version",
 			    json_integer(r->state_version));
 	json_object_set_new(o, "filed_epoch", r->filed_epoch
-						      ? ju64(r->filed_epoch)
-						      : json_null());
+			    ? cli_json_u64(r->filed_epoch) : json_null());
 	if (r->decided) {
 		json_object_set_new(o, "n", json_integer(s->n));
 		json_object_set_new(o, "npos", json_integer(s->npos));
@@ -1172,173 +953,38 @@ static bool round_json(const struct wit *w, const struct round *r)
 	json_object_set_new(o, "confidence", json_real(w->o.w.confidence));
 	json_object_set_new(o, "min_samples",
 			    json_integer(w->o.w.min_samples));
-	ok = json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER |
-			JSON_REAL_PRECISION(9)) == 0;
-	json_decref(o);
-	if (ok)
-		ok = putchar('\n') != EOF && fflush(stdout) == 0;
-	return ok;
+	return o;
 }
 
 static void round_count(struct wit *w, const struct round *r)
 {
-	struct metrics *m = &w->m;
-
-	m->rounds++;
-	m->last_round_ms = r->at_ms;
-	if (!r->decided) {
-		m->skipped[r->skip]++;
-		return;
-	}
-	m->decisions[r->res.decision]++;
-	m->have_last = true;
-	m->last = r->res;
-	m->last_excluded = r->excluded;
-	m->last_decision_ms = r->at_ms;
+	witness_metrics_round(&w->m, r->at_ms, r->decided ? &r->res : NULL,
+			      r->excluded, r->skip);
 }
 
 /* ========================================================================
  * /metrics
  * ===================================================================== */
 
-static void family(struct evbuffer *b, const char *name, const char *type,
-		   const char *text)
-{
-	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text,
-			    name, type);
-}
-
-static void gauge_val(struct evbuffer *b, const char *name,
-		      const char *model, const char *labels, double v)
-{
-	evbuffer_add_printf(b, "%s{model=\"%s\"%s}", name, model, labels);
-	if (isnan(v))
-		evbuffer_add_printf(b, " NaN\n");
-	else
-		evbuffer_add_printf(b, " %.15g\n", v);
-}
-
-static void counter(struct evbuffer *b, const char *name, const char *text,
-		    const char *model, uint64_t v)
-{
-	family(b, name, "counter", text);
-	evbuffer_add_printf(b, "%s{model=\"%s\"} %llu\n", name, model,
-			    (unsigned long long)v);
-}
-
-static void metrics_render(const struct wit *w, struct evbuffer *b)
-{
-	const struct metrics *m = &w->m;
-	const struct witness_result *l = &m->last;
-	const char *mo = w->o.model;
-	double nan = NAN;
-
-	counter(b, "freshet_witness_rounds_total",
-		"Rounds run, decided or skipped.", mo, m->rounds);
-	family(b, "freshet_witness_decisions_total", "counter",
-	       "Rounds decided, by decision.");
-	for (int d = 0; d < WITNESS_DECISIONS; d++)
-		evbuffer_add_printf(b, "freshet_witness_decisions_total{model="
-				    "\"%s\",decision=\"%s\"} %llu\n", mo,
-				    witness_decision_name(
-					    (enum witness_decision)d),
-				    (unsigned long long)m->decisions[d]);
-	family(b, "freshet_witness_skipped_rounds_total", "counter",
-	       "Rounds that decided nothing, by reason.");
-	for (int s = 1; s < SKIP__COUNT; s++)
-		evbuffer_add_printf(b, "freshet_witness_skipped_rounds_total{"
-				    "model=\"%s\",reason=\"%s\"} %llu\n", mo,
-				    skip_names[s],
-				    (unsigned long long)m->skipped[s]);
-	counter(b, "freshet_witness_rollbacks_filed_total",
-		"Rollback directives this witness filed.", mo,
-		m->rollbacks_filed);
-	counter(b, "freshet_witness_rollbacks_refused_total",
-		"Corrupted decisions whose rollback could not be filed "
-		"(cut 0 or beyond every undo horizon).", mo,
-		m->rollbacks_refused);
-	counter(b, "freshet_witness_cas_conflicts_total",
-		"Writes refused because the state changed since it was read.",
-		mo, m->cas_conflicts);
-	counter(b, "freshet_witness_state_changes_total",
-		"Writes of models/<model>/state this witness made.", mo,
-		m->state_changes);
-	counter(b, "freshet_witness_action_errors_total",
-		"ZooKeeper writes that failed for another reason.", mo,
-		m->action_errors);
-
-	family(b, "freshet_witness_last_decision", "gauge",
-	       "1 for the decision of the last decided round, 0 otherwise.");
-	for (int d = 0; d < WITNESS_DECISIONS; d++) {
-		char lab[40];
-
-		snprintf(lab, sizeof(lab), ",decision=\"%s\"",
-			 witness_decision_name((enum witness_decision)d));
-		gauge_val(b, "freshet_witness_last_decision", mo, lab,
-			  m->have_last && (int)l->decision == d);
-	}
-	family(b, "freshet_witness_logloss", "gauge",
-	       "Mean log-loss on the probe set in the last decided round.");
-	gauge_val(b, "freshet_witness_logloss", mo, ",node=\"canary\"",
-		  m->have_last ? l->logloss_c : nan);
-	gauge_val(b, "freshet_witness_logloss", mo, ",node=\"baseline\"",
-		  m->have_last ? l->logloss_b : nan);
-	family(b, "freshet_witness_logloss_delta", "gauge",
-	       "Canary minus baseline log-loss (point) and its bootstrap "
-	       "interval (low, high).");
-	gauge_val(b, "freshet_witness_logloss_delta", mo, ",bound=\"point\"",
-		  m->have_last ? l->delta : nan);
-	gauge_val(b, "freshet_witness_logloss_delta", mo, ",bound=\"low\"",
-		  m->have_last ? l->ci_lo : nan);
-	gauge_val(b, "freshet_witness_logloss_delta", mo, ",bound=\"high\"",
-		  m->have_last ? l->ci_hi : nan);
-	family(b, "freshet_witness_auc", "gauge",
-	       "AUC on the probe set in the last decided round.");
-	gauge_val(b, "freshet_witness_auc", mo, ",node=\"canary\"",
-		  m->have_last ? l->auc_c : nan);
-	gauge_val(b, "freshet_witness_auc", mo, ",node=\"baseline\"",
-		  m->have_last ? l->auc_b : nan);
-	family(b, "freshet_witness_auc_delta", "gauge",
-	       "Canary minus baseline AUC (point) and its bootstrap "
-	       "interval (low, high).");
-	gauge_val(b, "freshet_witness_auc_delta", mo, ",bound=\"point\"",
-		  m->have_last ? l->auc_delta : nan);
-	gauge_val(b, "freshet_witness_auc_delta", mo, ",bound=\"low\"",
-		  m->have_last ? l->auc_ci_lo : nan);
-	gauge_val(b, "freshet_witness_auc_delta", mo, ",bound=\"high\"",
-		  m->have_last ? l->auc_ci_hi : nan);
-	family(b, "freshet_witness_examples", "gauge",
-	       "Examples scored in the last decided round.");
-	gauge_val(b, "freshet_witness_examples", mo, "",
-		  m->have_last ? l->n : nan);
-	family(b, "freshet_witness_excluded_examples", "gauge",
-	       "Examples left out in the last decided round (a row never "
-	       "written on a node).");
-	gauge_val(b, "freshet_witness_excluded_examples", mo, "",
-		  m->have_last ? m->last_excluded : nan);
-	family(b, "freshet_witness_last_round_timestamp_seconds", "gauge",
-	       "Wall time the last round started.");
-	gauge_val(b, "freshet_witness_last_round_timestamp_seconds", mo, "",
-		  m->rounds ? m->last_round_ms / 1000.0 : nan);
-	family(b, "freshet_witness_last_decision_timestamp_seconds", "gauge",
-	       "Wall time the last decided round started.");
-	gauge_val(b, "freshet_witness_last_decision_timestamp_seconds", mo,
-		  "", m->have_last ? m->last_decision_ms / 1000.0 : nan);
-}
-
 static void metrics_cb(struct evhttp_request *req, void *arg)
 {
+	const struct wit *w = arg;
 	struct evbuffer *b = evbuffer_new();
+	struct fr_wbuf t;
 
-	if (!b) {
+	fr_wbuf_init(&t, 8192, 0);
+	witness_metrics_render(&t, w->o.model, &w->m);
+	if (!b || t.err || evbuffer_add(b, t.data, t.len)) {
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
-		return;
+		goto out;
 	}
-	metrics_render(arg, b);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
-			  "Content-Type", "text/plain; version=0.0.4");
+			  "Content-Type", fr_prom_content_type);
 	evhttp_send_reply(req, HTTP_OK, "OK", b);
-	evbuffer_free(b);
+out:
+	if (b)
+		evbuffer_free(b);
+	fr_wbuf_fini(&t);
 }
 
 static void notfound_cb(struct evhttp_request *req, void *arg)
@@ -1372,10 +1018,10 @@ static int check_probe(struct wit *w)
 		const struct shard_table_def *td;
 
 		if (i < 0) {
-			fprintf(stderr, PROG ": --probe '%s': table '%s' is "
-				"not a table of model '%s'\n", w->o.probe,
-				p->tables[t], w->o.model);
-			return EXIT_USAGE;
+			cli_error(NULL, "--probe '%s': table '%s' is "
+				  "not a table of model '%s'", w->o.probe,
+				  p->tables[t], w->o.model);
+			return CLI_EXIT_USAGE;
 		}
 		td = &w->def.tables[i];
 		w->tdim[t] = td->dim;
@@ -1383,14 +1029,14 @@ static int check_probe(struct wit *w)
 		 * largest. */
 		if (p->table_first[t + 1] > p->table_first[t] &&
 		    p->keys[p->table_first[t + 1] - 1].row >= td->rows) {
-			fprintf(stderr, PROG ": --probe '%s': row %llu of "
-				"table '%s' is beyond its %llu rows (ids "
-				"0..%llu)\n", w->o.probe,
-				(unsigned long long)
-					p->keys[p->table_first[t + 1] - 1].row,
-				p->tables[t], (unsigned long long)td->rows,
-				(unsigned long long)td->rows - 1);
-			return EXIT_USAGE;
+			cli_error(NULL, "--probe '%s': row %llu of "
+				  "table '%s' is beyond its %llu rows (ids "
+				  "0..%llu)", w->o.probe,
+				  (unsigned long long)
+				  p->keys[p->table_first[t + 1] - 1].row,
+				  p->tables[t], (unsigned long long)td->rows,
+				  (unsigned long long)td->rows - 1);
+			return CLI_EXIT_USAGE;
 		}
 	}
 	for (uint32_t i = 0; i < p->n; i++) {
@@ -1401,12 +1047,13 @@ static int check_probe(struct wit *w)
 			continue;
 		seen[a][b] = true;
 		if (w->tdim[a] != w->tdim[b]) {
-			fprintf(stderr, PROG ": --probe '%s': example %u pairs "
-				"user table '%s' (dim %u) with item table '%s' "
-				"(dim %u): a dot product needs equal dims\n",
-				w->o.probe, i + 1, p->tables[a], w->tdim[a],
-				p->tables[b], w->tdim[b]);
-			return EXIT_USAGE;
+			cli_error(NULL, "--probe '%s': example %u pairs "
+				  "user table '%s' (dim %u) with item table "
+				  "'%s' (dim %u): a dot product needs equal "
+				  "dims",
+				  w->o.probe, i + 1, p->tables[a], w->tdim[a],
+				  p->tables[b], w->tdim[b]);
+			return CLI_EXIT_USAGE;
 		}
 	}
 
@@ -1424,12 +1071,12 @@ static int check_probe(struct wit *w)
 		total += w->tdim[p->keys[k].table];
 	}
 	if (total * sizeof(float) > VALUES_MAX) {
-		fprintf(stderr, PROG ": --probe '%s': its %u distinct rows "
-			"hold %llu values, more than %llu bytes per node; use "
-			"fewer examples\n", w->o.probe, p->nkeys,
-			(unsigned long long)total,
-			(unsigned long long)VALUES_MAX);
-		return EXIT_USAGE;
+		cli_error(NULL, "--probe '%s': its %u distinct rows hold %llu "
+			  "values, more than %llu bytes per node; use fewer "
+			  "examples", w->o.probe, p->nkeys,
+			  (unsigned long long)total,
+			  (unsigned long long)VALUES_MAX);
+		return CLI_EXIT_USAGE;
 	}
 	w->nvalues = total;
 	w->vals[0] = malloc(total * sizeof(float));
@@ -1439,8 +1086,8 @@ static int check_probe(struct wit *w)
 	return 0;
 
 out_nomem:
-	fprintf(stderr, PROG ": no memory for the probe set's rows\n");
-	return EXIT_RUNTIME;
+	cli_error(NULL, "no memory for the probe set's rows");
+	return CLI_EXIT_RUNTIME;
 }
 
 static void wit_fini(struct wit *w)
@@ -1475,7 +1122,7 @@ static void make_who(struct wit *w)
 	if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
 		snprintf(host, sizeof(host), "unknown");
 	host[sizeof(host) - 1] = '\0';
-	show(shown, sizeof(shown), host);
+	fr_show(shown, sizeof(shown), host);
 	snprintf(w->who, sizeof(w->who), "witness@%.*s",
 		 (int)(sizeof(w->who) - sizeof("witness@")), shown);
 }
@@ -1515,23 +1162,23 @@ static int run_loop(struct wit *w)
 
 	w->base = event_base_new();
 	if (!w->base) {
-		fprintf(stderr, PROG ": cannot create the event loop\n");
-		return EXIT_RUNTIME;
+		cli_error(NULL, "cannot create the event loop");
+		return CLI_EXIT_RUNTIME;
 	}
 	w->timer = evtimer_new(w->base, timer_cb, w);
 	w->sigint = evsignal_new(w->base, SIGINT, signal_cb, w);
 	w->sigterm = evsignal_new(w->base, SIGTERM, signal_cb, w);
 	if (!w->timer || !w->sigint || !w->sigterm ||
 	    evsignal_add(w->sigint, NULL) || evsignal_add(w->sigterm, NULL)) {
-		fprintf(stderr, PROG ": cannot set up timers and signals\n");
-		return EXIT_RUNTIME;
+		cli_error(NULL, "cannot set up timers and signals");
+		return CLI_EXIT_RUNTIME;
 	}
 	if (w->o.metrics) {
 		w->http = evhttp_new(w->base);
 		if (!w->http) {
-			fprintf(stderr, PROG ": cannot create the HTTP "
-				"server\n");
-			return EXIT_RUNTIME;
+			cli_error(NULL, "cannot create the HTTP "
+				  "server");
+			return CLI_EXIT_RUNTIME;
 		}
 		evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET |
 							    EVHTTP_REQ_HEAD);
@@ -1541,10 +1188,10 @@ static int run_loop(struct wit *w)
 		if (!evhttp_bind_socket_with_handle(w->http,
 						    w->o.metrics_host,
 						    w->o.metrics_port)) {
-			fprintf(stderr, PROG ": --metrics '%s': cannot bind "
-				"(in use, or not an address of this host)\n",
-				w->o.metrics);
-			return EXIT_RUNTIME;
+			cli_error(NULL, "--metrics '%s': cannot bind "
+				  "(in use, or not an address of this host)",
+				  w->o.metrics);
+			return CLI_EXIT_RUNTIME;
 		}
 	}
 	fr_log(FR_LOG_INFO, MOD, "watching model '%s' every %.3g s with %u "
@@ -1555,8 +1202,8 @@ static int run_loop(struct wit *w)
 	       w->o.metrics ? w->o.metrics : "");
 	evtimer_add(w->timer, &now);
 	if (event_base_dispatch(w->base) < 0) {
-		fprintf(stderr, PROG ": the event loop failed\n");
-		return EXIT_RUNTIME;
+		cli_error(NULL, "the event loop failed");
+		return CLI_EXIT_RUNTIME;
 	}
 	return 0;
 }
@@ -1572,6 +1219,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	memset(&w, 0, sizeof(w));
+	cli_set_prog(PROG);
 	signal(SIGPIPE, SIG_IGN);
 	rc = parse_opts(argc, argv, &w.o);
 	if (rc)
@@ -1586,31 +1234,24 @@ int main(int argc, char **argv)
 	witness_probe_init(&w.probe);
 	err = witness_probe_load(&w.probe, w.o.probe);
 	if (err) {
-		fprintf(stderr, PROG ": --probe '%s': %s\n", w.o.probe,
-			fr_errmsg());
-		rc = EXIT_USAGE;
+		cli_error(NULL, "--probe '%s': %s", w.o.probe, fr_errmsg());
+		rc = CLI_EXIT_USAGE;
 		goto out;
 	}
 
-	w.zk = topo_admin_connect(w.o.zk, w.o.cluster,
-				  (uint32_t)w.o.timeout_ms, &err);
-	if (!w.zk) {
-		fprintf(stderr, PROG ": %s\n",
-			*fr_errmsg() ? fr_errmsg() : fr_strerror(err));
-		rc = err == FR_ERR_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
+	w.zk = cli_zk_connect(NULL, &w.o.z, w.o.z.timeout_ms, &rc);
+	if (!w.zk)
 		goto out;
-	}
 	err = topo_admin_model_get(w.zk, w.o.model, &w.def);
 	if (err) {
 		if (err == FR_ERR_NOTFOUND)
-			fprintf(stderr, PROG ": model '%s' is not registered in "
-				"ZooKeeper %s (cluster %s)\n", w.o.model,
-				w.o.zk, w.o.cluster);
+			cli_error(NULL, "model '%s' is not registered in "
+				  "ZooKeeper %s (cluster %s)", w.o.model,
+				  w.o.z.hosts, w.o.z.cluster);
 		else
-			fprintf(stderr, PROG ": cannot read model '%s': %s: "
-				"%s\n", w.o.model, fr_strerror(err),
-				fr_errmsg());
-		rc = EXIT_RUNTIME;
+			cli_error(NULL, "cannot read model '%s': %s: %s",
+				  w.o.model, fr_strerror(err), fr_errmsg());
+		rc = CLI_EXIT_RUNTIME;
 		goto out;
 	}
 	rc = check_probe(&w);
@@ -1623,18 +1264,15 @@ int main(int argc, char **argv)
 		round_run(&w, &r);
 		round_log(&w, &r);
 		round_count(&w, &r);
-		if (!round_json(&w, &r)) {
-			fprintf(stderr, PROG ": cannot write the JSON line\n");
-			rc = EXIT_RUNTIME;
-		} else if (!r.decided) {
-			fprintf(stderr, PROG ": no decision: %s: %s\n",
-				skip_names[r.skip], r.msg);
-			rc = EXIT_RUNTIME;
+		if ((rc = cli_print_json_line(NULL, round_json(&w, &r))))
+			goto out;
+		if (!r.decided) {
+			cli_error(NULL, "no decision: %s: %s",
+				  witness_skip_name(r.skip), r.msg);
+			rc = CLI_EXIT_RUNTIME;
 		} else if (r.action == ACT_ERROR) {
-			fprintf(stderr, PROG ": %s\n", r.msg);
-			rc = EXIT_RUNTIME;
-		} else {
-			rc = 0;
+			cli_error(NULL, "%s", r.msg);
+			rc = CLI_EXIT_RUNTIME;
 		}
 		goto out;
 	}

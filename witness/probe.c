@@ -4,9 +4,11 @@
  * limits are in witness.h and docs/witness.md), then indexed so that every
  * distinct (table, row) pair is looked up once per node.
  *
- * The file is untrusted input: every field is checked, an error names the
- * line and the field and shows the offending text made printable (cut to
- * 64 bytes), and nothing half-parsed is kept.  After parsing, the rows are
+ * The file is untrusted input: every field is checked (table names by
+ * common/'s name rule, fr_name_check; row ids as decimals, fr_dec_u64),
+ * an error names the line and the field and shows the offending text made
+ * printable (fr_show_n, cut to 64 bytes), and nothing half-parsed is
+ * kept.  After parsing, the rows are
  * de-duplicated by sorting (table, row, reference) triples, so the cost is
  * O(n log n) and memory about 24 bytes per row reference.
  *
@@ -27,21 +29,10 @@ static const char *const field_names[NFIELDS] = {
 	"label", "user_table", "user_row", "item_table", "item_row",
 };
 
-/* A field's text made safe to print: at most SHOW_MAX bytes, anything
- * outside printable ASCII as '?', "..." when cut. */
+/* A field's text made safe to print: fr_show_n, cut to about SHOW_MAX. */
 static const char *show(char *buf, const char *s, size_t n)
 {
-	size_t k = n > SHOW_MAX ? SHOW_MAX : n;
-
-	for (size_t i = 0; i < k; i++)
-		buf[i] = (unsigned char)s[i] >= 0x20 &&
-				 (unsigned char)s[i] < 0x7f ? s[i] : '?';
-	if (n > SHOW_MAX) {
-		memcpy(buf + k, "...", 3);
-		k += 3;
-	}
-	buf[k] = '\0';
-	return buf;
+	return fr_show_n(buf, SHOW_MAX + 4, s, n);
 }
 
 void witness_probe_init(struct witness_probe *p)
@@ -61,12 +52,6 @@ void witness_probe_fini(struct witness_probe *p)
 	free(p->table_first);
 	memset(p, 0, sizeof(*p));
 	p->line = line;
-}
-
-static bool name_char(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
 
 /* ------------------------------------------------------------------------
@@ -95,25 +80,24 @@ static enum fr_err check_table(struct parser *ps, int f, const char *s,
 	char buf[SHOW_MAX + 4];
 	void *np;
 
-	if (n == 0)
-		return fr_fail(FR_ERR_INVAL, "line %zu: %s is empty, expected "
-			       "1..%d bytes of [A-Za-z0-9_.-]", ps->line,
-			       field_names[f], WITNESS_NAME_MAX);
-	if (n > WITNESS_NAME_MAX)
-		return fr_fail(FR_ERR_INVAL, "line %zu: %s '%s' is longer than "
-			       "%d bytes", ps->line, field_names[f],
-			       show(buf, s, n), WITNESS_NAME_MAX);
-	for (size_t i = 0; i < n; i++)
-		if (!name_char((unsigned char)s[i]))
-			return fr_fail(FR_ERR_INVAL, "line %zu: %s '%s' has "
-				       "byte 0x%02x at %zu, expected "
-				       "[A-Za-z0-9_.-]", ps->line,
-				       field_names[f], show(buf, s, n),
-				       (unsigned char)s[i], i);
-	if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-		return fr_fail(FR_ERR_INVAL, "line %zu: %s '%s' is not a "
-			       "table name", ps->line, field_names[f],
-			       show(buf, s, n));
+	if (n > WITNESS_NAME_MAX || !fr_name_valid_n(s, n)) {
+		/* fr_name_check words it; it reads a C string, so a copy
+		 * (long enough to be too long) and NUL bytes by hand. */
+		char name[WITNESS_NAME_MAX + 2], what[48];
+		size_t k = n < sizeof(name) - 1 ? n : sizeof(name) - 1;
+		const char *nul = memchr(s, '\0', k);
+
+		memcpy(name, s, k);
+		name[k] = '\0';
+		snprintf(what, sizeof(what), "line %zu: %s", ps->line,
+			 field_names[f]);
+		if (nul)
+			return fr_fail(FR_ERR_INVAL, "%s '%s' has byte 0x00 at "
+				       "%zu, expected 1..%d bytes of "
+				       FR_NAME_CHARS, what, show(buf, s, n),
+				       (size_t)(nul - s), WITNESS_NAME_MAX);
+		return fr_name_check(what, name, WITNESS_NAME_MAX);
+	}
 	for (uint32_t t = 0; t < p->ntables; t++)
 		if (strlen(p->tables[t]) == n && memcmp(p->tables[t], s, n) == 0) {
 			*out = t;
@@ -137,28 +121,21 @@ static enum fr_err check_row(struct parser *ps, int f, const char *s,
 			     size_t n, uint64_t *out)
 {
 	char buf[SHOW_MAX + 4];
-	uint64_t v = 0;
 
 	if (n == 0)
 		return fr_fail(FR_ERR_INVAL, "line %zu: %s is empty, expected "
 			       "an unsigned decimal row id", ps->line,
 			       field_names[f]);
-	for (size_t i = 0; i < n; i++) {
-		unsigned d = (unsigned char)s[i] - '0';
-
-		if (d > 9)
+	if (fr_dec_u64(s, n, out))
+		return FR_OK;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
 			return fr_fail(FR_ERR_INVAL, "line %zu: %s '%s': "
 				       "expected an unsigned decimal row id "
 				       "(digits only)", ps->line,
 				       field_names[f], show(buf, s, n));
-		if (v > (UINT64_MAX - d) / 10)
-			return fr_fail(FR_ERR_RANGE, "line %zu: %s '%s' is "
-				       "larger than 2^64-1", ps->line,
-				       field_names[f], show(buf, s, n));
-		v = v * 10 + d;
-	}
-	*out = v;
-	return FR_OK;
+	return fr_fail(FR_ERR_RANGE, "line %zu: %s '%s' is larger than "
+		       "2^64-1", ps->line, field_names[f], show(buf, s, n));
 }
 
 static enum fr_err grow(struct parser *ps)

@@ -1,9 +1,13 @@
 /*
  * witness.h — the one public header of freshet's witness/ module: the pure
- * half of `freshet-witness` (DESIGN §6).  It reads a labelled probe set,
- * scores two sets of embeddings on it (the canary's and the baseline's:
- * two-tower dot product -> sigmoid -> log-loss and AUC), and decides with a
- * paired bootstrap whether the canary is healthy, uncertain or corrupted.
+ * half of `freshet-witness` (docs/design.md §6).  It reads a labelled
+ * probe set, scores two sets of embeddings on it (the canary's and the
+ * baseline's: two-tower dot product -> sigmoid -> log-loss and AUC), and
+ * decides with a paired bootstrap whether the canary is healthy,
+ * uncertain or corrupted.
+ *
+ * It also keeps the witness's counters and renders them as Prometheus
+ * text (metrics.c) from one table of families, witness_metric_families.
  *
  * Nothing here talks to ZooKeeper or to a node, and nothing prints or
  * logs: main.c (the binary) looks the rows up, feeds the scores in, and
@@ -17,7 +21,8 @@
  *     label <TAB> user_table <TAB> user_row <TAB> item_table <TAB> item_row
  *
  *   label       0 or 1 (exactly one character)
- *   *_table     1..63 bytes of [A-Za-z0-9_.-], a table of the model
+ *   *_table     a name (fr_name_check: 1..63 bytes of [A-Za-z0-9_.-], not
+ *               "." or ".."), a table of the model
  *   *_row       unsigned decimal row id < 2^64 (digits only)
  *
  * A trailing CR is ignored.  Blank lines (only spaces and tabs) and lines
@@ -212,5 +217,58 @@ enum fr_err witness_decide(const double *pc, const double *pb,
 			   const uint8_t *y, uint32_t n,
 			   const struct witness_opts *o,
 			   struct witness_result *out);
+
+/* ------------------------------------------------------------------------
+ * Metrics (metrics.c)
+ * ---------------------------------------------------------------------- */
+
+/* Why a round decided nothing: the reason label of
+ * freshet_witness_skipped_rounds_total and --once's "skip". */
+enum witness_skip {
+	WITNESS_SKIP_NONE = 0,
+	WITNESS_SKIP_ZK,
+	WITNESS_SKIP_NO_CANARY,
+	WITNESS_SKIP_NO_BASELINE,
+	WITNESS_SKIP_ROLLBACK,
+	WITNESS_SKIP_LOOKUP,
+	WITNESS_SKIP_ROWS_MISSING,
+	WITNESS_SKIP_SCORE,
+};
+#define WITNESS_SKIPS 8
+
+/* "none", "zookeeper", "no_canary", "no_baseline",
+ * "rollback_in_progress", "lookup_failed", "rows_missing",
+ * "score_failed"; "unknown" for others. */
+const char *witness_skip_name(enum witness_skip s);
+
+/* What one witness has counted since it started (owned by its loop). */
+struct witness_metrics {
+	uint64_t rounds;
+	uint64_t decisions[WITNESS_DECISIONS];
+	uint64_t skipped[WITNESS_SKIPS];
+	uint64_t rollbacks_filed, rollbacks_refused, cas_conflicts;
+	uint64_t state_changes, action_errors;
+	bool have_last;                   /* some round decided */
+	struct witness_result last;       /* the last decided round's */
+	uint32_t last_excluded;
+	uint64_t last_round_ms, last_decision_ms;   /* wall ms */
+};
+
+/* Count a round that started at at_ms: decided with res (borrowed,
+ * copied) and excluded examples, or skipped for skip when res is NULL. */
+void witness_metrics_round(struct witness_metrics *m, uint64_t at_ms,
+			   const struct witness_result *res,
+			   uint32_t excluded, enum witness_skip skip);
+
+/* Every family /metrics serves, in the order it serves them: *n entries,
+ * static.  Names follow Prometheus' conventions (counters end in _total,
+ * base units). */
+const struct fr_prom_family *witness_metric_families(size_t *n);
+
+/* The whole /metrics text for model (a name) into w (fr_wbuf's sticky
+ * error says if it ran out of memory).  Every series is labelled
+ * model="..."; a gauge of the last decided round is NaN before one. */
+void witness_metrics_render(struct fr_wbuf *w, const char *model,
+			    const struct witness_metrics *m);
 
 #endif /* FRESHET_WITNESS_H */

@@ -6,7 +6,8 @@
  * a seed, and the decision rule on synthetic two-tower data: identical
  * models are healthy, a canary with noisy rows is corrupted, small noise
  * or too few examples are never corrupted, and 50 seeds of a good update
- * raise no false alarm.
+ * raise no false alarm; and the metrics' table of families and the text
+ * they render.
  *
  * Not here: the freshet-witness binary (its usage errors are smoke tests
  * in witness/CMakeLists.txt; runs against real nodes are integration
@@ -128,7 +129,14 @@ static void test_probe_errors(void)
 	BAD("1\t\t1\ti\t2\n", FR_ERR_INVAL, 1, "line 1: user_table is empty");
 	BAD("1\tu\t1\ti j\t2\n", FR_ERR_INVAL, 1,
 	    "line 1: item_table 'i j' has byte 0x20 at 1");
-	BAD("1\t..\t1\ti\t2\n", FR_ERR_INVAL, 1, "user_table '..' is not");
+	/* Table names by the shared rule, in its words. */
+	{
+		char want[256];
+
+		fr_name_check("line 1: user_table", "..", WITNESS_NAME_MAX);
+		snprintf(want, sizeof(want), "%s", fr_errmsg());
+		BAD("1\t..\t1\ti\t2\n", FR_ERR_INVAL, 1, want);
+	}
 	BAD("1\tu\t1\t"
 	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	    "\t2\n", FR_ERR_INVAL, 1, "item_table 'aaaa");
@@ -142,9 +150,10 @@ static void test_probe_errors(void)
 	    "line 1: item_row '18446744073709551616' is larger than 2^64-1");
 	BAD("# c\n1\tu\t1\ti\t2\n1\tu\t1\ti\t2 \n", FR_ERR_INVAL, 3,
 	    "line 3: item_row '2 '");
-	/* A NUL byte is shown, not allowed to cut the message short. */
+	/* A NUL byte is shown, not allowed to cut the name (or the
+	 * message) short. */
 	probe_bad("1\tu\t1\ti\t2\n1\tu\x00v\t1\ti\t2\n", 22, FR_ERR_INVAL, 2,
-		  "line 2: user_table 'u?v' has byte 0x00 at 1");
+		  "line 2: user_table 'u\\x00v' has byte 0x00 at 1");
 
 	/* A line over the limit. */
 	big = malloc(WITNESS_LINE_MAX + 64);
@@ -167,11 +176,20 @@ static void test_probe_errors(void)
 	free(big);
 }
 
+/* path holds exactly text afterwards. */
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	CU_ASSERT_FATAL(f != NULL);
+	fputs(text, f);
+	CU_ASSERT_EQUAL(fclose(f), 0);
+}
+
 static void test_probe_load(void)
 {
 	char path[256];
 	struct witness_probe p;
-	FILE *f;
 	int fd;
 
 	witness_probe_init(&p);
@@ -183,19 +201,14 @@ static void test_probe_load(void)
 	snprintf(path, sizeof(path), "/tmp/test_witness_XXXXXX");
 	fd = mkstemp(path);
 	CU_ASSERT_FATAL(fd >= 0);
-	f = fdopen(fd, "w");
-	CU_ASSERT_FATAL(f != NULL);
-	fputs("1\tu\t1\ti\t2\n0\tu\t2\ti\t2\n", f);
-	fclose(f);
+	close(fd);
+	write_file(path, "1\tu\t1\ti\t2\n0\tu\t2\ti\t2\n");
 	CU_ASSERT_EQUAL(witness_probe_load(&p, path), FR_OK);
 	CU_ASSERT_EQUAL(p.n, 2);
 	CU_ASSERT_EQUAL(p.nkeys, 3);
 	witness_probe_fini(&p);
 
-	f = fopen(path, "w");
-	CU_ASSERT_FATAL(f != NULL);
-	fputs("1\tu\t1\ti\t2\n0\tu\t2\ti\n", f);
-	fclose(f);
+	write_file(path, "1\tu\t1\ti\t2\n0\tu\t2\ti\n");
 	CU_ASSERT_EQUAL(witness_probe_load(&p, path), FR_ERR_INVAL);
 	CU_ASSERT_EQUAL(p.line, 2);
 	CU_ASSERT_EQUAL(p.n, 0);
@@ -499,34 +512,43 @@ static void test_decide_corrupted(void)
 	CU_ASSERT(r.delta > o.margin);   /* it did look bad */
 }
 
+/* Decide on nseeds worlds of 2000 examples (seeds from seed0) whose
+ * canary has noise of sd on its rows: none may be corrupted, and with
+ * max_delta > 0 each |delta| stays below it.  Counts by decision into n. */
+static void noisy_seeds(const struct witness_opts *o, uint64_t seed0,
+			uint32_t nseeds, double sd, double max_delta,
+			uint32_t n[WITNESS_DECISIONS])
+{
+	struct witness_result r;
+
+	memset(n, 0, WITNESS_DECISIONS * sizeof(n[0]));
+	for (uint64_t s = seed0; s < seed0 + nseeds; s++) {
+		world_make(s, 2000);
+		canary_noise(sd);
+		CU_ASSERT_NOT_EQUAL(decide(o, &r), WITNESS_CORRUPTED);
+		if (max_delta > 0)
+			CU_ASSERT(fabs(r.delta) < max_delta);
+		n[r.decision]++;
+	}
+}
+
 static void test_decide_small_noise(void)
 {
 	struct witness_opts o;
-	struct witness_result r;
-	uint32_t healthy = 0, uncertain = 0;
+	uint32_t n[WITNESS_DECISIONS];
 
 	witness_opts_default(&o);
 	o.resamples = 300;
 	/* Small noise (sd 0.05 on rows of sd 0.6): a slightly worse canary
 	 * is never "corrupted", and nearly always healthy. */
-	for (uint64_t s = 0; s < 10; s++) {
-		world_make(100 + s, 2000);
-		canary_noise(0.05);
-		CU_ASSERT_NOT_EQUAL(decide(&o, &r), WITNESS_CORRUPTED);
-		healthy += r.decision == WITNESS_HEALTHY;
-	}
-	CU_ASSERT(healthy >= 8);
+	noisy_seeds(&o, 100, 10, 0.05, 0, n);
+	CU_ASSERT(n[WITNESS_HEALTHY] >= 8);
 	/* Twice that noise costs about 0.01 of AUC: with a 0.02 AUC margin
 	 * that is above half the margin in some seeds (uncertain), never
 	 * above the margin (corrupted). */
 	o.auc_margin = 0.02;
-	for (uint64_t s = 0; s < 10; s++) {
-		world_make(100 + s, 2000);
-		canary_noise(0.1);
-		CU_ASSERT_NOT_EQUAL(decide(&o, &r), WITNESS_CORRUPTED);
-		uncertain += r.decision == WITNESS_UNCERTAIN;
-	}
-	CU_ASSERT(uncertain >= 1);
+	noisy_seeds(&o, 100, 10, 0.1, 0, n);
+	CU_ASSERT(n[WITNESS_UNCERTAIN] >= 1);
 }
 
 /* 50 seeds of a good update (a tiny perturbation of every row): no false
@@ -534,19 +556,12 @@ static void test_decide_small_noise(void)
 static void test_decide_no_false_alarm(void)
 {
 	struct witness_opts o;
-	struct witness_result r;
-	uint32_t healthy = 0;
+	uint32_t n[WITNESS_DECISIONS];
 
 	witness_opts_default(&o);
 	o.resamples = 300;
-	for (uint64_t s = 0; s < 50; s++) {
-		world_make(1000 + s, 2000);
-		canary_noise(0.01);
-		CU_ASSERT_NOT_EQUAL(decide(&o, &r), WITNESS_CORRUPTED);
-		CU_ASSERT(fabs(r.delta) < o.margin / 2);
-		healthy += r.decision == WITNESS_HEALTHY;
-	}
-	CU_ASSERT_EQUAL(healthy, 50);
+	noisy_seeds(&o, 1000, 50, 0.01, o.margin / 2, n);
+	CU_ASSERT_EQUAL(n[WITNESS_HEALTHY], 50);
 }
 
 /* A big regression carried by one example is not significant: a third of
@@ -632,33 +647,163 @@ static void test_opts(void)
 	CU_ASSERT_EQUAL(d.min_samples, 200);
 	CU_ASSERT_DOUBLE_EQUAL(d.confidence, 0.99, 1e-15);
 
-	o = d;
-	o.margin = 0;
-	CU_ASSERT_EQUAL(witness_opts_check(&o), FR_ERR_RANGE);
-	CU_ASSERT(errmsg_has("--margin 0"));
-	o = d;
-	o.margin = NAN;
-	CU_ASSERT_EQUAL(witness_opts_check(&o), FR_ERR_RANGE);
-	o = d;
-	o.auc_margin = 1.5;
-	CU_ASSERT_EQUAL(witness_opts_check(&o), FR_ERR_RANGE);
-	CU_ASSERT(errmsg_has("--auc-margin 1.5"));
-	o = d;
-	o.confidence = 1;
-	CU_ASSERT_EQUAL(witness_opts_check(&o), FR_ERR_RANGE);
-	CU_ASSERT(errmsg_has("--confidence 1: expected 0.5..0.9999"));
-	o = d;
-	o.resamples = 9;
-	CU_ASSERT_EQUAL(witness_opts_check(&o), FR_ERR_RANGE);
-	CU_ASSERT(errmsg_has("--resamples 9"));
-	o = d;
-	o.min_samples = 0;
-	CU_ASSERT_EQUAL(witness_opts_check(&o), FR_ERR_RANGE);
-	CU_ASSERT(errmsg_has("--min-samples 0"));
-	/* decide refuses them too. */
+	/* One option out of range at a time, named with its range. */
+	for (int i = 0; i < 6; i++) {
+		static const char *const needle[] = {
+			"--margin 0", "--margin", "--auc-margin 1.5",
+			"--confidence 1: expected 0.5..0.9999",
+			"--resamples 9", "--min-samples 0",
+		};
+
+		o = d;
+		switch (i) {
+		case 0: o.margin = 0; break;
+		case 1: o.margin = NAN; break;
+		case 2: o.auc_margin = 1.5; break;
+		case 3: o.confidence = 1; break;
+		case 4: o.resamples = 9; break;
+		case 5: o.min_samples = 0; break;
+		}
+		CU_ASSERT_EQUAL(witness_opts_check(&o), FR_ERR_RANGE);
+		CU_ASSERT(errmsg_has(needle[i]));
+	}
+	/* decide refuses them too (o: min_samples 0). */
 	CU_ASSERT_EQUAL(witness_decide(p, p, y, 1, &o, &r), FR_ERR_RANGE);
 	CU_ASSERT_STRING_EQUAL(witness_decision_name(WITNESS_UNCERTAIN),
 			       "uncertain");
+}
+
+/* ========================================================================
+ * Metrics: the families the witness exports, and their text
+ * ===================================================================== */
+
+/* What /metrics exports, in order: a rename is a breaking change for
+ * every dashboard and alert (docs/witness.md section 6; test_metrics_doc
+ * checks the table against docs/metrics.md). */
+static const char *const exported[] = {
+	"freshet_witness_rounds_total",
+	"freshet_witness_decisions_total",
+	"freshet_witness_skipped_rounds_total",
+	"freshet_witness_rollbacks_filed_total",
+	"freshet_witness_rollbacks_refused_total",
+	"freshet_witness_cas_conflicts_total",
+	"freshet_witness_state_changes_total",
+	"freshet_witness_action_errors_total",
+	"freshet_witness_last_decision",
+	"freshet_witness_logloss",
+	"freshet_witness_logloss_delta",
+	"freshet_witness_auc",
+	"freshet_witness_auc_delta",
+	"freshet_witness_examples",
+	"freshet_witness_excluded_examples",
+	"freshet_witness_last_round_timestamp_seconds",
+	"freshet_witness_last_decision_timestamp_seconds",
+};
+
+static void test_metric_families(void)
+{
+	size_t n;
+	const struct fr_prom_family *f = witness_metric_families(&n);
+
+	CU_ASSERT_EQUAL_FATAL(n, FR_UNIT_COUNT(exported));
+	CU_ASSERT_EQUAL(fr_prom_table_check(f, n), FR_OK);
+	for (size_t i = 0; i < n; i++) {
+		CU_ASSERT_STRING_EQUAL(f[i].name, exported[i]);
+		/* Counters are the _total ones, every other a gauge. */
+		CU_ASSERT_EQUAL(f[i].type,
+				strstr(f[i].name, "_total") ? FR_PROM_COUNTER
+							    : FR_PROM_GAUGE);
+	}
+}
+
+/* true when t has the sample `freshet_witness_FAM{model="ctr"[,LABEL]} V`
+ * on a line of its own. */
+static bool sample(const char *t, const char *fam, const char *label,
+		   const char *v)
+{
+	char line[200];
+
+	snprintf(line, sizeof(line), "\nfreshet_witness_%s{model=\"ctr\"%s%s} "
+		 "%s\n", fam, *label ? "," : "", label, v);
+	return str_has(t, line);
+}
+
+/* The text of m for model "ctr", NUL-terminated in w. */
+static const char *metrics_text(struct fr_wbuf *w,
+				const struct witness_metrics *m)
+{
+	fr_wbuf_reset(w);
+	witness_metrics_render(w, "ctr", m);
+	fr_wbuf_u8(w, 0);
+	CU_ASSERT_EQUAL_FATAL(w->err, FR_OK);
+	return (const char *)w->data;
+}
+
+/* Samples after one skipped round (no_canary) and one decided
+ * (corrupted): family, labels besides model, value. */
+static const char *const after[][3] = {
+	{ "rounds_total", "", "2" },
+	{ "skipped_rounds_total", "reason=\"no_canary\"", "1" },
+	{ "decisions_total", "decision=\"corrupted\"", "1" },
+	{ "decisions_total", "decision=\"healthy\"", "0" },
+	{ "rollbacks_filed_total", "", "1" },
+	{ "last_decision", "decision=\"corrupted\"", "1" },
+	{ "last_decision", "decision=\"uncertain\"", "0" },
+	{ "logloss", "node=\"canary\"", "0.5" },
+	{ "logloss_delta", "bound=\"point\"", "0.25" },
+	{ "auc_delta", "bound=\"high\"", "-0.125" },
+	{ "examples", "", "2000" },
+	{ "excluded_examples", "", "3" },
+	{ "last_round_timestamp_seconds", "", "7.5" },
+	{ "last_decision_timestamp_seconds", "", "7.5" },
+};
+
+static void test_metrics_render(void)
+{
+	struct witness_metrics m;
+	struct witness_result res;
+	struct fr_wbuf w;
+	const char *t;
+	char line[160];
+	size_t n;
+	const struct fr_prom_family *f = witness_metric_families(&n);
+
+	memset(&m, 0, sizeof(m));
+	fr_wbuf_init(&w, 1024, 0);
+	t = metrics_text(&w, &m);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(line, sizeof(line), "# TYPE %s %s\n", f[i].name,
+			 fr_prom_type_name(f[i].type));
+		CU_ASSERT(str_has(t, line));
+	}
+	CU_ASSERT(sample(t, "rounds_total", "", "0"));
+	CU_ASSERT(sample(t, "skipped_rounds_total", "reason=\"score_failed\"",
+			 "0"));
+	CU_ASSERT_PTR_NULL(strstr(t, "reason=\"none\""));
+	/* Before any decision, the last round's figures are not numbers. */
+	CU_ASSERT(sample(t, "logloss", "node=\"canary\"", "NaN"));
+	CU_ASSERT(sample(t, "last_decision", "decision=\"corrupted\"", "0"));
+	CU_ASSERT(sample(t, "last_round_timestamp_seconds", "", "NaN"));
+
+	/* A skipped round, then a decided one. */
+	witness_metrics_round(&m, 5000, NULL, 0, WITNESS_SKIP_NO_CANARY);
+	memset(&res, 0, sizeof(res));
+	res.decision = WITNESS_CORRUPTED;
+	res.n = 2000;
+	res.logloss_c = 0.5;
+	res.logloss_b = 0.25;
+	res.delta = 0.25;
+	res.auc_ci_hi = -0.125;
+	witness_metrics_round(&m, 7500, &res, 3, WITNESS_SKIP_NONE);
+	m.rollbacks_filed = 1;
+	t = metrics_text(&w, &m);
+	for (size_t i = 0; i < FR_UNIT_COUNT(after); i++)
+		CU_ASSERT(sample(t, after[i][0], after[i][1], after[i][2]));
+	CU_ASSERT_STRING_EQUAL(witness_skip_name(WITNESS_SKIP_ROLLBACK),
+			       "rollback_in_progress");
+	CU_ASSERT_STRING_EQUAL(witness_skip_name((enum witness_skip)99),
+			       "unknown");
+	fr_wbuf_fini(&w);
 }
 
 static const struct fr_unit_test tests[] = {
@@ -677,6 +822,8 @@ static const struct fr_unit_test tests[] = {
 	{ "non-numbers count as worst", test_decide_nan },
 	{ "edges", test_decide_edges },
 	{ "options", test_opts },
+	{ "metric families", test_metric_families },
+	{ "metrics text", test_metrics_render },
 };
 
 int main(void)
