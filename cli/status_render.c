@@ -25,14 +25,14 @@ static const char *state_name(enum status_node_state s)
  * --json
  * ===================================================================== */
 
-static json_t *json_lag(int64_t lag)
+static json_t *status_json_lag(int64_t lag)
 {
 	return lag == STATUS_LAG_UNKNOWN || lag == STATUS_LAG_NODATA
 	       ? json_null() : json_integer(lag);
 }
 
 /* An id, or null for 0 (none). */
-static json_t *json_id(uint64_t id)
+static json_t *status_json_id(uint64_t id)
 {
 	return id ? json_integer((json_int_t)id) : json_null();
 }
@@ -70,7 +70,7 @@ static json_t *node_models_json(const struct status_report *r, uint32_t i)
 		json_array_append_new(jm, json_pack(
 			"{s:s,s:o,s:o,s:b,s:o}", "name", r->models[k].name,
 			"max_version", cli_json_u64(pm->max_version),
-			"lag_ms", json_lag(pm->lag_ms),
+			"lag_ms", status_json_lag(pm->lag_ms),
 			"no_data", pm->lag_ms == STATUS_LAG_NODATA,
 			"shards_behind", pm->behind < 0
 					 ? json_null()
@@ -142,7 +142,7 @@ static json_t *rollback_json(const struct status_rollback *rb)
 			 "nodes_at_epoch", (json_int_t)rb->at_max,
 			 "nodes_reporting", (json_int_t)rb->reporting,
 			 "canaries", c,
-			 "baseline", json_id(rb->baseline_id),
+			 "baseline", status_json_id(rb->baseline_id),
 			 "baseline_cut", cli_json_u64(rb->baseline_cut));
 }
 
@@ -155,7 +155,7 @@ static json_t *dc_model_json(const struct status_report *r,
 			 "dc", r->dcs[d].name,
 			 "nodes_serving", (json_int_t)dm->serving,
 			 "nodes_total", (json_int_t)r->dcs[d].nnodes,
-			 "lag_ms", s ? json_lag(dm->lag_ms) : json_null(),
+			 "lag_ms", s ? status_json_lag(dm->lag_ms) : json_null(),
 			 "no_data", s && dm->lag_ms == STATUS_LAG_NODATA,
 			 "shards_behind", s && dm->behind >= 0
 					  ? json_integer(dm->behind)
@@ -202,7 +202,7 @@ static json_t *problem_json(const struct status_problem *p)
 {
 	return json_pack("{s:s,s:o,s:o,s:o,s:s}", "kind", p->kind,
 			 "dc", p->dc[0] ? json_string(p->dc) : json_null(),
-			 "node", json_id(p->node),
+			 "node", status_json_id(p->node),
 			 "model", p->model[0] ? json_string(p->model)
 					      : json_null(),
 			 "message", p->msg);

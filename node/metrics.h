@@ -53,8 +53,7 @@ struct node_metrics {
 /* Append the Prometheus text exposition of everything to out.  Loop
  * thread. */
 void node_metrics_render(struct node *n, struct evbuffer *out);
-/* Every family freshetd exports (docs/metrics.md lists each); *n set to
- * how many.  Any thread. */
-const struct fr_prom_family *node_metrics_families(size_t *n);
+/* node_metrics_families (the table metrics_render points at) is in
+ * node.h. */
 
 #endif /* FRESHET_NODE_METRICS_H */

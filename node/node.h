@@ -4,7 +4,7 @@
  * and tests use; everything else of node/ is private (node_int.h).
  *
  * A node owns a libevent loop and runs it on the calling thread; every
- * call here is made from that one thread.
+ * call here but node_metrics_families is made from that one thread.
  */
 #ifndef FRESHET_NODE_H
 #define FRESHET_NODE_H
@@ -24,5 +24,9 @@ struct node *node_new(const struct config *cfg, enum fr_err *err);
 enum fr_err node_run(struct node *n);
 /* Free everything; NULL does nothing. */
 void node_free(struct node *n);
+
+/* Every metric family a node exports at /metrics (docs/metrics.md lists
+ * each); *n set to how many.  The table is static.  Any thread. */
+const struct fr_prom_family *node_metrics_families(size_t *n);
 
 #endif /* FRESHET_NODE_H */

@@ -1,12 +1,15 @@
 /*
  * test_common_text.c — CUnit suite for the shared text rules in common/
  * (names, decimals, HOST:PORT, showing untrusted bytes, hashing) and the
- * Prometheus text renderer.  Every module relies on these, so each rule
- * is pinned here with the exact bytes it accepts, refuses and writes.
+ * Prometheus text renderer, the whole-file reader and the version string.
+ * Every module relies on these, so each rule is pinned here with the
+ * exact bytes it accepts, refuses and writes.
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
@@ -160,6 +163,58 @@ static void test_hostport(void)
 			       "1..65535");
 }
 
+static void test_strchr_unbracketed(void)
+{
+	const char *s = "h:1,[::1]:2/a/b";
+
+	CU_ASSERT_PTR_EQUAL(fr_strchr_unbracketed(s, '/'), s + 11);
+	CU_ASSERT_PTR_NULL(fr_strchr_unbracketed("[fe80::1/64]:1", '/'));
+	CU_ASSERT_PTR_NULL(fr_strchr_unbracketed("h:1,h:2", '/'));
+	CU_ASSERT_PTR_NULL(fr_strchr_unbracketed(NULL, '/'));
+	/* A ':' inside brackets is not a port separator. */
+	CU_ASSERT_PTR_EQUAL(fr_strchr_unbracketed("[::1]:7", ':'),
+			    "[::1]:7" + 5);
+}
+
+/* ======================================================================
+ * Whole files, the version
+ * ==================================================================== */
+
+static void test_read_file(void)
+{
+	char path[] = "/tmp/freshet-test-readXXXXXX";
+	uint8_t *buf = NULL;
+	size_t len = 99;
+	int fd = mkstemp(path);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL_FATAL(write(fd, "12\n", 3), 3);
+	close(fd);
+	CU_ASSERT_EQUAL_FATAL(fr_read_file("generation file", path, 64, &buf,
+					   &len), FR_OK);
+	CU_ASSERT_EQUAL(len, 3);
+	CU_ASSERT(memcmp(buf, "12\n", 4) == 0);    /* NUL after the bytes */
+	CU_ASSERT_EQUAL((uintptr_t)buf % 8, 0);
+	free(buf);
+	buf = NULL;
+	CU_ASSERT_EQUAL(fr_read_file("f", path, 2, &buf, &len), FR_ERR_TOOBIG);
+	CU_ASSERT(strstr(fr_errmsg(), "size 3, expected <= 2") != NULL);
+	CU_ASSERT_PTR_NULL(buf);
+	unlink(path);
+	CU_ASSERT_EQUAL(fr_read_file("generation file", path, 64, &buf, &len),
+			FR_ERR_NOTFOUND);
+	CU_ASSERT(strncmp(fr_errmsg(), "generation file '/tmp/", 22) == 0);
+}
+
+static void test_version(void)
+{
+	unsigned a, b, c;
+	char tail;
+
+	CU_ASSERT_EQUAL(sscanf(fr_version(), "%u.%u.%u%c", &a, &b, &c, &tail),
+			3);
+}
+
 /* ======================================================================
  * Showing untrusted bytes
  * ==================================================================== */
@@ -311,6 +366,9 @@ static const struct fr_unit_test tests[] = {
 	{ "name_messages", test_name_messages },
 	{ "decimal", test_decimal },
 	{ "hostport", test_hostport },
+	{ "strchr_unbracketed", test_strchr_unbracketed },
+	{ "read_file", test_read_file },
+	{ "version", test_version },
 	{ "show", test_show },
 	{ "hash", test_hash },
 	{ "prom_render", test_prom_render },

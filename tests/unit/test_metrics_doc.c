@@ -17,7 +17,7 @@
 #include <CUnit/CUnit.h>
 
 #include "common/common.h"
-#include "node/metrics.h"
+#include "node/node.h"
 #include "unit_main.h"
 #include "witness/witness.h"
 
