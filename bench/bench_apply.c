@@ -71,13 +71,15 @@ struct bench_opts {
 #define BENCH_GATHER_IDS 512
 #define BENCH_GATHER_APPLY_BYTES (4u << 20)
 
-struct bench_result {
+/* One batch size's medians, on either backend: the baseline is a memcpy
+ * into the table (cpu) or an H2D copy from pinned memory (cuda). */
+struct bench_rates {
 	size_t batch_bytes;
 	size_t batch_rows;
 	double apply_gbps;      /* versions in batch order (the store's) */
 	double unordered_gbps;  /* versions falling: repeats are looked for */
-	double memcpy_gbps;
-	double ratio;           /* median of per-sample apply/memcpy */
+	double baseline_gbps;
+	double ratio;           /* median of per-sample apply/baseline */
 	double ratio_unordered;
 };
 
@@ -217,25 +219,6 @@ static double bench_apply_sample(struct gpu_table *t, const uint64_t *ids,
 	return (double)(calls * batch_rows * rb) / (double)(t1 - t0 + 1);
 }
 
-/* One timed sample of the baseline: the same bytes, contiguous, at a
- * rotating offset so the destination is as cold as apply's rows. */
-static double bench_memcpy_sample(uint8_t *table, size_t table_bytes,
-				  size_t *off, const void *vals,
-				  size_t batch_bytes, size_t calls)
-{
-	uint64_t t0 = fr_mono_ns(), t1;
-	size_t c;
-
-	for (c = 0; c < calls; c++) {
-		if (*off + batch_bytes > table_bytes)
-			*off = 0;
-		memcpy(table + *off, vals, batch_bytes);
-		*off += batch_bytes;
-	}
-	t1 = fr_mono_ns();
-	return (double)(calls * batch_bytes) / (double)(t1 - t0 + 1);
-}
-
 /* Apply one batch and read it back, so a broken backend is not timed. */
 static int bench_verify(struct gpu_table *t, const uint64_t *ids,
 			const uint64_t *vers, const uint8_t *vals,
@@ -258,79 +241,95 @@ static int bench_verify(struct gpu_table *t, const uint64_t *ids,
 	return rc;
 }
 
-static int bench_size(struct gpu_table *t, const struct bench_opts *o,
-		      size_t batch_bytes, size_t samples, uint64_t *perm,
-		      uint64_t *vers, uint64_t *vers_down, uint8_t *vals,
-		      size_t *off, uint64_t *seed, struct bench_result *r)
+/* One batch size's run on table t (of `rows` rows): the batch (whole rows
+ * of rb bytes), its versions rising and falling, its values, and how many
+ * applies make one timed sample. */
+struct bench_batch {
+	struct gpu_table *t;
+	uint64_t rows;
+	size_t rb, batch_rows, batch_bytes, calls;
+	uint64_t *perm, *vers, *vers_down;
+	uint8_t *vals;
+	uint64_t *seed;
+	void *drain;            /* bench_apply_sample's, or NULL */
+};
+
+/* A timed sample of the baseline for b's batch: bytes/ns; sets *failed
+ * when it could not run. */
+typedef double bench_baseline_fn(const struct bench_batch *b, void *arg,
+				 int *failed);
+
+/* Set b up for batches of batch_bytes, rounded down to whole rows, then
+ * apply one and read it back.  Nonzero when that check fails. */
+static int bench_batch_init(struct bench_batch *b, size_t batch_bytes)
 {
-	size_t rb = gpu_row_bytes(t);
-	size_t batch_rows = batch_bytes / rb;
-	size_t calls;
-	uint8_t *table = gpu_table_host_bytes(t);
-	size_t table_bytes = (size_t)o->rows * rb;
+	size_t i;
+
+	b->rb = gpu_row_bytes(b->t);
+	b->batch_rows = batch_bytes / b->rb;
+	b->batch_bytes = b->batch_rows * b->rb;   /* whole rows, both sides */
+	b->calls = BENCH_SAMPLE_BYTES / b->batch_bytes;
+	if (b->calls == 0)
+		b->calls = 1;
+	if (b->calls * b->batch_rows > b->rows)
+		b->calls = (size_t)(b->rows / b->batch_rows);
+	for (i = 0; i < b->batch_rows; i++) {
+		b->vers[i] = 1000 + i;
+		b->vers_down[i] = 1000 + b->batch_rows - i;
+	}
+	for (i = 0; i < b->batch_bytes; i++)
+		b->vals[i] = (uint8_t)bench_rand(b->seed);
+	bench_shuffle(b->perm, b->rows, b->batch_rows, b->seed);
+	return bench_verify(b->t, b->perm, b->vers, b->vals, b->batch_rows,
+			    b->rb);
+}
+
+/* `samples` rounds of three samples taking turns: an apply with versions
+ * rising, one with them falling, and one of the baseline; each ratio is
+ * taken within its round.  The medians go to r.  Nonzero on a failure
+ * (the rounds stop there) or when out of memory. */
+static int bench_rounds(struct bench_batch *b, size_t samples,
+			bench_baseline_fn *baseline, void *arg,
+			struct bench_rates *r)
+{
 	double *g = malloc(5 * samples * sizeof(double));
-	double *ga, *gu, *gm, *ra, *ru;
+	double *ga, *gu, *gb, *ra, *ru;
 	int failed = 0;
-	size_t s, i, k;
+	size_t s, k;
 
 	if (!g)
 		return 1;
 	ga = g;
 	gu = g + samples;
-	gm = g + 2 * samples;
+	gb = g + 2 * samples;
 	ra = g + 3 * samples;
 	ru = g + 4 * samples;
-	batch_bytes = batch_rows * rb;   /* whole rows, both sides */
-	calls = BENCH_SAMPLE_BYTES / batch_bytes;
-	if (calls == 0)
-		calls = 1;
-	if (calls * batch_rows > o->rows)
-		calls = (size_t)(o->rows / batch_rows);
-	for (i = 0; i < batch_rows; i++) {
-		vers[i] = 1000 + i;
-		vers_down[i] = 1000 + batch_rows - i;
-	}
-	for (i = 0; i < batch_rows * rb; i++)
-		vals[i] = (uint8_t)bench_rand(seed);
-
-	bench_shuffle(perm, o->rows, batch_rows, seed);
-	failed = bench_verify(t, perm, vers, vals, batch_rows, rb);
 	for (s = 0; s < samples && !failed; s++) {
 		/* Rotate which of the three goes first, so none always
 		 * follows the same neighbour's write-back. */
 		for (k = 0; k < 3 && !failed; k++) {
-			switch ((s + k) % 3) {
-			case 0:
-				bench_shuffle(perm, o->rows, calls * batch_rows,
-					      seed);
-				ga[s] = bench_apply_sample(t, perm, vers, vals,
-							   batch_rows, calls,
-							   rb, NULL, &failed);
-				break;
-			case 1:
-				bench_shuffle(perm, o->rows, calls * batch_rows,
-					      seed);
-				gu[s] = bench_apply_sample(t, perm, vers_down,
-							   vals, batch_rows,
-							   calls, rb, NULL,
-							   &failed);
-				break;
-			default:
-				gm[s] = bench_memcpy_sample(table, table_bytes,
-							    off, vals,
-							    batch_bytes, calls);
-				break;
+			unsigned which = (unsigned)((s + k) % 3);
+
+			if (which == 2) {
+				gb[s] = baseline(b, arg, &failed);
+				continue;
 			}
+			bench_shuffle(b->perm, b->rows,
+				      b->calls * b->batch_rows, b->seed);
+			(which ? gu : ga)[s] = bench_apply_sample(
+				b->t, b->perm, which ? b->vers_down : b->vers,
+				b->vals, b->batch_rows, b->calls, b->rb,
+				b->drain, &failed);
 		}
-		ra[s] = ga[s] / gm[s];
-		ru[s] = gu[s] / gm[s];
+		ra[s] = ga[s] / gb[s];
+		ru[s] = gu[s] / gb[s];
 	}
 	if (!failed) {
-		r->batch_bytes = batch_bytes;
-		r->batch_rows = batch_rows;
+		r->batch_bytes = b->batch_bytes;
+		r->batch_rows = b->batch_rows;
 		r->apply_gbps = bench_median(ga, samples);
 		r->unordered_gbps = bench_median(gu, samples);
-		r->memcpy_gbps = bench_median(gm, samples);
+		r->baseline_gbps = bench_median(gb, samples);
 		r->ratio = bench_median(ra, samples);
 		r->ratio_unordered = bench_median(ru, samples);
 	}
@@ -338,11 +337,73 @@ static int bench_size(struct gpu_table *t, const struct bench_opts *o,
 	return failed;
 }
 
+/* The cpu baseline's destination: the table's host bytes, at an offset
+ * that rotates so the destination is as cold as apply's rows. */
+struct bench_memcpy_dst {
+	uint8_t *table;
+	size_t table_bytes;
+	size_t *off;
+};
+
+/* One timed sample of the cpu baseline: the same bytes, contiguous. */
+static double bench_memcpy_sample(const struct bench_batch *b, void *arg,
+				  int *failed)
+{
+	struct bench_memcpy_dst *d = arg;
+	uint64_t t0 = fr_mono_ns(), t1;
+	size_t c;
+
+	(void)failed;
+	for (c = 0; c < b->calls; c++) {
+		if (*d->off + b->batch_bytes > d->table_bytes)
+			*d->off = 0;
+		memcpy(d->table + *d->off, b->vals, b->batch_bytes);
+		*d->off += b->batch_bytes;
+	}
+	t1 = fr_mono_ns();
+	return (double)(b->calls * b->batch_bytes) / (double)(t1 - t0 + 1);
+}
+
+static int bench_size(struct gpu_table *t, const struct bench_opts *o,
+		      size_t batch_bytes, size_t samples, uint64_t *perm,
+		      uint64_t *vers, uint64_t *vers_down, uint8_t *vals,
+		      size_t *off, uint64_t *seed, struct bench_rates *r)
+{
+	struct bench_batch b = {
+		.t = t, .rows = o->rows, .perm = perm, .vers = vers,
+		.vers_down = vers_down, .vals = vals, .seed = seed,
+	};
+	struct bench_memcpy_dst d = {
+		.table = gpu_table_host_bytes(t),
+		.table_bytes = (size_t)o->rows * gpu_row_bytes(t), .off = off,
+	};
+
+	return bench_batch_init(&b, batch_bytes) ||
+	       bench_rounds(&b, samples, bench_memcpy_sample, &d, r);
+}
+
+/* The JSON line's summary: the lowest apply/baseline ratio of the
+ * batches of 4 MiB and more (*min < 0: none yet). */
+static void bench_ratio_min(double *min, const struct bench_rates *r)
+{
+	if (r->batch_bytes >= (4u << 20) && (*min < 0 || r->ratio < *min))
+		*min = r->ratio;
+}
+
+/* The end of the JSON line: the results list closed, then the summary. */
+static void bench_json_end(double ratio_min)
+{
+	if (ratio_min < 0)
+		printf("],\"ratio_min_ge_4mb\":null}\n");
+	else
+		printf("],\"ratio_min_ge_4mb\":%.3f}\n", ratio_min);
+}
+
 /* The host-memory backend: apply against memcpy into the same table. */
 static int bench_cpu_main(const struct bench_opts *op,
 			  const struct gpu_backend *be)
 {
-	struct bench_result res[BENCH_NSIZES];
+	struct bench_rates res[BENCH_NSIZES];
 	struct bench_opts o = *op;
 	struct gpu_table_desc d;
 	struct gpu_table *t = NULL;
@@ -401,19 +462,17 @@ static int bench_cpu_main(const struct bench_opts *op,
 	       "apply GB/s", "Mrows/s", "memcpy GB/s", "apply/memcpy",
 	       "unordered/memcpy");
 	for (k = 0; k < BENCH_NSIZES; k++) {
-		struct bench_result *r = &res[nres];
+		struct bench_rates *r = &res[nres];
 
 		if (bench_sizes[k] < rb || bench_sizes[k] / rb > o.rows)
 			continue;
 		if (bench_size(t, &o, bench_sizes[k], samples, perm, vers,
 			       vers_down, vals, &off, &seed, r))
 			goto out_free_bufs;
-		if (r->batch_bytes >= (4u << 20) &&
-		    (ratio_min < 0 || r->ratio < ratio_min))
-			ratio_min = r->ratio;
+		bench_ratio_min(&ratio_min, r);
 		printf("%7zu KiB %8zu %11.2f %9.1f %12.2f %13.2f %17.2f\n",
 		       bench_sizes[k] >> 10, r->batch_rows, r->apply_gbps,
-		       r->apply_gbps * 1e3 / (double)rb, r->memcpy_gbps,
+		       r->apply_gbps * 1e3 / (double)rb, r->baseline_gbps,
 		       r->ratio, r->ratio_unordered);
 		nres++;
 	}
@@ -425,12 +484,9 @@ static int bench_cpu_main(const struct bench_opts *op,
 		printf("%s{\"batch_bytes\":%zu,\"batch_rows\":%zu,\"apply_gbps\":%.3f,\"apply_mrows\":%.3f,\"memcpy_gbps\":%.3f,\"ratio\":%.3f,\"unordered_gbps\":%.3f,\"ratio_unordered\":%.3f}",
 		       k ? "," : "", res[k].batch_bytes, res[k].batch_rows,
 		       res[k].apply_gbps, res[k].apply_gbps * 1e3 / (double)rb,
-		       res[k].memcpy_gbps, res[k].ratio,
+		       res[k].baseline_gbps, res[k].ratio,
 		       res[k].unordered_gbps, res[k].ratio_unordered);
-	if (ratio_min < 0)
-		printf("],\"ratio_min_ge_4mb\":null}\n");
-	else
-		printf("],\"ratio_min_ge_4mb\":%.3f}\n", ratio_min);
+	bench_json_end(ratio_min);
 	rc = 0;
 
 out_free_bufs:
@@ -452,13 +508,8 @@ out_free_table:
 
 struct bench_cuda_result {
 	size_t row_bytes;
-	size_t batch_bytes;
-	size_t batch_rows;
-	double apply_gbps;       /* versions in batch order */
-	double unordered_gbps;   /* versions falling: repeats looked for */
-	double h2d_gbps;         /* cudaMemcpyAsync from pinned, same bytes */
-	double ratio;            /* median of per-sample apply/h2d */
-	double ratio_unordered;
+	/* The baseline: cudaMemcpyAsync from pinned memory, same bytes. */
+	struct bench_rates rates;
 	double stage_gbps;       /* host memcpy into pinned memory */
 	double scatter_gbps;     /* kernel alone: (2 rows + 8 B id) per row */
 };
@@ -481,111 +532,69 @@ static void bench_pcts(double *v, size_t n, double *p50, double *p99)
 	*p99 = v[i99 < n ? i99 : n - 1] / 1e3;
 }
 
+/* One timed sample of the cuda baseline (arg: the bench's pinned buffer):
+ * H2D copies of b's batch. */
+static double bench_h2d_sample(const struct bench_batch *b, void *arg,
+			       int *failed)
+{
+	uint64_t ns = 0;
+	enum fr_err e = gpu_cuda_bench_h2d(arg, b->batch_bytes, b->calls, &ns);
+
+	if (e) {
+		fprintf(stderr, "bench_apply: H2D baseline: %s\n", fr_errmsg());
+		*failed = 1;
+	}
+	return (double)(b->calls * b->batch_bytes) / (double)(ns + 1);
+}
+
 static int bench_cuda_size(struct gpu_table *t, uint64_t rows, size_t batch_bytes, size_t samples,
 			   uint64_t *perm, uint64_t *vers, uint64_t *vers_down,
 			   uint8_t *vals, uint64_t *seed,
-			   struct gpu_cuda_bench *b, void *scratch,
+			   struct gpu_cuda_bench *cb, void *scratch,
 			   struct bench_cuda_result *r)
 {
-	size_t rb = gpu_row_bytes(t);
-	size_t batch_rows = batch_bytes / rb, calls, reps;
-	uint8_t *pinned = gpu_cuda_bench_host(b);
-	double *g = malloc(7 * samples * sizeof(double));
-	double *ga, *gu, *gh, *ra, *ru, *gs, *gk;
-	int failed = 0;
-	size_t s, i, k, c;
+	struct bench_batch b = {
+		.t = t, .rows = rows, .perm = perm, .vers = vers,
+		.vers_down = vers_down, .vals = vals, .seed = seed,
+		.drain = scratch,
+	};
+	uint8_t *pinned = gpu_cuda_bench_host(cb);
+	double *g = malloc(2 * samples * sizeof(double));
+	double *gs, *gk;
+	int failed;
+	size_t s, c, reps;
 	uint64_t ns, t0;
 	enum fr_err e;
 
 	if (!g)
 		return 1;
-	ga = g;
-	gu = g + samples;
-	gh = g + 2 * samples;
-	ra = g + 3 * samples;
-	ru = g + 4 * samples;
-	gs = g + 5 * samples;
-	gk = g + 6 * samples;
-	batch_bytes = batch_rows * rb;
-	calls = BENCH_SAMPLE_BYTES / batch_bytes;
-	if (calls == 0)
-		calls = 1;
-	if (calls * batch_rows > rows)
-		calls = (size_t)(rows / batch_rows);
-	for (i = 0; i < batch_rows; i++) {
-		vers[i] = 1000 + i;
-		vers_down[i] = 1000 + batch_rows - i;
-	}
-	for (i = 0; i < batch_bytes; i++)
-		vals[i] = (uint8_t)bench_rand(seed);
-
-	bench_shuffle(perm, rows, batch_rows, seed);
-	failed = bench_verify(t, perm, vers, vals, batch_rows, rb);
-	for (s = 0; s < samples && !failed; s++) {
-		for (k = 0; k < 3 && !failed; k++) {
-			switch ((s + k) % 3) {
-			case 0:
-				bench_shuffle(perm, rows, calls * batch_rows,
-					      seed);
-				ga[s] = bench_apply_sample(t, perm, vers, vals,
-							   batch_rows, calls,
-							   rb, scratch,
-							   &failed);
-				break;
-			case 1:
-				bench_shuffle(perm, rows, calls * batch_rows,
-					      seed);
-				gu[s] = bench_apply_sample(t, perm, vers_down,
-							   vals, batch_rows,
-							   calls, rb, scratch,
-							   &failed);
-				break;
-			default:
-				e = gpu_cuda_bench_h2d(b, batch_bytes, calls,
-						       &ns);
-				if (e) {
-					fprintf(stderr, "bench_apply: H2D baseline: %s\n",
-						fr_errmsg());
-					failed = 1;
-				}
-				gh[s] = (double)(calls * batch_bytes) /
-					(double)(ns + 1);
-				break;
-			}
-		}
-		ra[s] = ga[s] / gh[s];
-		ru[s] = gu[s] / gh[s];
-	}
+	gs = g;
+	gk = g + samples;
+	failed = bench_batch_init(&b, batch_bytes) ||
+		 bench_rounds(&b, samples, bench_h2d_sample, cb, &r->rates);
 	/* The two other bounds: apply's own host copy into pinned memory,
 	 * and its kernel alone (each launch over one staging chunk). */
-	reps = BENCH_SAMPLE_BYTES / batch_bytes;
+	reps = BENCH_SAMPLE_BYTES / b.batch_bytes;
 	if (reps == 0)
 		reps = 1;
 	for (s = 0; s < samples && !failed; s++) {
 		t0 = fr_mono_ns();
-		for (c = 0; c < calls; c++)
-			memcpy(pinned, vals, batch_bytes);
-		gs[s] = (double)(calls * batch_bytes) /
+		for (c = 0; c < b.calls; c++)
+			memcpy(pinned, vals, b.batch_bytes);
+		gs[s] = (double)(b.calls * b.batch_bytes) /
 			(double)(fr_mono_ns() - t0 + 1);
-		bench_shuffle(perm, rows, batch_rows, seed);
-		e = gpu_cuda_bench_scatter(t, perm, batch_rows, reps, &ns);
+		bench_shuffle(perm, rows, b.batch_rows, seed);
+		e = gpu_cuda_bench_scatter(t, perm, b.batch_rows, reps, &ns);
 		if (e) {
 			fprintf(stderr, "bench_apply: scatter kernel: %s\n",
 				fr_errmsg());
 			failed = 1;
 		}
-		gk[s] = (double)(reps * batch_rows * (2 * rb + 8)) /
+		gk[s] = (double)(reps * b.batch_rows * (2 * b.rb + 8)) /
 			(double)(ns + 1);
 	}
 	if (!failed) {
-		r->row_bytes = rb;
-		r->batch_bytes = batch_bytes;
-		r->batch_rows = batch_rows;
-		r->apply_gbps = bench_median(ga, samples);
-		r->unordered_gbps = bench_median(gu, samples);
-		r->h2d_gbps = bench_median(gh, samples);
-		r->ratio = bench_median(ra, samples);
-		r->ratio_unordered = bench_median(ru, samples);
+		r->row_bytes = b.rb;
 		r->stage_gbps = bench_median(gs, samples);
 		r->scatter_gbps = bench_median(gk, samples);
 	}
@@ -750,14 +759,14 @@ static int bench_cuda_main(const struct bench_opts *o,
 				gpu_table_free(t);
 				goto out;
 			}
-			if (r->batch_bytes >= (4u << 20) &&
-			    (ratio_min < 0 || r->ratio < ratio_min))
-				ratio_min = r->ratio;
+			bench_ratio_min(&ratio_min, &r->rates);
 			printf("%7zu KiB %8zu %11.2f %8.1f %9.2f %10.2f %14.2f %11.2f %13.1f\n",
-			       bench_sizes[k] >> 10, r->batch_rows,
-			       r->apply_gbps, r->apply_gbps * 1e3 / (double)rb,
-			       r->h2d_gbps, r->ratio, r->ratio_unordered,
-			       r->stage_gbps, r->scatter_gbps);
+			       bench_sizes[k] >> 10, r->rates.batch_rows,
+			       r->rates.apply_gbps,
+			       r->rates.apply_gbps * 1e3 / (double)rb,
+			       r->rates.baseline_gbps, r->rates.ratio,
+			       r->rates.ratio_unordered, r->stage_gbps,
+			       r->scatter_gbps);
 			nres++;
 		}
 		if (bench_cuda_gather(t, rows, perm, vals, &seed, scratch,
@@ -780,11 +789,12 @@ static int bench_cuda_main(const struct bench_opts *o,
 	       (unsigned long long)rows, samples, BENCH_SAMPLE_BYTES);
 	for (k = 0; k < nres; k++)
 		printf("%s{\"row_bytes\":%zu,\"batch_bytes\":%zu,\"batch_rows\":%zu,\"apply_gbps\":%.3f,\"apply_mrows\":%.3f,\"h2d_gbps\":%.3f,\"ratio\":%.3f,\"unordered_gbps\":%.3f,\"ratio_unordered\":%.3f,\"stage_memcpy_gbps\":%.3f,\"scatter_dev_gbps\":%.3f}",
-		       k ? "," : "", res[k].row_bytes, res[k].batch_bytes,
-		       res[k].batch_rows, res[k].apply_gbps,
-		       res[k].apply_gbps * 1e3 / (double)res[k].row_bytes,
-		       res[k].h2d_gbps, res[k].ratio, res[k].unordered_gbps,
-		       res[k].ratio_unordered, res[k].stage_gbps,
+		       k ? "," : "", res[k].row_bytes, res[k].rates.batch_bytes,
+		       res[k].rates.batch_rows, res[k].rates.apply_gbps,
+		       res[k].rates.apply_gbps * 1e3 / (double)res[k].row_bytes,
+		       res[k].rates.baseline_gbps, res[k].rates.ratio,
+		       res[k].rates.unordered_gbps,
+		       res[k].rates.ratio_unordered, res[k].stage_gbps,
 		       res[k].scatter_gbps);
 	printf("],\"gather\":[");
 	for (k = 0; k < nlat; k++)
@@ -793,10 +803,7 @@ static int bench_cuda_main(const struct bench_opts *o,
 		       lat[k].reps, lat[k].alone_p50_us, lat[k].alone_p99_us,
 		       lat[k].busy_apply_bytes, lat[k].busy_p50_us,
 		       lat[k].busy_p99_us);
-	if (ratio_min < 0)
-		printf("],\"ratio_min_ge_4mb\":null}\n");
-	else
-		printf("],\"ratio_min_ge_4mb\":%.3f}\n", ratio_min);
+	bench_json_end(ratio_min);
 	rc = 0;
 
 out:

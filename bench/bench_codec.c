@@ -138,32 +138,43 @@ static double gbps(uint64_t bytes, uint64_t ns)
 	return ns ? (double)bytes / (double)ns : 0.0;
 }
 
-/* Sender copies the batch into a frame; receiver verifies and decodes
- * that same buffer.  t gets this repetition's row of timings. */
-static enum fr_err run_copy(struct bench *bn, uint64_t *t)
+/* The receiver, on both paths: verify the frame of len bytes at p, then
+ * decode its batch; *t_frame and *t_batch: the clock after each.  A row id
+ * and a value byte of the batch go to the sink, untimed. */
+static enum fr_err receive(const uint8_t *p, size_t len, uint64_t *t_frame,
+			   uint64_t *t_batch)
 {
 	struct shard_frame_hdr fh;
 	struct shard_batch_hdr dh;
 	struct shard_batch db;
 	const uint8_t *pl;
+	size_t plen;
+	enum fr_err err = shard_frame_decode(p, len, 0, &fh, &pl, &plen);
+
+	*t_frame = now_ns();
+	if (!err)
+		err = shard_batch_decode(pl, plen, &dh, &db);
+	*t_batch = now_ns();
+	if (!err)
+		sink += db.rows[ROWS - 1] + ((const uint8_t *)db.values)[7];
+	return err;
+}
+
+/* Sender copies the batch into a frame; receiver verifies and decodes
+ * that same buffer.  t gets this repetition's row of timings. */
+static enum fr_err run_copy(struct bench *bn, uint64_t *t)
+{
 	uint64_t t0, t1, t2, t3;
 	enum fr_err err;
-	size_t plen;
 
 	t0 = now_ns();
 	fr_wbuf_reset(&bn->w);
 	err = shard_batch_frame_encode(&bn->w, &bn->hdr, &bn->b, 0);
 	t1 = now_ns();
 	if (!err)
-		err = shard_frame_decode(bn->w.data, bn->w.len, 0, &fh, &pl,
-					 &plen);
-	t2 = now_ns();
-	if (!err)
-		err = shard_batch_decode(pl, plen, &dh, &db);
-	t3 = now_ns();
+		err = receive(bn->w.data, bn->w.len, &t2, &t3);
 	if (err)
 		return err;
-	sink += db.rows[ROWS - 1] + ((const uint8_t *)db.values)[7];
 	t[T_COPY] = t3 - t0;
 	t[T_ENC] = t1 - t0;
 	t[T_FDEC] = t2 - t1;
@@ -198,14 +209,9 @@ static void gather(const struct bench *bn, uint8_t *rx)
  * not warm the plain run's rx. */
 static enum fr_err run_zero_copy(struct bench *bn, uint64_t *t, bool fresh)
 {
-	struct shard_frame_hdr fh;
-	struct shard_batch_hdr dh;
-	struct shard_batch db;
-	const uint8_t *pl;
 	uint64_t t0, t1, t2, t3, tg;
 	uint8_t *rx = fresh ? bn->rx_fresh : bn->rx;
 	enum fr_err err;
-	size_t plen;
 
 	t0 = now_ns();
 	err = shard_batch_frame_encode_iov(bn->scratch, &bn->hdr, &bn->b, 0,
@@ -216,14 +222,9 @@ static enum fr_err run_zero_copy(struct bench *bn, uint64_t *t, bool fresh)
 	if (fresh)
 		gather(bn, rx);
 	tg = now_ns();
-	err = shard_frame_decode(rx, bn->rx_len, 0, &fh, &pl, &plen);
-	t2 = now_ns();
-	if (!err)
-		err = shard_batch_decode(pl, plen, &dh, &db);
-	t3 = now_ns();
+	err = receive(rx, bn->rx_len, &t2, &t3);
 	if (err)
 		return err;
-	sink += db.rows[ROWS - 1] + ((const uint8_t *)db.values)[7];
 	if (fresh) {
 		t[T_ZCF] = (t1 - t0) + (t3 - tg);
 		t[T_FDEC_RXF] = t2 - tg;
@@ -279,9 +280,39 @@ static bool bench_prepare(struct bench *bn)
 	       memcmp(db.rows, bn->b.rows, ROWS * 8) == 0;
 }
 
+/* The memcpy baseline's time over column c's (0 when c took no time). */
+static double over_memcpy(const uint64_t *m, int c)
+{
+	return m[c] ? (double)m[T_MEMCPY] / (double)m[c] : 0;
+}
+
+/* A row of the report's table: what was timed, and its column. */
+struct step {
+	const char *step;
+	int col;
+};
+
 static void report(uint64_t *t, size_t reps, size_t vbytes, size_t frame_len,
 		   unsigned niov)
 {
+	/* The whole paths, with their ratio to the memcpy baseline... */
+	static const struct step rated[] = {
+		{ "copy: encode + verify + decode", T_COPY },
+		{ "zero-copy: encode_iov + verify + decode", T_ZC },
+		{ "zero-copy, rx fresh (the \"ratio\")", T_ZCF },
+	};
+	/* ...then the baseline and the parts. */
+	static const struct step parts[] = {
+		{ "baseline: memcpy of values", T_MEMCPY },
+		{ "  copy part: shard_batch_frame_encode", T_ENC },
+		{ "  copy part: shard_frame_decode (XXH3)", T_FDEC },
+		{ "  copy part: shard_batch_decode", T_BDEC },
+		{ "  zc part: shard_batch_frame_encode_iov", T_ENC_IOV },
+		{ "  zc part: shard_frame_decode (XXH3)", T_FDEC_RX },
+		{ "  zc part: shard_batch_decode", T_BDEC_RX },
+		{ "  zc part: shard_frame_decode, rx fresh", T_FDEC_RXF },
+		{ "  ref: XXH3_64bits over the frame", T_HASH },
+	};
 	uint64_t m[T_COLS];
 	uint64_t *col = malloc(reps * sizeof(*col));
 	double ratio_copy, ratio_zc, ratio_zcf;
@@ -296,9 +327,9 @@ static void report(uint64_t *t, size_t reps, size_t vbytes, size_t frame_len,
 		m[c] = median(col, reps);
 	}
 	free(col);
-	ratio_copy = m[T_COPY] ? (double)m[T_MEMCPY] / (double)m[T_COPY] : 0;
-	ratio_zc = m[T_ZC] ? (double)m[T_MEMCPY] / (double)m[T_ZC] : 0;
-	ratio_zcf = m[T_ZCF] ? (double)m[T_MEMCPY] / (double)m[T_ZCF] : 0;
+	ratio_copy = over_memcpy(m, T_COPY);
+	ratio_zc = over_memcpy(m, T_ZC);
+	ratio_zcf = over_memcpy(m, T_ZCF);
 
 	printf("bench_codec: %u rows x %u f32 = %zu value bytes, frame "
 	       "%zu bytes (%u iov pieces), %zu reps (medians)\n",
@@ -310,33 +341,13 @@ static void report(uint64_t *t, size_t reps, size_t vbytes, size_t frame_len,
 	       "receiver's hash\nfinds the frame in cache as after recv().\n");
 	printf("%-44s %12s %10s %8s\n", "step", "median us", "GB/s",
 	       "ratio");
-	printf("%-44s %12.1f %10.2f %8.3f\n",
-	       "copy: encode + verify + decode", m[T_COPY] / 1e3,
-	       gbps(vbytes, m[T_COPY]), ratio_copy);
-	printf("%-44s %12.1f %10.2f %8.3f\n",
-	       "zero-copy: encode_iov + verify + decode", m[T_ZC] / 1e3,
-	       gbps(vbytes, m[T_ZC]), ratio_zc);
-	printf("%-44s %12.1f %10.2f %8.3f\n",
-	       "zero-copy, rx fresh (the \"ratio\")", m[T_ZCF] / 1e3,
-	       gbps(vbytes, m[T_ZCF]), ratio_zcf);
-	printf("%-44s %12.1f %10.2f\n", "baseline: memcpy of values",
-	       m[T_MEMCPY] / 1e3, gbps(vbytes, m[T_MEMCPY]));
-	printf("%-44s %12.1f %10.2f\n", "  copy part: shard_batch_frame_encode",
-	       m[T_ENC] / 1e3, gbps(vbytes, m[T_ENC]));
-	printf("%-44s %12.1f %10.2f\n", "  copy part: shard_frame_decode (XXH3)",
-	       m[T_FDEC] / 1e3, gbps(vbytes, m[T_FDEC]));
-	printf("%-44s %12.1f %10.2f\n", "  copy part: shard_batch_decode",
-	       m[T_BDEC] / 1e3, gbps(vbytes, m[T_BDEC]));
-	printf("%-44s %12.1f %10.2f\n", "  zc part: shard_batch_frame_encode_iov",
-	       m[T_ENC_IOV] / 1e3, gbps(vbytes, m[T_ENC_IOV]));
-	printf("%-44s %12.1f %10.2f\n", "  zc part: shard_frame_decode (XXH3)",
-	       m[T_FDEC_RX] / 1e3, gbps(vbytes, m[T_FDEC_RX]));
-	printf("%-44s %12.1f %10.2f\n", "  zc part: shard_batch_decode",
-	       m[T_BDEC_RX] / 1e3, gbps(vbytes, m[T_BDEC_RX]));
-	printf("%-44s %12.1f %10.2f\n", "  zc part: shard_frame_decode, rx fresh",
-	       m[T_FDEC_RXF] / 1e3, gbps(vbytes, m[T_FDEC_RXF]));
-	printf("%-44s %12.1f %10.2f\n", "  ref: XXH3_64bits over the frame",
-	       m[T_HASH] / 1e3, gbps(vbytes, m[T_HASH]));
+	for (size_t i = 0; i < sizeof(rated) / sizeof(rated[0]); i++)
+		printf("%-44s %12.1f %10.2f %8.3f\n", rated[i].step,
+		       m[rated[i].col] / 1e3, gbps(vbytes, m[rated[i].col]),
+		       over_memcpy(m, rated[i].col));
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		printf("%-44s %12.1f %10.2f\n", parts[i].step,
+		       m[parts[i].col] / 1e3, gbps(vbytes, m[parts[i].col]));
 	printf("ratio codec/memcpy: zero-copy rx fresh %.3f (target >= 0.5); "
 	       "zero-copy, cold rx %.3f; copying encoder %.3f\n", ratio_zcf,
 	       ratio_zc, ratio_copy);

@@ -57,9 +57,10 @@ import tempfile
 import threading
 import time
 
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL = "emb"
-TABLE = "emb"
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+import benchutil as bu  # noqa: E402  (bench/, next to this file)
+from benchutil import MODEL, SRC, TABLE, pct, random_f32  # noqa: E402
+
 QUICK = {"rows": 65536, "dim": 16, "publishes": 6, "interval_ms": 200,
          "idle_shards": 10000, "idle_seconds": 2}
 # --dcs > 1: a 100k x 64 f32 table; an update of 5 % of it is 5,000 rows,
@@ -74,43 +75,30 @@ def parse_args():
         prog="bench_propagation",
         description="publish -> applied-on-every-node latency, bytes per node "
                     "and idle control traffic: gossip mesh vs star, on loopback")
-    ap.add_argument("--build-dir", default=os.path.join(SRC, "build"),
-                    help="build tree holding node/freshetd (default: %(default)s)")
-    ap.add_argument("--nodes", type=int, default=8, help="nodes in the DC (%(default)s)")
-    ap.add_argument("--rows", type=int, default=1048576, help="table rows (%(default)s)")
-    ap.add_argument("--dim", type=int, default=64, help="f32 per row (%(default)s)")
-    ap.add_argument("--frac", type=float, default=0.01,
-                    help="fraction of the rows in each update (%(default)s)")
-    ap.add_argument("--publishes", type=int, default=20,
-                    help="updates published per mode (%(default)s)")
-    ap.add_argument("--interval-ms", type=int, default=2000,
-                    help="time between update starts (%(default)s: on a 2-core "
-                         "machine 8 nodes need about 1 s of CPU per 2.8 MB "
-                         "update, so 500 ms measures queueing behind earlier "
-                         "updates, not propagation)")
-    ap.add_argument("--shards", type=int, default=64, help="shards of the table (%(default)s)")
-    ap.add_argument("--idle-shards", type=int, default=100000,
-                    help="shards of the idle-traffic model (%(default)s); "
-                         "compared with 16")
-    ap.add_argument("--idle-seconds", type=float, default=10,
-                    help="idle measurement window (%(default)s)")
-    ap.add_argument("--idle-written", type=int, default=1000,
-                    help="shards written once (one row each, spread evenly) "
-                         "before the idle window (%(default)s; 0: none). Not all "
-                         "100,000: such a publish takes minutes to converge, "
-                         "see the report")
-    ap.add_argument("--poll-ms", type=float, default=1.0,
-                    help="pause between a poller's lookups (%(default)s)")
-    ap.add_argument("--digest-ms", type=int, default=200,
-                    help="gossip.digest_interval_ms of every node (%(default)s, "
-                         "the node's default)")
+    bu.add_common_args(ap, "node/freshetd", rows=1048576, shards=64, poll_ms=1.0,
+                       seed=20261125)
+    bu.add_options(ap, [
+        ("--nodes", 8, "nodes in the DC"),
+        ("--frac", 0.01, "fraction of the rows in each update"),
+        ("--publishes", 20, "updates published per mode"),
+        ("--interval-ms", 2000, "time between update starts (%(default)s: on a 2-core "
+                                "machine 8 nodes need about 1 s of CPU per 2.8 MB "
+                                "update, so 500 ms measures queueing behind earlier "
+                                "updates, not propagation)"),
+        ("--idle-shards", 100000, "shards of the idle-traffic model (%(default)s); "
+                                  "compared with 16"),
+        ("--idle-seconds", 10.0, "idle measurement window"),
+        ("--idle-written", 1000, "shards written once (one row each, spread evenly) "
+                                 "before the idle window (%(default)s; 0: none). Not "
+                                 "all 100,000: such a publish takes minutes to "
+                                 "converge, see the report"),
+    ])
     ap.add_argument("--modes", default="gossip,star",
                     help="comma-separated, of gossip and star (%(default)s)")
     ap.add_argument("--no-prefill", dest="prefill", action="store_false",
                     help="start from empty tables instead of a full one (every "
                          "update then also pays first-touch page faults on "
                          "fresh table pages: a warm-up cost, not propagation)")
-    ap.add_argument("--seed", type=int, default=20261125)
     g = ap.add_argument_group(
         "several data centres (--dcs > 1)",
         "D x K nodes; freshet (ZooKeeper, leaders link dcs) vs star (every "
@@ -121,32 +109,28 @@ def parse_args():
         "--prio-seconds %g)" % (DC["rows"], DC["frac"], DC["publishes"],
                                 DC["interval_ms"], DC["poll_ms"], DC_QUICK["publishes"],
                                 DC_QUICK["interval_ms"], DC_QUICK["prio_seconds"]))
-    g.add_argument("--dcs", type=int, default=1,
-                   help="data centres (%(default)s: the single-DC bench above)")
-    g.add_argument("--nodes-per-dc", type=int, default=3, help="nodes per dc (%(default)s)")
-    g.add_argument("--wan-mbit", type=int, default=100,
-                   help="WAN budget, Mbit/s, per (node, remote dc) in the nodes "
-                        "(gossip.wan_mbit) and per remote dc and direction in the "
-                        "Redis proxies (%(default)s; 100 Mbit/s = 12.5 MB/s)")
+    bu.add_options(g, [
+        ("--dcs", 1, "data centres (%(default)s: the single-DC bench above)"),
+        ("--nodes-per-dc", 3, "nodes per dc"),
+        ("--wan-mbit", 100, "WAN budget, Mbit/s, per (node, remote dc) in the nodes "
+                            "(gossip.wan_mbit) and per remote dc and direction in the "
+                            "Redis proxies (%(default)s; 100 Mbit/s = 12.5 MB/s)"),
+    ])
     g.add_argument("--dc-modes", default="freshet,star,redis",
                    help="comma-separated, of freshet, star and redis (%(default)s)")
     g.add_argument("--no-priority", dest="priority", action="store_false",
                    help="skip the two-model priority run")
-    g.add_argument("--prio-seconds", type=float, default=20,
-                   help="priority run: publishing time (%(default)s)")
-    g.add_argument("--prio-wan-mbit", type=int, default=20,
-                   help="priority run: gossip.wan_mbit (%(default)s; lower than "
-                        "--wan-mbit so that a 2-core machine can offer more than "
-                        "the WAN carries)")
-    g.add_argument("--prio-load", type=float, default=1.5,
-                   help="priority run: low-priority bytes offered per second, as "
-                        "a multiple of --prio-wan-mbit (%(default)s)")
-    g.add_argument("--prio-lo-rows", type=int, default=1000,
-                   help="priority run: rows per low-priority update (%(default)s)")
-    g.add_argument("--prio-hi-rows", type=int, default=100,
-                   help="priority run: rows per high-priority update (%(default)s)")
-    g.add_argument("--prio-hi-ms", type=int, default=250,
-                   help="priority run: time between high-priority updates (%(default)s)")
+    bu.add_options(g, [
+        ("--prio-seconds", 20.0, "priority run: publishing time"),
+        ("--prio-wan-mbit", 20, "priority run: gossip.wan_mbit (%(default)s; lower than "
+                                "--wan-mbit so that a 2-core machine can offer more "
+                                "than the WAN carries)"),
+        ("--prio-load", 1.5, "priority run: low-priority bytes offered per second, as "
+                             "a multiple of --prio-wan-mbit"),
+        ("--prio-lo-rows", 1000, "priority run: rows per low-priority update"),
+        ("--prio-hi-rows", 100, "priority run: rows per high-priority update"),
+        ("--prio-hi-ms", 250, "priority run: time between high-priority updates"),
+    ])
     g.add_argument("--redis-server", default="/usr/bin/redis-server",
                    help="redis-server binary (%(default)s)")
     ap.add_argument("--quick", action="store_true",
@@ -157,11 +141,7 @@ def parse_args():
     # Only what the command line left at its default.
     presets = [DC] + ([DC_QUICK] if a.quick else []) if a.dcs > 1 \
         else ([QUICK] if a.quick else [])
-    given = {k for k in vars(a) if getattr(a, k) != ap.get_default(k)}
-    for p in presets:
-        for k, v in p.items():
-            if k not in given:
-                setattr(a, k, v)
+    bu.apply_presets(ap, a, presets)
     if a.dcs < 1 or a.nodes_per_dc < 1:
         ap.error("--dcs and --nodes-per-dc: expected at least 1")
     if a.dcs > 1:
@@ -188,29 +168,6 @@ def parse_args():
     if a.publishes < 1:
         ap.error("--publishes: expected at least 1")
     return a
-
-
-def pct(xs, q):
-    """Percentile q (0..100) with linear interpolation between ranks."""
-    s = sorted(xs)
-    if len(s) == 1:
-        return s[0]
-    k = (len(s) - 1) * q / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-# Byte 3 of a little-endian f32 holds the sign and the top 7 exponent bits:
-# mapping it into 0x3c..0x3f (with the sign kept) makes every random word a
-# finite value of magnitude 2^-7..2^1 — random f32 without a per-value loop.
-_F32_TOP = bytes((x & 0x80) | 0x3c | (x & 0x03) for x in range(256))
-
-
-def random_f32(rng, n):
-    b = bytearray(rng.randbytes(4 * n))
-    b[3::4] = bytes(b[3::4]).translate(_F32_TOP)
-    return bytes(b)
 
 
 class Update:
@@ -241,25 +198,14 @@ def make_updates(a, nnodes=None):
     return ups, m
 
 
-class Pollers:
+class Pollers(bu.Pollers):
     """A thread per node, each with its own connection, looking up the
     sentinels of every update that node has not yet been seen to hold."""
 
     def __init__(self, fp, nodes, poll_s):
-        self.fp = fp
-        self.nodes = nodes
-        self.poll_s = poll_s
-        self.lock = threading.Lock()
         self.updates = []
-        self.stop = False
-        self.errors = []
-        self.lookups = [0] * len(nodes)
         self.rtt = [0.0] * len(nodes)
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                        for i in range(len(nodes))]
-        self.conns = [fp.Conn(n.addr) for n in nodes]
-        for t in self.threads:
-            t.start()
+        super().__init__(fp, nodes, poll_s)
 
     def add(self, u):
         with self.lock:
@@ -269,7 +215,7 @@ class Pollers:
         with self.lock:
             u.version = version
 
-    def _run(self, i):
+    def poll(self, i):
         conn = self.conns[i]
         # Until the ack names the version, every sentinel is asked and the
         # rising minimum of their versions is kept with its time (a
@@ -277,51 +223,48 @@ class Pollers:
         # read); after it, only the sentinels still below the version.
         hist = {}   # id(update) -> [(t, min sentinel version)], rising
         left = {}   # id(update) -> sentinels not yet at the version
-        try:
-            while not self.stop:
-                with self.lock:
-                    active = [(u, u.version) for u in self.updates if u.seen[i] is None]
-                if not active:
-                    time.sleep(self.poll_s)
-                    continue
-                want = {}   # (model, table) -> rows
-                for u, v in active:
-                    want.setdefault((u.model, u.table), set()).update(
-                        u.sentinels if v is None else left.get(id(u), u.sentinels))
-                vmaps = {}
-                t0 = time.monotonic()
-                for (mod, tab), rows in want.items():
-                    rows = sorted(rows)
-                    vers, _, _ = conn.lookup(mod, tab, rows, want_values=False)
-                    vmaps[(mod, tab)] = dict(zip(rows, vers))
-                t = time.monotonic()
-                self.lookups[i] += 1
-                self.rtt[i] += t - t0
-                for u, v in active:
-                    vmap = vmaps[(u.model, u.table)]
-                    seen = None
-                    if v is None:
-                        minv = min(vmap[r] for r in u.sentinels)
-                        hl = hist.setdefault(id(u), [])
-                        if not hl or minv > hl[-1][1]:
-                            hl.append((t, minv))
-                        continue
-                    if id(u) not in left:
-                        # Versions only rise: the first poll that saw
-                        # them all at >= v is when the node had it.
-                        seen = next((tt for tt, mv in hist.pop(id(u), ()) if mv >= v), None)
-                        left[id(u)] = u.sentinels
-                    if seen is None:
-                        left[id(u)] = [r for r in left[id(u)] if vmap[r] < v]
-                        if not left[id(u)]:
-                            seen = t
-                    if seen is not None:
-                        left.pop(id(u), None)
-                        with self.lock:
-                            u.seen[i] = seen
+        while not self.stop:
+            with self.lock:
+                active = [(u, u.version) for u in self.updates if u.seen[i] is None]
+            if not active:
                 time.sleep(self.poll_s)
-        except Exception as e:  # reported by the caller
-            self.errors.append("poller of node %d: %r" % (self.nodes[i].id, e))
+                continue
+            want = {}   # (model, table) -> rows
+            for u, v in active:
+                want.setdefault((u.model, u.table), set()).update(
+                    u.sentinels if v is None else left.get(id(u), u.sentinels))
+            vmaps = {}
+            t0 = time.monotonic()
+            for (mod, tab), rows in want.items():
+                rows = sorted(rows)
+                vers, _, _ = conn.lookup(mod, tab, rows, want_values=False)
+                vmaps[(mod, tab)] = dict(zip(rows, vers))
+            t = time.monotonic()
+            self.lookups[i] += 1
+            self.rtt[i] += t - t0
+            for u, v in active:
+                vmap = vmaps[(u.model, u.table)]
+                seen = None
+                if v is None:
+                    minv = min(vmap[r] for r in u.sentinels)
+                    hl = hist.setdefault(id(u), [])
+                    if not hl or minv > hl[-1][1]:
+                        hl.append((t, minv))
+                    continue
+                if id(u) not in left:
+                    # Versions only rise: the first poll that saw
+                    # them all at >= v is when the node had it.
+                    seen = next((tt for tt, mv in hist.pop(id(u), ()) if mv >= v), None)
+                    left[id(u)] = u.sentinels
+                if seen is None:
+                    left[id(u)] = [r for r in left[id(u)] if vmap[r] < v]
+                    if not left[id(u)]:
+                        seen = t
+                if seen is not None:
+                    left.pop(id(u), None)
+                    with self.lock:
+                        u.seen[i] = seen
+            time.sleep(self.poll_s)
 
     def wait_all(self, timeout):
         end = time.monotonic() + timeout
@@ -334,12 +277,23 @@ class Pollers:
             time.sleep(0.01)
         return False
 
-    def close(self):
-        self.stop = True
-        for t in self.threads:
-            t.join(10)
-        for c in self.conns:
-            c.close()
+    def check(self, what, ok, updates, timeout):
+        """Raise unless wait_all(timeout), which returned ok, saw every
+        update on every node."""
+        if self.errors:
+            raise RuntimeError("%s: %s" % (what, "; ".join(self.errors)))
+        if not ok:
+            missing = {n.id: sum(1 for u in updates if u.seen[i] is None)
+                       for i, n in enumerate(self.nodes)}
+            raise RuntimeError("%s: updates not applied everywhere after %d s "
+                               "(updates missing per node: %r)" % (what, timeout, missing))
+
+
+def publish_frames(pub, updates, dim):
+    """The PUBLISH frames of updates on pub, built before the clock starts:
+    only sending is timed."""
+    return [pub.publish_frame(u.model, u.table, struct.pack("<%dQ" % len(u.rows), *u.rows),
+                              u.values, dim) for u in updates]
 
 
 def traffic(node):
@@ -398,21 +352,6 @@ def star_peers(n):
     return pm
 
 
-def gossip_extra(a):
-    # The node's documented defaults rather than the integration tests'
-    # faster timers; no periodic snapshot (it would fork and write 256 MB
-    # per node in the middle of a measurement).
-    return {"gossip": {"digest_interval_ms": a.digest_ms,
-                       "full_interval_ms": max(5000, a.digest_ms),
-                       "pull_timeout_ms": 2000},
-            "store": {"snapshot_interval_s": 0}}
-
-
-def bench_model(a):
-    return {"name": MODEL, "shards": a.shards, "priority": 1,
-            "tables": ["%s:%d:%d:f32" % (TABLE, a.rows, a.dim)]}
-
-
 def make_snapshot(h, fp, a, out_dir):
     """A snapshot of the model with every row written once, made by one
     node on its own (publish it all, SIGTERM: the node snapshots at a clean
@@ -420,7 +359,7 @@ def make_snapshot(h, fp, a, out_dir):
     start identical, converged, with their table pages resident, as a
     serving replica's are."""
     rng = random.Random(a.seed - 1)
-    with h.Cluster(1, models=[bench_model(a)], extra=gossip_extra(a),
+    with h.Cluster(1, models=[bu.bench_model(a)], extra=bu.node_timers(a),
                    name="bench-fill") as c:
         c.start()
         chunk = max(1, (24 << 20) // (8 + 4 * a.dim))
@@ -452,29 +391,29 @@ def timed_publish(fp, pub, pollers, updates, frames_, interval_s, t_start):
     each on the publisher connection pub, waiting for its ack (a BUSY
     answer is retried after the node's hint); the pollers learn of each
     update before it is sent and of its version when it is acked."""
-    for k, (u, (rid, frame)) in enumerate(zip(updates, frames_)):
+    for k, (u, frame_) in enumerate(zip(updates, frames_)):
         delay = t_start + k * interval_s - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         pollers.add(u)
         u.t_send = time.monotonic()
-        while True:
-            pub.send_frame(frame)
-            try:
-                version, _ = pub.publish_wait(rid)
-                break
-            except fp.ProtoError as e:
-                if e.code != fp.FR_ERR_BUSY:
-                    raise
-                time.sleep(max(e.retry_after_ms, 1) / 1000.0)
+        version = bu.publish_retry(fp, pub, frame_)
         u.t_ack = time.monotonic()
         pollers.set_version(u, version)
+
+
+def publish_and_wait(fp, pub, pollers, updates, frames_, interval_ms, timeout):
+    """timed_publish the updates, one every interval_ms from 0.2 s on, then
+    wait up to timeout s until every node holds them all (wait_all)."""
+    timed_publish(fp, pub, pollers, updates, frames_, interval_ms / 1000.0,
+                  time.monotonic() + 0.2)
+    return pollers.wait_all(timeout)
 
 
 def run_mode(h, fp, a, mode, updates, snap):
     peer_map = None if mode == "gossip" else star_peers(a.nodes)
     res = {"topology": "full mesh" if mode == "gossip" else "star on node 1"}
-    with h.Cluster(a.nodes, models=[bench_model(a)], extra=gossip_extra(a),
+    with h.Cluster(a.nodes, models=[bu.bench_model(a)], extra=bu.node_timers(a),
                    name="bench-" + mode, peers=peer_map) as c:
         if snap:
             seed_data_dirs(c, snap)
@@ -484,28 +423,16 @@ def run_mode(h, fp, a, mode, updates, snap):
         res["startup_s"] = round(time.monotonic() - t0, 2)
 
         pub = fp.Conn(c.nodes[0].addr, timeout=120)
-        # Frames built before the clock starts: only sending is timed.
-        frames_ = [pub.publish_frame(MODEL, TABLE, struct.pack("<%dQ" % len(u.rows), *u.rows),
-                                     u.values, a.dim) for u in updates]
-        for u in updates:
-            u.t_send = u.t_ack = u.version = None
-            u.seen = [None] * a.nodes
+        frames_ = publish_frames(pub, updates, a.dim)
+        reset(updates, a.nodes)
         before = [traffic(n) for n in c.nodes]
         pollers = Pollers(fp, c.nodes, a.poll_ms / 1000.0)
         try:
-            timed_publish(fp, pub, pollers, updates, frames_, a.interval_ms / 1000.0,
-                          time.monotonic() + 0.2)
-            ok = pollers.wait_all(120)
+            ok = publish_and_wait(fp, pub, pollers, updates, frames_, a.interval_ms, 120)
         finally:
             pollers.close()
         pub.close()
-        if pollers.errors:
-            raise RuntimeError("; ".join(pollers.errors))
-        if not ok:
-            missing = {c.nodes[i].id: sum(1 for u in updates if u.seen[i] is None)
-                       for i in range(a.nodes)}
-            raise RuntimeError("%s: updates not applied everywhere after 120 s "
-                               "(updates missing per node: %r)" % (mode, missing))
+        pollers.check(mode, ok, updates, 120)
         after = [traffic(n) for n in c.nodes]
 
         lat = [max(s - u.t_send for s in u.seen) * 1000 for u in updates]
@@ -570,7 +497,7 @@ def run_idle(h, fp, a, shards):
     written shards would show it)."""
     model = {"name": "idle", "shards": shards, "priority": 1,
              "tables": ["idle:%d:4:f32" % shards]}
-    with h.Cluster(a.nodes, models=[model], extra=gossip_extra(a),
+    with h.Cluster(a.nodes, models=[model], extra=bu.node_timers(a),
                    name="bench-idle%d" % shards) as c:
         c.start()
         wait_links(c, None)
@@ -611,38 +538,6 @@ def _cleanup_extra():
             pass
 
 
-def dc_names(a):
-    return ["dc%d" % (i + 1) for i in range(a.dcs) for _ in range(a.nodes_per_dc)]
-
-
-def wan_out(c):
-    """Bytes every node sent to nodes of other dcs (freshet_dc_bytes_total
-    with src_dc = its dc, dst_dc another), summed: each byte that crossed
-    a dc boundary is counted once, by its sender."""
-    total = 0.0
-    for n in c.nodes:
-        for (name, labels), v in n.metrics().items():
-            d = dict(labels)
-            if name == "freshet_dc_bytes_total" and d.get("src_dc") == n.dc \
-                    and d.get("dst_dc") != n.dc:
-                total += v
-    return total
-
-
-def dc_egress(c, dc):
-    """Bytes the nodes of dc sent to other dcs."""
-    total = 0.0
-    for n in c.nodes:
-        if n.dc != dc:
-            continue
-        for (name, labels), v in n.metrics().items():
-            d = dict(labels)
-            if name == "freshet_dc_bytes_total" and d.get("src_dc") == dc \
-                    and d.get("dst_dc") != dc:
-                total += v
-    return total
-
-
 def register_models(h, c):
     """The models in ZooKeeper: `freshet model create` when the CLI has
     it, else the znode written directly (the registry's JSON form)."""
@@ -669,26 +564,6 @@ def register_models(h, c):
         zc.stop()
         zc.close()
     return "kazoo"
-
-
-def wait_serving(c, models, timeout=60):
-    """Until every node's /status lists every model (registry models
-    arrive through a ZooKeeper watch)."""
-    end = time.monotonic() + timeout
-    while True:
-        missing = {}
-        for n in c.nodes:
-            try:
-                have = {m["name"] for m in n.status()["models"]}
-            except (OSError, ValueError, KeyError):
-                have = set()
-            if not set(models) <= have:
-                missing[n.id] = sorted(set(models) - have)
-        if not missing:
-            return
-        if time.monotonic() > end:
-            raise RuntimeError("models not served after %d s: %r" % (timeout, missing))
-        time.sleep(0.1)
 
 
 def warm_up(fp, pub, pollers, model, table, dim, shards, nnodes, seed, timeout=90):
@@ -730,13 +605,12 @@ def run_dc_nodes(h, fp, a, mode, updates, zk):
     """freshet (ZooKeeper, registry, leaders link dcs) or star (static
     peers: every replica peers only with node 1, which peers with all)."""
     n = a.dcs * a.nodes_per_dc
-    extra = gossip_extra(a)
-    extra["gossip"]["wan_mbit"] = a.wan_mbit
-    model = bench_model(a)
+    extra = bu.node_timers(a, a.wan_mbit)
+    model = bu.bench_model(a)
     kw = {"zk": zk, "registry": True} if mode == "freshet" else {"peers": star_peers(n)}
     reset(updates, n)
     with h.Cluster(n, models=[model], extra=extra, name="bench-" + mode,
-                   dcs=dc_names(a), **kw) as c:
+                   dcs=h.dc_names(a.dcs, a.nodes_per_dc), **kw) as c:
         res = {}
         if mode == "freshet":
             res["registered_with"] = register_models(h, c)
@@ -754,32 +628,23 @@ def run_dc_nodes(h, fp, a, mode, updates, zk):
             wait_links(c, star_peers(n))
             pub_node = c.nodes[0]
             res["topology"] = "star on node 1 (dc1): every replica pulls from it"
-        wait_serving(c, [MODEL])
+        bu.wait_serving(c, [MODEL])
         res["startup_s"] = round(time.monotonic() - t0, 2)
         res["publish_to"] = pub_node.id
         pub = fp.Conn(pub_node.addr, timeout=120)
         pollers = Pollers(fp, c.nodes, a.poll_ms / 1000.0)
         try:
             warm_up(fp, pub, pollers, MODEL, TABLE, a.dim, a.shards, n, a.seed + 7)
-            frames_ = [pub.publish_frame(MODEL, TABLE, struct.pack("<%dQ" % len(u.rows), *u.rows),
-                                         u.values, a.dim) for u in updates]
+            frames_ = publish_frames(pub, updates, a.dim)
             time.sleep(0.5)   # the warm-up's last notifications settle
-            w0 = wan_out(c)
-            timed_publish(fp, pub, pollers, updates, frames_, a.interval_ms / 1000.0,
-                          time.monotonic() + 0.2)
-            ok = pollers.wait_all(180)
+            w0 = c.wan_out()
+            ok = publish_and_wait(fp, pub, pollers, updates, frames_, a.interval_ms, 180)
         finally:
             pollers.close()
             pub.close()
-        if pollers.errors:
-            raise RuntimeError("%s: %s" % (mode, "; ".join(pollers.errors)))
-        if not ok:
-            missing = {c.nodes[i].id: sum(1 for u in updates if u.seen[i] is None)
-                       for i in range(n)}
-            raise RuntimeError("%s: updates not applied everywhere after 180 s "
-                               "(updates missing per node: %r)" % (mode, missing))
+        pollers.check(mode, ok, updates, 180)
         time.sleep(0.5)   # the last exchanges counted on both sides
-        res["wan_bytes"] = round(wan_out(c) - w0)
+        res["wan_bytes"] = round(c.wan_out() - w0)
         res.update(lat_stats(updates))
         res["per_dc_mean_ms"] = per_dc_mean(updates, c.dcs)
         res["poll_rtt_ms"] = round(sum(pollers.rtt) * 1000 / max(1, sum(pollers.lookups)), 3)
@@ -800,9 +665,9 @@ def _die_with_parent():
         pass
 
 
-def start_redis(binary, tmp):
+def start_redis(h, binary, tmp):
     import redis
-    port = _free_port()
+    port = h.free_ports(1)[0]
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--dir", tmp, "--daemonize", "no",
@@ -827,15 +692,6 @@ def start_redis(binary, tmp):
             if time.monotonic() > end:
                 raise RuntimeError("redis-server not answering on port %d after 20 s" % port)
             time.sleep(0.05)
-
-
-def _free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class WanProxy:
@@ -908,7 +764,7 @@ def redis_consumer(idx, port, rows, dim, out):
         out.send(("error", idx, repr(e)))
 
 
-def run_dc_redis(a, updates, tmp):
+def run_dc_redis(h, a, updates, tmp):
     """A redis-server in dc1; the trainer XADDs one entry per update; a
     consumer process per replica XREADs it, those outside dc1 through
     their dc's capped proxy; latency = XADD -> last replica decoded it."""
@@ -916,12 +772,12 @@ def run_dc_redis(a, updates, tmp):
     import multiprocessing.connection as mpc
     import zlib
     n = a.dcs * a.nodes_per_dc
-    dcs = dc_names(a)
+    dcs = h.dc_names(a.dcs, a.nodes_per_dc)
     reset(updates, n)
     res = {"topology": "redis-server in dc1; replicas XREAD BLOCK, remote dcs "
                        "through one %d Mbit/s proxy per dc" % a.wan_mbit}
     rdir = tempfile.mkdtemp(prefix="redis-", dir=tmp)
-    proc, port, r = start_redis(a.redis_server, rdir)
+    proc, port, r = start_redis(h, a.redis_server, rdir)
     res["redis_version"] = r.info("server").get("redis_version")
     proxies = {dc: WanProxy(port, a.wan_mbit) for dc in sorted(set(dcs)) if dc != "dc1"}
     ctx = multiprocessing.get_context("fork")
@@ -1045,8 +901,7 @@ def run_priority(h, fp, a, zk):
           "tables": ["hi:%d:%d:f32" % (a.rows, a.dim)]}
     lo = {"name": "lo", "shards": shards, "priority": 1,
           "tables": ["lo:%d:%d:f32" % (a.rows, a.dim)]}
-    extra = gossip_extra(a)
-    extra["gossip"]["wan_mbit"] = a.prio_wan_mbit
+    extra = bu.node_timers(a, a.prio_wan_mbit)
     row_wire = ROW_HDR + 4 * a.dim
     rate = a.prio_load * a.prio_wan_mbit * 125000.0       # offered lo bytes/s
     lo_int = a.prio_lo_rows * row_wire / rate
@@ -1062,25 +917,23 @@ def run_priority(h, fp, a, zk):
            "lo_rows": a.prio_lo_rows, "hi_rows": a.prio_hi_rows,
            "hi_interval_ms": a.prio_hi_ms, "seconds": a.prio_seconds,
            "lo_updates": n_lo, "hi_updates": n_hi}
-    with h.Cluster(n, models=[hi, lo], extra=extra, name="bench-prio", dcs=dc_names(a),
-                   zk=zk, registry=True) as c:
+    with h.Cluster(n, models=[hi, lo], extra=extra, name="bench-prio",
+                   dcs=h.dc_names(a.dcs, a.nodes_per_dc), zk=zk, registry=True) as c:
         register_models(h, c)
         c.start()
         leaders = {dc: c.leader_of(dc, timeout=60) for dc in sorted(set(c.dcs))}
         pub_node = next((x for x in c.nodes if x.dc == "dc1" and x is not leaders["dc1"]),
                         leaders["dc1"])
-        wait_serving(c, ["hi", "lo"])
+        bu.wait_serving(c, ["hi", "lo"])
         pubs = [fp.Conn(pub_node.addr, timeout=300) for _ in range(2)]
         pollers = Pollers(fp, c.nodes, a.poll_ms / 1000.0)
         errors = []
         try:
             for m_ in ("hi", "lo"):
                 warm_up(fp, pubs[0], pollers, m_, m_, a.dim, shards, n, a.seed + 8)
-            frames_ = [[p.publish_frame(u.model, u.table, struct.pack("<%dQ" % len(u.rows),
-                                                                      *u.rows), u.values, a.dim)
-                        for u in us] for p, us in zip(pubs, (los, his))]
+            frames_ = [publish_frames(p, us, a.dim) for p, us in zip(pubs, (los, his))]
             time.sleep(0.5)
-            e0, w0 = dc_egress(c, "dc1"), wan_out(c)
+            e0, w0 = c.wan_out("dc1"), c.wan_out()
             r0 = {k: sum(x.metric_sum(k) for x in c.nodes) for k in PULL_COUNTERS}
             t_start = time.monotonic() + 0.2
 
@@ -1096,10 +949,10 @@ def run_priority(h, fp, a, zk):
             for t in ts:
                 t.join()
             t_pub = time.monotonic() - t_start
-            e1, w1 = dc_egress(c, "dc1"), wan_out(c)
+            e1, w1 = c.wan_out("dc1"), c.wan_out()
             ok = pollers.wait_all(max(120, 6 * a.prio_seconds)) if not errors else False
             time.sleep(0.5)
-            w2 = wan_out(c)
+            w2 = c.wan_out()
             r1 = {k: sum(x.metric_sum(k) for x in c.nodes) for k in PULL_COUNTERS}
         finally:
             pollers.close()
@@ -1164,9 +1017,7 @@ def main_dcs(a, h, fp):
                             a.nodes_per_dc * u_bytes / bps * 1000, 0.2 * bps / 1e6), flush=True)
     res = {}
     t_all = time.monotonic()
-    if os.environ.get("FRESHET_TEST_TMP"):
-        os.makedirs(os.environ["FRESHET_TEST_TMP"], exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="freshet-bench-dc-", dir=os.environ.get("FRESHET_TEST_TMP"))
+    tmp = h.tmpdir("freshet-bench-dc-")
     _extra_cleanup.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
     zk = None
     try:
@@ -1177,7 +1028,7 @@ def main_dcs(a, h, fp):
         for mode in a.dc_modes:
             t0 = time.monotonic()
             if mode == "redis":
-                res[mode] = run_dc_redis(a, updates, tmp)
+                res[mode] = run_dc_redis(h, a, updates, tmp)
             else:
                 res[mode] = run_dc_nodes(h, fp, a, mode, updates, zk)
             res[mode]["wan_over_ideal"] = round(res[mode]["wan_bytes"] / ideal, 3)
@@ -1246,32 +1097,16 @@ def main_dcs(a, h, fp):
 
 def main():
     a = parse_args()
-    os.environ["FRESHET_BUILD_DIR"] = os.path.abspath(a.build_dir)
-    sys.dont_write_bytecode = True   # no __pycache__ in the source tree
-    sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
-    sys.path.insert(0, os.path.join(SRC, "bench"))
-    import harness as h
-    import fr_proto as fp
+    h, fp = bu.load(a.build_dir)
 
     if not os.access(h.FRESHETD, os.X_OK):
         sys.stderr.write("bench_propagation: %s not built\n" % h.FRESHETD)
         return 1
     if a.dcs > 1:
         # Redis, the proxies, the consumers and ZooKeeper go too, on a
-        # deadline, a SIGTERM or an error (atexit does not run on the
-        # deadline's os._exit).
-        def on_alarm(signum, frame):
-            sys.stderr.write("bench_propagation: timed out\n")
-            h._cleanup_all()
-            _cleanup_extra()
-            os._exit(3)
-
-        def on_term(signum, frame):
-            raise SystemExit(143)
+        # deadline, a SIGTERM or an error.
         atexit.register(_cleanup_extra)
-        signal.signal(signal.SIGALRM, on_alarm)
-        signal.signal(signal.SIGTERM, on_term)
-        signal.alarm(240 if a.quick else 1800)
+        bu.deadline(h, "bench_propagation", 240 if a.quick else 1800, _cleanup_extra)
         return main_dcs(a, h, fp)
     h.deadline(150 if a.quick else 1800)
     t_all = time.monotonic()
@@ -1285,9 +1120,7 @@ def main():
              "full (from one snapshot)" if a.prefill else "empty"), flush=True)
 
     res = {}
-    if os.environ.get("FRESHET_TEST_TMP"):
-        os.makedirs(os.environ["FRESHET_TEST_TMP"], exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="freshet-bench-snap-", dir=os.environ.get("FRESHET_TEST_TMP"))
+    tmp = h.tmpdir("freshet-bench-snap-")
     try:
         snap = None
         if a.prefill:

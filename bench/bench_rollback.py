@@ -59,16 +59,15 @@ import os
 import random
 import re
 import shutil
-import signal
 import struct
 import sys
-import tempfile
 import threading
 import time
 
-SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL = "emb"
-TABLE = "emb"
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+import benchutil as bu  # noqa: E402  (bench/, next to this file)
+from benchutil import MODEL, TABLE, pct, random_f32  # noqa: E402
+
 QUICK = {"rows": 20000, "dim": 16, "shards": 8, "update_rows": 1000, "rounds": 2}
 TINY_RING_KB = 1
 
@@ -80,33 +79,20 @@ def parse_args():
         prog="bench_rollback",
         description="freshet rollback --wait vs the propagation of the update it "
                     "revokes, on D dcs x K nodes with a real ZooKeeper, on loopback")
-    ap.add_argument("--build-dir", default=os.path.join(SRC, "build"),
-                    help="build tree holding node/freshetd and cli/freshet "
-                         "(default: %(default)s)")
-    ap.add_argument("--dcs", type=int, default=3, help="data centres (%(default)s)")
-    ap.add_argument("--nodes-per-dc", type=int, default=3, help="nodes per dc (%(default)s)")
-    ap.add_argument("--rows", type=int, default=200000, help="table rows (%(default)s)")
-    ap.add_argument("--dim", type=int, default=64, help="f32 per row (%(default)s)")
-    ap.add_argument("--shards", type=int, default=32, help="shards of the model (%(default)s)")
-    ap.add_argument("--update-rows", type=int, default=10000,
-                    help="rows per update, at random ids (%(default)s)")
-    ap.add_argument("--rounds", type=int, default=5,
-                    help="rounds of update + rollback, per cluster (%(default)s)")
-    ap.add_argument("--wan-mbit", type=int, default=100,
-                    help="gossip.wan_mbit of every node: WAN budget, Mbit/s, per "
-                         "(node, remote dc) (%(default)s)")
-    ap.add_argument("--digest-ms", type=int, default=200,
-                    help="gossip.digest_interval_ms of every node (%(default)s, "
-                         "the node's default)")
-    ap.add_argument("--poll-ms", type=float, default=2.0,
-                    help="pause between a poller's lookups (%(default)s)")
-    ap.add_argument("--quiet-ms", type=int, default=500,
-                    help="after each step, wait until no node has pulled a byte for "
-                         "this long (and, after a rollback, until every node's "
-                         "snapshot is done) before counting bytes and going on "
-                         "(%(default)s)")
-    ap.add_argument("--sentinels-per-shard", type=int, default=2,
-                    help="rows of the update looked up per shard (%(default)s)")
+    bu.add_common_args(ap, "node/freshetd and cli/freshet", rows=200000, shards=32,
+                       poll_ms=2.0, seed=20261206)
+    bu.add_options(ap, [
+        ("--dcs", 3, "data centres"),
+        ("--nodes-per-dc", 3, "nodes per dc"),
+        ("--update-rows", 10000, "rows per update, at random ids"),
+        ("--rounds", 5, "rounds of update + rollback, per cluster"),
+        ("--wan-mbit", 100, "gossip.wan_mbit of every node: WAN budget, Mbit/s, per "
+                            "(node, remote dc)"),
+        ("--quiet-ms", 500, "after each step, wait until no node has pulled a byte for "
+                            "this long (and, after a rollback, until every node's "
+                            "snapshot is done) before counting bytes and going on"),
+        ("--sentinels-per-shard", 2, "rows of the update looked up per shard"),
+    ])
     ap.add_argument("--no-variant", dest="variant", action="store_false",
                     help="skip the second cluster (one node with a %d KiB undo "
                          "ring, repairing by full transfer)" % TINY_RING_KB)
@@ -115,17 +101,13 @@ def parse_args():
                     help="the variant's short-ring node: a replica of the last dc "
                          "(started once the dc has a leader) or its leader (started "
                          "first) (%(default)s)")
-    ap.add_argument("--seed", type=int, default=20261206)
     ap.add_argument("--quick", action="store_true",
                     help="small sizes for a smoke run (under a minute): --rows %d "
                          "--dim %d --shards %d --update-rows %d --rounds %d, unless "
                          "given" % tuple(QUICK.values()))
     a = ap.parse_args()
     if a.quick:
-        given = {k for k in vars(a) if getattr(a, k) != ap.get_default(k)}
-        for k, v in QUICK.items():
-            if k not in given:
-                setattr(a, k, v)
+        bu.apply_presets(ap, a, [QUICK])
     if a.dcs < 1 or a.nodes_per_dc < 1:
         ap.error("--dcs and --nodes-per-dc: expected at least 1")
     if a.dcs * a.nodes_per_dc < 2:
@@ -147,29 +129,6 @@ def parse_args():
         ap.error("--poll-ms, --quiet-ms: expected >= 0; --sentinels-per-shard: "
                  "expected >= 1")
     return a
-
-
-def pct(xs, q):
-    """Percentile q (0..100) with linear interpolation between ranks."""
-    s = sorted(xs)
-    if len(s) == 1:
-        return s[0]
-    k = (len(s) - 1) * q / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-# Byte 3 of a little-endian f32 holds the sign and the top 7 exponent bits:
-# mapping it into 0x3c..0x3f (with the sign kept) makes every random word a
-# finite value of magnitude 2^-7..2^1 (as bench_propagation.py does).
-_F32_TOP = bytes((x & 0x80) | 0x3c | (x & 0x03) for x in range(256))
-
-
-def random_f32(rng, n):
-    b = bytearray(rng.randbytes(4 * n))
-    b[3::4] = bytes(b[3::4]).translate(_F32_TOP)
-    return bytes(b)
 
 
 def xxh3_hex(data):
@@ -203,59 +162,45 @@ class Watch:
         self.model = [None] * nnodes     # the node's /status model at `seen`
 
 
-class Pollers:
+class Pollers(bu.Pollers):
     """A thread per node, each on its own connection, checking the current
     watch on its node."""
 
     def __init__(self, fp, nodes, poll_s):
-        self.fp = fp
-        self.nodes = nodes
-        self.poll_s = poll_s
-        self.lock = threading.Lock()
         self.watch = None
-        self.stop = False
-        self.errors = []
-        self.lookups = [0] * len(nodes)
         self.statuses = [0] * len(nodes)
-        self.conns = [fp.Conn(n.addr, timeout=60) for n in nodes]
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                        for i in range(len(nodes))]
-        for t in self.threads:
-            t.start()
+        super().__init__(fp, nodes, poll_s, conn_timeout=60)
 
     def set(self, w):
         with self.lock:
             self.watch = w
 
-    def _run(self, i):
+    def poll(self, i):
         conn, node = self.conns[i], self.nodes[i]
-        try:
-            while not self.stop:
-                with self.lock:
-                    w = self.watch
-                if w is None or w.seen[i] is not None:
-                    time.sleep(self.poll_s or 0.001)
+        while not self.stop:
+            with self.lock:
+                w = self.watch
+            if w is None or w.seen[i] is not None:
+                time.sleep(self.poll_s or 0.001)
+                continue
+            if w.sent_ok[i] is None:
+                _, _, vals = conn.lookup(MODEL, TABLE, w.sentinels)
+                self.lookups[i] += 1
+                if vals == w.want_vals:
+                    w.sent_ok[i] = time.monotonic()
+            if w.sent_ok[i] is not None:
+                s = table_state(node.status())
+                t = time.monotonic()
+                self.statuses[i] += 1
+                if s and s[0] == w.want_sum and s[1] in (None, w.want_sum):
+                    w.model[i] = s[3]
+                    w.sent_seen[i] = w.sent_ok[i]
+                    w.seen[i] = t
                     continue
-                if w.sent_ok[i] is None:
-                    _, _, vals = conn.lookup(MODEL, TABLE, w.sentinels)
-                    self.lookups[i] += 1
-                    if vals == w.want_vals:
-                        w.sent_ok[i] = time.monotonic()
-                if w.sent_ok[i] is not None:
-                    s = table_state(node.status())
-                    t = time.monotonic()
-                    self.statuses[i] += 1
-                    if s and s[0] == w.want_sum and s[1] in (None, w.want_sum):
-                        w.model[i] = s[3]
-                        w.sent_seen[i] = w.sent_ok[i]
-                        w.seen[i] = t
-                        continue
-                    # The sentinels agree, the table not yet (a shard in
-                    # the middle of a transfer): look again, both.
-                    w.sent_ok[i] = None
-                time.sleep(self.poll_s)
-        except Exception as e:  # reported by the caller
-            self.errors.append("poller of node %d: %r" % (node.id, e))
+                # The sentinels agree, the table not yet (a shard in
+                # the middle of a transfer): look again, both.
+                w.sent_ok[i] = None
+            time.sleep(self.poll_s)
 
     def wait(self, w, timeout):
         end = time.monotonic() + timeout
@@ -268,52 +213,6 @@ class Pollers:
         late = [self.nodes[i].id for i, s in enumerate(w.seen) if s is None]
         raise RuntimeError("nodes %r do not hold checksum %s after %d s"
                            % (late, w.want_sum, timeout))
-
-    def close(self):
-        self.stop = True
-        for t in self.threads:
-            t.join(10)
-        for c in self.conns:
-            c.close()
-
-
-def dc_names(a):
-    return ["dc%d" % (i + 1) for i in range(a.dcs) for _ in range(a.nodes_per_dc)]
-
-
-def node_extra_cfg(a):
-    # The node's documented timers rather than the integration tests'
-    # faster ones; no periodic snapshot (a rollback starts one itself).
-    return {"gossip": {"digest_interval_ms": a.digest_ms,
-                       "full_interval_ms": max(5000, a.digest_ms),
-                       "pull_timeout_ms": 2000,
-                       "wan_mbit": a.wan_mbit},
-            "store": {"snapshot_interval_s": 0}}
-
-
-def bench_model(a):
-    return {"name": MODEL, "shards": a.shards, "priority": 1,
-            "tables": ["%s:%d:%d:f32" % (TABLE, a.rows, a.dim)]}
-
-
-def wait_serving(c, timeout=60):
-    """Until every node's /status lists the model (it arrives through a
-    ZooKeeper watch)."""
-    end = time.monotonic() + timeout
-    while True:
-        missing = []
-        for n in c.nodes:
-            try:
-                if not any(m["name"] == MODEL for m in n.status()["models"]):
-                    missing.append(n.id)
-            except (OSError, ValueError, KeyError):
-                missing.append(n.id)
-        if not missing:
-            return
-        if time.monotonic() > end:
-            raise RuntimeError("model %s not served after %d s by nodes %r"
-                               % (MODEL, timeout, missing))
-        time.sleep(0.1)
 
 
 def wait_checksum(c, want, timeout):
@@ -330,18 +229,6 @@ def wait_checksum(c, want, timeout):
         time.sleep(0.2)
     raise RuntimeError("prefill not on every node after %d s: want %s, have %r"
                        % (timeout, want, last))
-
-
-def publish_retry(fp, conn, frame_):
-    rid, frame = frame_
-    while True:
-        conn.send_frame(frame)
-        try:
-            return conn.publish_wait(rid)[0]
-        except fp.ProtoError as e:
-            if e.code != fp.FR_ERR_BUSY:
-                raise
-            time.sleep(max(e.retry_after_ms, 1) / 1000.0)
 
 
 ROLLBACK_FILED = re.compile(r"filed rollback epoch (\d+) for model \S+: \((\d+), (\d+)\]")
@@ -425,9 +312,9 @@ def run_cluster(h, fp, a, zk, tiny, label):
     rng = random.Random(a.seed + (1 if tiny else 0))
     node_extra = {tiny: {"store": {"undo_kb_per_shard": TINY_RING_KB}}} if tiny else None
     res = {"rounds": []}
-    with h.Cluster(n, models=[bench_model(a)], extra=node_extra_cfg(a),
-                   name="bench-rb-" + label, dcs=dc_names(a), zk=zk, registry=True,
-                   node_extra=node_extra) as c:
+    with h.Cluster(n, models=[bu.bench_model(a)], extra=bu.node_timers(a, a.wan_mbit),
+                   name="bench-rb-" + label, dcs=h.dc_names(a.dcs, a.nodes_per_dc),
+                   zk=zk, registry=True, node_extra=node_extra) as c:
         t0 = time.monotonic()
         c.register_models()
         if tiny:
@@ -445,7 +332,7 @@ def run_cluster(h, fp, a, zk, tiny, label):
         pub_node = next((x for x in c.nodes if x.dc == "dc1" and x is not leaders["dc1"]),
                         leaders["dc1"])
         res["publish_to"] = pub_node.id
-        wait_serving(c)
+        bu.wait_serving(c, [MODEL])
         res["startup_s"] = round(time.monotonic() - t0, 2)
 
         # Prefill: every row written once, on every node, before anything
@@ -456,7 +343,7 @@ def run_cluster(h, fp, a, zk, tiny, label):
         chunk = max(1, (24 << 20) // (8 + rb))
         for lo in range(0, a.rows, chunk):
             k = min(chunk, a.rows - lo)
-            publish_retry(fp, pub, pub.publish_frame(
+            bu.publish_retry(fp, pub, pub.publish_frame(
                 MODEL, TABLE, struct.pack("<%dQ" % k, *range(lo, lo + k)),
                 bytes(table[lo * rb:(lo + k) * rb]), a.dim))
         pre_sum = xxh3_hex(table)
@@ -543,7 +430,7 @@ def propagate(a, fp, c, pub, pollers, u):
     w = Watch(u.sentinels, u.new_vals, u.post_sum, len(c.nodes))
     pollers.set(w)
     w.t0 = time.monotonic()
-    version = publish_retry(fp, pub, frame_)
+    version = bu.publish_retry(fp, pub, frame_)
     t_ack = time.monotonic()
     pollers.wait(w, 180)
     quiet = wait_quiet(a, c)   # the last pulls counted on both sides
@@ -665,12 +552,7 @@ def summarize(rounds, key):
 
 def main():
     a = parse_args()
-    os.environ["FRESHET_BUILD_DIR"] = os.path.abspath(a.build_dir)
-    sys.dont_write_bytecode = True   # no __pycache__ in the source tree
-    sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
-    sys.path.insert(0, os.path.join(SRC, "bench"))
-    import harness as h
-    import fr_proto as fp
+    h, fp = bu.load(a.build_dir)
     import zk as zkmod
 
     for exe in (h.FRESHETD, h.FRESHET):
@@ -684,20 +566,11 @@ def main():
                          "(Debian package python3-xxhash)\n")
         return 1
 
-    # The nodes and ZooKeeper go on a deadline, a SIGTERM or an error
-    # (atexit does not run on the deadline's os._exit).
-    def on_alarm(signum, frame):
-        sys.stderr.write("bench_rollback: timed out\n")
-        h._cleanup_all()
+    # The nodes and ZooKeeper go on a deadline, a SIGTERM or an error.
+    def stop_zk():
         for z in _zk:
             z.close()
-        os._exit(3)
-
-    def on_term(signum, frame):
-        raise SystemExit(143)
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.alarm(180 if a.quick else 1800)
+    bu.deadline(h, "bench_rollback", 180 if a.quick else 1800, stop_zk)
 
     n = a.dcs * a.nodes_per_dc
     upd_wire = a.update_rows * (8 + 8 + 4 + 4 * a.dim)
@@ -710,9 +583,7 @@ def main():
              "; then the same with node %d on a %d KiB undo ring" % (n, TINY_RING_KB)
              if a.variant else ""), flush=True)
     t_all = time.monotonic()
-    if os.environ.get("FRESHET_TEST_TMP"):
-        os.makedirs(os.environ["FRESHET_TEST_TMP"], exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="freshet-bench-rb-", dir=os.environ.get("FRESHET_TEST_TMP"))
+    tmp = h.tmpdir("freshet-bench-rb-")
     res = {}
     try:
         zk = zkmod.ZooKeeper(dir=tmp)
@@ -722,8 +593,7 @@ def main():
         if a.variant:
             res["variant"] = run_cluster(h, fp, a, zk, n, "tiny-ring")
     finally:
-        for z in _zk:
-            z.close()
+        stop_zk()
         shutil.rmtree(tmp, ignore_errors=True)
 
     rounds = res["ring"]["rounds"]

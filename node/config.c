@@ -505,8 +505,8 @@ enum fr_err config_check_zk_hosts(const char *s)
 					return fr_fail(FR_ERR_INVAL, "chroot '%s': empty path segment, " ZK_EXPECTED,
 						       show(&b, chroot));
 			} else if (!fr_name_char((unsigned char)*p)) {
-				return fr_fail(FR_ERR_INVAL, "chroot '%s': byte '%c' not in [A-Za-z0-9_.-/], " ZK_EXPECTED,
-					       show(&b, chroot), isprint((unsigned char)*p) ? *p : '?');
+				return fr_fail(FR_ERR_INVAL, "chroot '%s': byte 0x%02x not in [A-Za-z0-9_.-/], " ZK_EXPECTED,
+					       show(&b, chroot), (unsigned char)*p);
 			}
 		}
 	}

@@ -15,6 +15,8 @@ import socket
 import struct
 import threading
 
+import tcputil
+
 HDR = 24          # frame header (docs/wire.md §1)
 HELLO = 0x0100
 
@@ -48,44 +50,25 @@ class DcProxy:
         self.cuts = cuts
         self.dc = dc
         self.target = ("127.0.0.1", target_port)
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", listen_port))
-        self.lsock.listen(64)
+        self.lsock = tcputil.listen(listen_port, 64)
         self.port = self.lsock.getsockname()[1]
         self.lock = threading.Lock()
         self.links = []          # (src dc, client sock, server sock)
         self.refused = 0
         self.closed = False
         cuts.proxies.append(self)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _recv_exact(self, s, n):
-        b = b""
-        while len(b) < n:
-            chunk = s.recv(n - len(b))
-            if not chunk:
-                raise OSError("closed")
-            b += chunk
-        return b
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._start, args=(c,), daemon=True).start()
+        tcputil.serve(self.lsock, lambda c: tcputil.spawn(self._start, c),
+                      lambda: self.closed)
 
     def _start(self, c):
         try:
             c.settimeout(15)
-            hdr = self._recv_exact(c, HDR)
+            hdr = tcputil.recv_exact(c, HDR)
             ftype, length = struct.unpack_from("<HI", hdr, 6)
             first = hdr
             src_dc = ""
             if ftype == HELLO and 48 <= length <= 4096:
-                rest = self._recv_exact(c, length - HDR)
+                rest = tcputil.recv_exact(c, length - HDR)
                 first += rest
                 role, dlen = rest[2], rest[3]
                 if role == 1:
@@ -99,28 +82,13 @@ class DcProxy:
             s = socket.create_connection(self.target, timeout=5)
             s.settimeout(None)
             s.sendall(first)
-        except OSError:
+        except (OSError, EOFError):
             c.close()
             return
         with self.lock:
             self.links.append((src_dc, c, s))
-        threading.Thread(target=self._pump, args=(c, s), daemon=True).start()
-        threading.Thread(target=self._pump, args=(s, c), daemon=True).start()
-
-    def _pump(self, a, b):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        for x in (a, b):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        tcputil.spawn(tcputil.pump, c, s)
+        tcputil.spawn(tcputil.pump, s, c)
 
     def enforce(self):
         """Close live links that a new cut forbids."""
@@ -128,27 +96,16 @@ class DcProxy:
             keep = []
             for src_dc, c, s in self.links:
                 if self.cuts.blocked(src_dc, self.dc):
-                    for x in (c, s):
-                        try:
-                            x.shutdown(socket.SHUT_RDWR)
-                        except OSError:
-                            pass
+                    tcputil.shutdown(c, s)
                 else:
                     keep.append((src_dc, c, s))
             self.links = keep
 
     def close(self):
         self.closed = True
-        try:
-            self.lsock.close()
-        except OSError:
-            pass
+        tcputil.close(self.lsock)
         self.cuts.heal(self.dc)
         with self.lock:
             for _, c, s in self.links:
-                for x in (c, s):
-                    try:
-                        x.close()
-                    except OSError:
-                        pass
+                tcputil.close(c, s)
             self.links = []

@@ -20,10 +20,11 @@ import tempfile
 import time
 import urllib.request
 
-BUILD = os.environ.get("FRESHET_BUILD_DIR") or os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.environ.get("FRESHET_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
 FRESHETD = os.path.join(BUILD, "node", "freshetd")
 FRESHET = os.path.join(BUILD, "cli", "freshet")
+BENCH = os.path.join(HERE, "..", "..", "bench")
 
 _live = []
 
@@ -45,6 +46,28 @@ def deadline(seconds):
         os._exit(3)
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(seconds)
+
+
+def fr_proto():
+    """bench/fr_proto.py, the Python client of the node protocol, for tests
+    that time or shape their own requests."""
+    if BENCH not in sys.path:
+        sys.path.insert(0, BENCH)
+    import fr_proto as fp
+    return fp
+
+
+def tmpdir(prefix):
+    """A new temp dir, under $FRESHET_TEST_TMP when that is set."""
+    base = os.environ.get("FRESHET_TEST_TMP")
+    if base:
+        os.makedirs(base, exist_ok=True)
+    return tempfile.mkdtemp(prefix=prefix, dir=base)
+
+
+def dc_names(dcs, per_dc):
+    """Each node's dc, in node order: per_dc nodes in each of dc1..dc<dcs>."""
+    return ["dc%d" % (i + 1) for i in range(dcs) for _ in range(per_dc)]
 
 
 def free_ports(n):
@@ -199,10 +222,7 @@ class Cluster:
     def __init__(self, n, models=(MODEL_DEFAULT,), extra=None, name="itest",
                  peers=None, zk=None, dcs=None, registry=False,
                  advertise=None, chroot="", node_extra=None):
-        tmp = os.environ.get("FRESHET_TEST_TMP")
-        if tmp:
-            os.makedirs(tmp, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix="freshet-%s-" % name, dir=tmp)
+        self.dir = tmpdir("freshet-%s-" % name)
         self.models = list(models)
         self.peer_map = peers
         self.zk = zk
@@ -341,6 +361,22 @@ class Cluster:
                              tuple((t["name"], t["checksum"]) for t in m["tables"]))
         return fp
 
+    def wan_out(self, src_dc=None):
+        """Bytes the live nodes (of src_dc, when given) sent to nodes of
+        other dcs (freshet_dc_bytes_total with src_dc its dc, dst_dc
+        another), summed: each byte that crossed a dc boundary is counted
+        once, by its sender."""
+        total = 0.0
+        for n in self.nodes:
+            if not n.alive() or src_dc not in (None, n.dc):
+                continue
+            for (name, labels), v in n.metrics().items():
+                d = dict(labels)
+                if name == "freshet_dc_bytes_total" and d.get("src_dc") == n.dc \
+                        and d.get("dst_dc") != n.dc:
+                    total += v
+        return total
+
     def wait_converged(self, nodes=None, timeout=30):
         nodes = nodes or self.nodes
         end = time.time() + timeout
@@ -381,11 +417,14 @@ def publish(node, model, table, rows, check=True, key=None):
 
 
 class Checks:
-    """Counts assertions; prints a closing line CTest and humans can read."""
+    """Counts assertions; prints a closing line CTest and humans can read.
+    timeout, when given, is the test's deadline() as well."""
 
-    def __init__(self, name):
+    def __init__(self, name, timeout=None):
         self.name = name
         self.passed = 0
+        if timeout is not None:
+            deadline(timeout)
 
     def ok(self, cond, what):
         if not cond:

@@ -8,22 +8,20 @@ import struct
 import threading
 
 import frames
+import tcputil
 
 
 class Proxy:
     def __init__(self, listen_port, target_port):
         self.target = ("127.0.0.1", target_port)
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", listen_port))
-        self.lsock.listen(16)
+        self.lsock = tcputil.listen(listen_port, 16)
         self.lock = threading.Lock()
         self.plan = []          # spoil actions for the client->server direction
         self.blackhole = False
         self.spoiled = []
         self.frames_seen = 0
         self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        tcputil.serve(self.lsock, self._connect, lambda: self.closed)
 
     def spoil(self, *actions):
         """Queue actions ('flip', 'type', 'truncate', 'oversize'), one per
@@ -31,54 +29,26 @@ class Proxy:
         with self.lock:
             self.plan.extend(actions)
 
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            try:
-                s = socket.create_connection(self.target, timeout=5)
-                s.settimeout(None)
-            except OSError:
-                c.close()
-                continue
-            threading.Thread(target=self._pump_frames, args=(c, s), daemon=True).start()
-            threading.Thread(target=self._pump_raw, args=(s, c), daemon=True).start()
-
-    def _pump_raw(self, src, dst):
+    def _connect(self, c):
         try:
-            while True:
-                b = src.recv(65536)
-                if not b:
-                    break
-                if not self.blackhole:
-                    dst.sendall(b)
+            s = socket.create_connection(self.target, timeout=5)
+            s.settimeout(None)
         except OSError:
-            pass
-        for x in (src, dst):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def _recv_exact(self, sock, n):
-        buf = b""
-        while len(buf) < n:
-            b = sock.recv(n - len(buf))
-            if not b:
-                raise EOFError
-            buf += b
-        return buf
+            c.close()
+            return
+        tcputil.spawn(self._pump_frames, c, s)
+        # server -> client: raw bytes, unless black-holed.
+        tcputil.spawn(tcputil.pump, s, c,
+                      lambda b: None if self.blackhole else c.sendall(b))
 
     def _pump_frames(self, src, dst):
         try:
             while True:
-                hdr = self._recv_exact(src, frames.HDR_BYTES)
+                hdr = tcputil.recv_exact(src, frames.HDR_BYTES)
                 h = frames.parse_header(hdr)
                 if h["magic"] != frames.MAGIC or h["length"] < frames.HDR_BYTES:
                     raise EOFError  # not ours to judge; just stop
-                body = self._recv_exact(src, h["length"] - frames.HDR_BYTES)
+                body = tcputil.recv_exact(src, h["length"] - frames.HDR_BYTES)
                 self.frames_seen += 1
                 act = None
                 # Spoil only after the HELLO exchange (frame 1 is HELLO).
@@ -112,12 +82,8 @@ class Proxy:
                     raise EOFError
         except (OSError, EOFError):
             pass
-        for x in (src, dst):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-                x.close()
-            except OSError:
-                pass
+        tcputil.shutdown(src, dst)
+        tcputil.close(src, dst)
 
     def close(self):
         self.closed = True

@@ -11,8 +11,7 @@ import frames
 import harness as h
 import proxy
 
-h.deadline(180)
-chk = h.Checks("test_bad_frames")
+chk = h.Checks("test_bad_frames", timeout=180)
 
 with h.Cluster(3, name="badframes") as c:
     n1, n2, n3 = c.nodes

@@ -7,8 +7,7 @@ import subprocess
 
 import harness as h
 
-h.deadline(120)
-chk = h.Checks("test_bad_input")
+chk = h.Checks("test_bad_input", timeout=120)
 
 
 def freshetd(*args):

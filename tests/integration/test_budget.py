@@ -8,8 +8,7 @@ import subprocess
 
 import harness as h
 
-h.deadline(120)
-chk = h.Checks("test_budget")
+chk = h.Checks("test_budget", timeout=120)
 SMALL = {"name": "small", "shards": 4, "priority": 1,
          "tables": ["a:4096:32:f32", "b:4096:32:f16"]}      # 512 KiB + 256 KiB
 BIG = {"name": "big", "shards": 4, "priority": 1,

@@ -31,8 +31,7 @@ from kazoo.client import KazooClient
 import harness as h
 from zk import ZooKeeper
 
-h.deadline(240)
-chk = h.Checks("test_cli_zk")
+chk = h.Checks("test_cli_zk", timeout=240)
 
 
 def cli(*args, env=None, timeout=30):

@@ -8,8 +8,7 @@ import time
 
 import harness as h
 
-h.deadline(180)
-chk = h.Checks("test_coalesce")
+chk = h.Checks("test_coalesce", timeout=180)
 DIM = 16
 ROWS = list(range(0, 4000, 4))[:1000]
 # What one publish's rows weigh on the wire: id + version + origin +

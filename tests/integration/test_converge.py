@@ -8,8 +8,7 @@ import threading
 
 import harness as h
 
-h.deadline(240)
-chk = h.Checks("test_converge")
+chk = h.Checks("test_converge", timeout=240)
 rng = random.Random(20261125)
 DIM = 16
 PUBLISHES = 1000

@@ -16,21 +16,15 @@ the model registered in ZooKeeper:
 """
 
 import array
-import os
 import struct
-import sys
 import threading
 import time
 
 import harness as h
 import zk as zkmod
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "bench"))
-import fr_proto  # noqa: E402
-
-h.deadline(280)
-chk = h.Checks("test_dc_converge")
+fr_proto = h.fr_proto()
+chk = h.Checks("test_dc_converge", timeout=280)
 DCS = ["dc1", "dc2", "dc3"]
 PER_DC = 3
 DIM = 64
@@ -38,21 +32,6 @@ ROW_WIRE = 8 + 8 + 4 + DIM * 4
 MODEL = {"name": "ctr", "shards": 16, "priority": 1,
          "tables": ["users:400000:%d:f32" % DIM]}
 SESSION_MS = 4000
-
-
-def wan_out(c):
-    """Bytes every node sent to nodes of other dcs, summed (each byte that
-    crossed a dc boundary is counted once, by its sender)."""
-    total = 0
-    for n in c.nodes:
-        if not n.alive():
-            continue
-        for (name, labels), v in n.metrics().items():
-            d = dict(labels)
-            if name == "freshet_dc_bytes_total" and d.get("src_dc") == n.dc \
-                    and d.get("dst_dc") != n.dc:
-                total += v
-    return total
 
 
 def into_dc(c, dc):
@@ -80,7 +59,7 @@ def publish_rows(node, first, count, batch=2000, key=None):
 
 with zkmod.ZooKeeper() as zk, \
         h.Cluster(len(DCS) * PER_DC, models=[MODEL], name="dc_converge", zk=zk,
-                  dcs=[d for d in DCS for _ in range(PER_DC)], registry=True,
+                  dcs=h.dc_names(len(DCS), PER_DC), registry=True,
                   chroot="/itest/dc-converge",
                   extra={"zookeeper": {"session_timeout_ms": SESSION_MS},
                          "gossip": {"digest_interval_ms": 100}}) as c:
@@ -105,7 +84,7 @@ with zkmod.ZooKeeper() as zk, \
     c.wait_converged(timeout=30)
 
     # --- 2. WAN bytes against the ideal --------------------------------
-    before = wan_out(c)
+    before = c.wan_out()
     src = [n for n in c.nodes if n.dc == "dc1" and n is not leaders["dc1"]][0]
     total_rows = 0
     for k in range(8):
@@ -113,7 +92,7 @@ with zkmod.ZooKeeper() as zk, \
         time.sleep(0.2)
     c.wait_converged(timeout=90)
     time.sleep(0.5)   # the last heartbeats counted on both sides
-    crossed = wan_out(c) - before
+    crossed = c.wan_out() - before
     ideal = (len(DCS) - 1) * total_rows * ROW_WIRE
     ratio = crossed / ideal
     print("WAN bytes %d, ideal (D-1)*U %d, ratio %.4f" % (crossed, ideal, ratio))

@@ -24,8 +24,7 @@ import dcproxy
 import harness as h
 import zk as zkmod
 
-h.deadline(280)
-chk = h.Checks("test_dc_faults")
+chk = h.Checks("test_dc_faults", timeout=280)
 DCS = ["dc1", "dc2", "dc3"]
 PER_DC = 2
 MODEL = {"name": "ctr", "shards": 8, "priority": 1,
@@ -57,7 +56,7 @@ def advertise(node):
 
 with zkmod.ZooKeeper() as zk, \
         h.Cluster(len(DCS) * PER_DC, models=[MODEL], name="dc_faults", zk=zk,
-                  dcs=[d for d in DCS for _ in range(PER_DC)], registry=True,
+                  dcs=h.dc_names(len(DCS), PER_DC), registry=True,
                   advertise=advertise,
                   extra={"zookeeper": {"session_timeout_ms": 4000}}) as c:
     c.register_models()

@@ -10,8 +10,7 @@ import json
 
 import harness as h
 
-h.deadline(180)
-chk = h.Checks("test_kill_acker")
+chk = h.Checks("test_kill_acker", timeout=180)
 
 
 def row77(node):

@@ -7,8 +7,7 @@ import time
 
 import harness as h
 
-h.deadline(240)
-chk = h.Checks("test_restart")
+chk = h.Checks("test_restart", timeout=240)
 ROWS, DIM = 65536, 16                      # 4 MiB f32 table
 MODEL = {"name": "big", "shards": 32, "priority": 1,
          "tables": ["emb:%d:%d:f32" % (ROWS, DIM)]}

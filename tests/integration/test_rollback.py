@@ -17,7 +17,6 @@ Times are printed; the last line is one JSON object.
 """
 
 import json
-import os
 import random
 import re
 import sys
@@ -27,12 +26,8 @@ import harness as h
 import tablemodel
 import zk as zkmod
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "bench"))
-import fr_proto  # noqa: E402
-
-h.deadline(280)
-chk = h.Checks("test_rollback")
+fr_proto = h.fr_proto()
+chk = h.Checks("test_rollback", timeout=280)
 DCS = ["dc1", "dc2", "dc3"]
 PER_DC = 3
 DIM = 16
@@ -91,7 +86,7 @@ def wait_sums(nodes, want, epoch, timeout=30):
 
 with zkmod.ZooKeeper() as zk, \
         h.Cluster(len(DCS) * PER_DC, models=[MODEL], name="rollback", zk=zk,
-                  dcs=[d for d in DCS for _ in range(PER_DC)], registry=True,
+                  dcs=h.dc_names(len(DCS), PER_DC), registry=True,
                   chroot=CHROOT,
                   node_extra={SHORT_RING: {"store": {"undo_kb_per_shard": 1}}},
                   extra={"zookeeper": {"session_timeout_ms": 4000}}) as c:

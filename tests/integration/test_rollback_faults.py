@@ -23,21 +23,15 @@ shard, so old cuts are out of every ring's reach.
 
 import array
 import json
-import os
 import random
-import sys
 import time
 
 import harness as h
 import tablemodel
 import zk as zkmod
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "bench"))
-import fr_proto  # noqa: E402
-
-h.deadline(240)
-chk = h.Checks("test_rollback_faults")
+fr_proto = h.fr_proto()
+chk = h.Checks("test_rollback_faults", timeout=240)
 DIM = 16
 ROWS = 60000
 MODEL = {"name": "ctr", "shards": 8, "priority": 1,

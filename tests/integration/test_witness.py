@@ -35,12 +35,8 @@ import harness as h
 import tablemodel
 import zk as zkmod
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "bench"))
-import fr_proto  # noqa: E402
-
-h.deadline(280)
-chk = h.Checks("test_witness")
+fr_proto = h.fr_proto()
+chk = h.Checks("test_witness", timeout=280)
 WITNESS = os.path.join(h.BUILD, "witness", "freshet-witness")
 DCS = ["dc1", "dc2", "dc3"]
 DIM = 16

@@ -172,6 +172,47 @@ static void vec_expect(struct gpu_table *t, const struct vec_ref *r)
 	free(ids);
 }
 
+/* Apply n entries to the table and to the model alike (gpu_apply must
+ * accept them); the table must then equal the model. */
+static void vec_apply_both(struct gpu_table *t, struct vec_ref *r,
+			   const uint64_t *ids, const uint64_t *versions,
+			   const uint8_t *values, size_t n)
+{
+	CU_ASSERT_EQUAL(gpu_apply(t, ids, versions, values, n), FR_OK);
+	vec_ref_apply(r, ids, versions, values, n);
+	vec_expect(t, r);
+}
+
+/* One shape's table, its model, and a batch of room for cap entries. */
+struct vec_run {
+	struct gpu_table *t;
+	struct vec_ref r;
+	size_t rb;
+	uint64_t *ids, *vers;
+	uint8_t *vals;
+};
+
+static void vec_run_init(struct vec_run *v, const struct vec_shape *s,
+			 size_t cap)
+{
+	v->t = vec_new(s);
+	v->rb = vec_row_bytes(s);
+	v->ids = malloc(cap * sizeof(*v->ids));
+	v->vers = malloc(cap * sizeof(*v->vers));
+	v->vals = malloc(cap * v->rb);
+	CU_ASSERT_FATAL(v->ids && v->vers && v->vals);
+	vec_ref_init(&v->r, s);
+}
+
+static void vec_run_fini(struct vec_run *v)
+{
+	vec_ref_fini(&v->r);
+	free(v->vals);
+	free(v->vers);
+	free(v->ids);
+	gpu_table_free(v->t);
+}
+
 /* ------------------------------------------------------------------------
  * Vectors
  * ---------------------------------------------------------------------- */
@@ -202,56 +243,39 @@ static void vec_test_apply_overwrite(void)
 
 	for (k = 0; k < VEC_NSHAPES; k++) {
 		const struct vec_shape *s = &vec_shapes[k];
-		struct gpu_table *t = vec_new(s);
-		size_t rb = vec_row_bytes(s), n = 0, i;
-		uint64_t *ids = malloc(s->rows * sizeof(*ids));
-		uint64_t *vers = malloc(s->rows * sizeof(*vers));
-		uint8_t *vals = malloc(s->rows * rb);
-		struct vec_ref r;
+		struct vec_run v;
+		size_t n = 0, i;
 
-		CU_ASSERT_FATAL(ids && vers && vals);
-		vec_ref_init(&r, s);
+		vec_run_init(&v, s, s->rows);
 
 		/* Into the empty table: every other row, scattered order. */
 		for (i = 1; i < s->rows; i += 2) {
-			ids[n] = (i * 7) % s->rows;
-			vers[n] = 100 + n;
+			v.ids[n] = (i * 7) % s->rows;
+			v.vers[n] = 100 + n;
 			n++;
 		}
-		vec_fill(&seed, vals, n * rb);
-		CU_ASSERT_EQUAL(gpu_apply(t, ids, vers, vals, n), FR_OK);
-		vec_ref_apply(&r, ids, vers, vals, n);
-		vec_expect(t, &r);
+		vec_fill(&seed, v.vals, n * v.rb);
+		vec_apply_both(v.t, &v.r, v.ids, v.vers, v.vals, n);
 
 		/* Overwrite: half the rows again, plus rows never written. */
 		n = 0;
 		for (i = 0; i < s->rows; i += 2)
-			ids[n++] = i;
+			v.ids[n++] = i;
 		for (i = 0; i < n; i++)
-			vers[i] = 1000 + i;
-		vec_fill(&seed, vals, n * rb);
-		CU_ASSERT_EQUAL(gpu_apply(t, ids, vers, vals, n), FR_OK);
-		vec_ref_apply(&r, ids, vers, vals, n);
-		vec_expect(t, &r);
+			v.vers[i] = 1000 + i;
+		vec_fill(&seed, v.vals, n * v.rb);
+		vec_apply_both(v.t, &v.r, v.ids, v.vers, v.vals, n);
 
 		/* A later batch wins even with a lower version: the table
 		 * mirrors the store, it does not second-guess it. */
-		ids[0] = 0;
-		vers[0] = 1;
-		vec_fill(&seed, vals, rb);
-		CU_ASSERT_EQUAL(gpu_apply(t, ids, vers, vals, 1), FR_OK);
-		vec_ref_apply(&r, ids, vers, vals, 1);
-		vec_expect(t, &r);
+		v.ids[0] = 0;
+		v.vers[0] = 1;
+		vec_fill(&seed, v.vals, v.rb);
+		vec_apply_both(v.t, &v.r, v.ids, v.vers, v.vals, 1);
 
 		/* An empty batch changes nothing. */
-		CU_ASSERT_EQUAL(gpu_apply(t, ids, vers, vals, 0), FR_OK);
-		vec_expect(t, &r);
-
-		vec_ref_fini(&r);
-		free(vals);
-		free(vers);
-		free(ids);
-		gpu_table_free(t);
+		vec_apply_both(v.t, &v.r, v.ids, v.vers, v.vals, 0);
+		vec_run_fini(&v);
 	}
 }
 
@@ -273,8 +297,17 @@ static void vec_test_duplicates(void)
 	static const uint64_t vers3[] = { 1, 2, 2, 2 };
 	static const uint64_t want3_ids[] = { 4, 1 };
 	static const size_t want3_entry[] = { 3, 2 };
+	static const struct {
+		size_t n, nwant;
+		const uint64_t *ids, *vers, *want_ids;
+		const size_t *want_entry;
+	} cases[] = {
+		{ 6, 3, ids, vers, want_ids, want_entry },
+		{ 4, 2, ids2, NULL, want2_ids, want2_entry },
+		{ 4, 2, ids3, vers3, want3_ids, want3_entry },
+	};
 	uint64_t seed = 42;
-	size_t k, i;
+	size_t k, c, i;
 
 	for (k = 0; k < VEC_NSHAPES; k++) {
 		const struct vec_shape *s = &vec_shapes[k];
@@ -285,41 +318,26 @@ static void vec_test_duplicates(void)
 
 		CU_ASSERT_FATAL(vals && out);
 		vec_ref_init(&r, s);
-		/* Distinct bytes per entry so the winner is identifiable. */
-		vec_fill(&seed, vals, 6 * rb);
-		for (i = 0; i < 6; i++)
-			vals[i * rb] = (uint8_t)(0x10 + i);
+		for (c = 0; c < FR_UNIT_COUNT(cases); c++) {
+			size_t n = cases[c].n, nwant = cases[c].nwant;
+			const size_t *want = cases[c].want_entry;
 
-		CU_ASSERT_EQUAL(gpu_apply(t, ids, vers, vals, 6), FR_OK);
-		CU_ASSERT_EQUAL(gpu_gather(t, want_ids, 3, out), FR_OK);
-		for (i = 0; i < 3; i++)
-			CU_ASSERT(memcmp(out + i * rb, vals + want_entry[i] * rb,
-					 rb) == 0);
-		vec_ref_apply(&r, ids, vers, vals, 6);
-		vec_expect(t, &r);
-
-		vec_fill(&seed, vals, 4 * rb);
-		for (i = 0; i < 4; i++)
-			vals[i * rb] = (uint8_t)(0x20 + i);
-		CU_ASSERT_EQUAL(gpu_apply(t, ids2, NULL, vals, 4), FR_OK);
-		CU_ASSERT_EQUAL(gpu_gather(t, want2_ids, 2, out), FR_OK);
-		for (i = 0; i < 2; i++)
-			CU_ASSERT(memcmp(out + i * rb,
-					 vals + want2_entry[i] * rb, rb) == 0);
-		vec_ref_apply(&r, ids2, NULL, vals, 4);
-		vec_expect(t, &r);
-
-		vec_fill(&seed, vals, 4 * rb);
-		for (i = 0; i < 4; i++)
-			vals[i * rb] = (uint8_t)(0x30 + i);
-		CU_ASSERT_EQUAL(gpu_apply(t, ids3, vers3, vals, 4), FR_OK);
-		CU_ASSERT_EQUAL(gpu_gather(t, want3_ids, 2, out), FR_OK);
-		for (i = 0; i < 2; i++)
-			CU_ASSERT(memcmp(out + i * rb,
-					 vals + want3_entry[i] * rb, rb) == 0);
-		vec_ref_apply(&r, ids3, vers3, vals, 4);
-		vec_expect(t, &r);
-
+			/* Distinct bytes per entry so the winner is
+			 * identifiable (0x10 + i, 0x20 + i, 0x30 + i). */
+			vec_fill(&seed, vals, n * rb);
+			for (i = 0; i < n; i++)
+				vals[i * rb] = (uint8_t)(0x10 * (c + 1) + i);
+			CU_ASSERT_EQUAL(gpu_apply(t, cases[c].ids,
+						  cases[c].vers, vals, n),
+					FR_OK);
+			CU_ASSERT_EQUAL(gpu_gather(t, cases[c].want_ids, nwant,
+						   out), FR_OK);
+			for (i = 0; i < nwant; i++)
+				CU_ASSERT(memcmp(out + i * rb,
+						 vals + want[i] * rb, rb) == 0);
+			vec_ref_apply(&r, cases[c].ids, cases[c].vers, vals, n);
+			vec_expect(t, &r);
+		}
 		vec_ref_fini(&r);
 		free(out);
 		free(vals);
@@ -336,42 +354,31 @@ static void vec_test_random(void)
 
 	for (k = 0; k < VEC_NSHAPES; k++) {
 		const struct vec_shape *s = &vec_shapes[k];
-		struct gpu_table *t = vec_new(s);
-		size_t rb = vec_row_bytes(s), cap = 2 * s->rows;
-		uint64_t *ids = malloc(cap * sizeof(*ids));
-		uint64_t *vers = malloc(cap * sizeof(*vers));
-		uint8_t *vals = malloc(cap * rb);
-		struct vec_ref r;
+		size_t cap = 2 * s->rows;
+		struct vec_run v;
 
-		CU_ASSERT_FATAL(ids && vers && vals);
-		vec_ref_init(&r, s);
+		vec_run_init(&v, s, cap);
 		for (round = 0; round < 40; round++) {
 			size_t n = 1 + vec_rand(&seed) % cap;
 			unsigned kind = (unsigned)(vec_rand(&seed) % 4);
 
 			for (i = 0; i < n; i++) {
-				ids[i] = vec_rand(&seed) % s->rows;
-				vers[i] = vec_rand(&seed) % 4;
+				v.ids[i] = vec_rand(&seed) % s->rows;
+				v.vers[i] = vec_rand(&seed) % 4;
 			}
-			vec_fill(&seed, vals, n * rb);
+			vec_fill(&seed, v.vals, n * v.rb);
 			if (kind == 0) {
-				CU_ASSERT_EQUAL(gpu_restore(t, ids, vals, n),
-						FR_OK);
-				vec_ref_restore(&r, ids, vals, n);
+				CU_ASSERT_EQUAL(gpu_restore(v.t, v.ids, v.vals,
+							    n), FR_OK);
+				vec_ref_restore(&v.r, v.ids, v.vals, n);
+				vec_expect(v.t, &v.r);
 			} else {
-				const uint64_t *v = kind == 1 ? NULL : vers;
-
-				CU_ASSERT_EQUAL(gpu_apply(t, ids, v, vals, n),
-						FR_OK);
-				vec_ref_apply(&r, ids, v, vals, n);
+				vec_apply_both(v.t, &v.r, v.ids,
+					       kind == 1 ? NULL : v.vers,
+					       v.vals, n);
 			}
-			vec_expect(t, &r);
 		}
-		vec_ref_fini(&r);
-		free(vals);
-		free(vers);
-		free(ids);
-		gpu_table_free(t);
+		vec_run_fini(&v);
 	}
 }
 
@@ -436,14 +443,10 @@ static void vec_test_apply_range(void)
 		/* The table still applies correctly after the refusals,
 		 * both a batch of distinct rows and one with repeats. */
 		ids[0] = 0; ids[1] = 1;
-		CU_ASSERT_EQUAL(gpu_apply(t, ids, NULL, vals, 2), FR_OK);
-		vec_ref_apply(&r, ids, NULL, vals, 2);
-		vec_expect(t, &r);
+		vec_apply_both(t, &r, ids, NULL, vals, 2);
 		ids[0] = 1; ids[1] = 0; ids[2] = 1;
 		vec_fill(&seed, vals, 3 * rb);
-		CU_ASSERT_EQUAL(gpu_apply(t, ids, vers, vals, 3), FR_OK);
-		vec_ref_apply(&r, ids, vers, vals, 3);
-		vec_expect(t, &r);
+		vec_apply_both(t, &r, ids, vers, vals, 3);
 
 		vec_ref_fini(&r);
 		free(all);

@@ -2,7 +2,8 @@
  * shard_testutil.h — fixtures the shard store suites (test_shard_store.c,
  * test_shard_undo.c) share: a one-table model definition, a store built
  * from it, the value a write carries, the order of changes_since output,
- * and a byte-and-version comparison of two stores.
+ * a byte-and-version comparison of two stores, the temp dir their
+ * snapshots are written to, and their main().
  *
  * Not here: anything one suite alone uses (batch builders, histories,
  * rollback references stay in their suite), or general helpers (rng,
@@ -15,13 +16,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <CUnit/CUnit.h>
 #include <xxhash.h>
 
 #include "shard/shard.h"
 #include "testutil.h"
+#include "unit_main.h"
 
 /* Model "m" with one f32 table "t" of rows x dim over `shards` shards. */
 static inline void make_def(struct shard_model_def *d, uint64_t rows,
@@ -100,6 +104,29 @@ static inline bool same_rows(const struct shard_store *a,
 	}
 	return shard_store_table_checksum(a, 0) ==
 	       shard_store_table_checksum(b, 0);
+}
+
+/* A new empty dir <$FRESHET_TEST_TMP or /tmp>/<prefix>.XXXXXX, its path
+ * in dir (cap bytes); a fatal assertion when it cannot be made.  The
+ * suite removes it (rmdir) once its files are gone. */
+static inline void make_tmpdir(char *dir, size_t cap, const char *prefix)
+{
+	const char *base = getenv("FRESHET_TEST_TMP");
+
+	if (!base || !*base)
+		base = "/tmp";
+	mkdir(base, 0755);
+	snprintf(dir, cap, "%s/%s.XXXXXX", base, prefix);
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+}
+
+/* A shard suite's main(): seed the suite's own random stream (rng_state),
+ * then run tests as fr_unit_main does. */
+static inline int shard_suite_main(const char *name, uint64_t seed,
+				   const struct fr_unit_test *tests, size_t n)
+{
+	rng_state = seed;
+	return fr_unit_main(name, NULL, NULL, tests, n);
 }
 
 #endif /* FRESHET_TEST_SHARD_TESTUTIL_H */

@@ -224,18 +224,22 @@ static void test_log_line_format(void)
 
 static void test_log_level_parse(void)
 {
+	static const struct {
+		const char *name;
+		enum fr_log_level level;
+	} names[] = {
+		{ "debug", FR_LOG_DEBUG },
+		{ "info", FR_LOG_INFO },
+		{ "WARN", FR_LOG_WARN },
+		{ "error", FR_LOG_ERROR },
+		{ "off", FR_LOG_OFF },
+	};
 	enum fr_log_level l = FR_LOG_OFF;
 
-	CU_ASSERT_EQUAL(fr_log_level_parse("debug", &l), FR_OK);
-	CU_ASSERT_EQUAL(l, FR_LOG_DEBUG);
-	CU_ASSERT_EQUAL(fr_log_level_parse("info", &l), FR_OK);
-	CU_ASSERT_EQUAL(l, FR_LOG_INFO);
-	CU_ASSERT_EQUAL(fr_log_level_parse("WARN", &l), FR_OK);
-	CU_ASSERT_EQUAL(l, FR_LOG_WARN);
-	CU_ASSERT_EQUAL(fr_log_level_parse("error", &l), FR_OK);
-	CU_ASSERT_EQUAL(l, FR_LOG_ERROR);
-	CU_ASSERT_EQUAL(fr_log_level_parse("off", &l), FR_OK);
-	CU_ASSERT_EQUAL(l, FR_LOG_OFF);
+	for (size_t i = 0; i < FR_UNIT_COUNT(names); i++) {
+		CU_ASSERT_EQUAL(fr_log_level_parse(names[i].name, &l), FR_OK);
+		CU_ASSERT_EQUAL(l, names[i].level);
+	}
 	CU_ASSERT_EQUAL(fr_log_level_parse("verbose", &l), FR_ERR_INVAL);
 	CU_ASSERT_EQUAL(l, FR_LOG_OFF);
 	CU_ASSERT_PTR_NOT_NULL(strstr(fr_errmsg(), "verbose"));

@@ -111,9 +111,13 @@ struct sframe {
 	uint8_t *buf;
 };
 
-typedef void (*tap_fn)(struct sim *s, uint32_t src, uint32_t dst,
-		       uint16_t type, const uint8_t *frame, uint32_t len,
-		       void *arg);
+/* A tap sees every frame the network sends: src and dst are node indexes,
+ * frame the whole frame, header included.  TAP_FN(name) declares one. */
+#define TAP_FN(name)                                                        \
+	void name(struct sim *s, uint32_t src, uint32_t dst, uint16_t type, \
+		  const uint8_t *frame, uint32_t len, void *arg)
+
+typedef TAP_FN((*tap_fn));
 
 struct sim {
 	uint32_t n, nm;
@@ -575,6 +579,22 @@ static uint64_t publish(struct node *nd, uint32_t mi, uint32_t table,
 	return publish_ex(nd, mi, table, rows, n, 0, true);
 }
 
+/* rows[i] = first + i * step for i < n; returns rows. */
+static uint64_t *seq_rows(uint64_t *rows, uint32_t n, uint64_t first,
+			  uint64_t step)
+{
+	for (uint32_t i = 0; i < n; i++)
+		rows[i] = first + (uint64_t)i * step;
+	return rows;
+}
+
+/* The end of a run: no frame was refused on arrival, and s is freed. */
+static void sim_end(struct sim *s)
+{
+	CU_ASSERT_EQUAL(s->on_frame_errors, 0);
+	sim_fini(s);
+}
+
 static struct gossip_config test_cfg(void)
 {
 	struct gossip_config c = {
@@ -602,8 +622,7 @@ static void test_two_nodes(void)
 	sim_init(&s, 2, &def, 1, &cfg, 1);
 	sim_connect_all(&s);
 	CU_ASSERT(sim_run_quiet(&s, 2000));
-	for (uint32_t i = 0; i < 50; i++)
-		rows[i] = i * 7;
+	seq_rows(rows, 50, 0, 7);
 	v = publish(&s.nodes[0], 0, 0, rows, 50);
 	CU_ASSERT(!sim_converged(&s));
 	CU_ASSERT(sim_run_quiet(&s, 5000));
@@ -622,8 +641,7 @@ static void test_two_nodes(void)
 	CU_ASSERT_EQUAL(st.bad_frames, 0);
 	/* Significance travels with the rows: B weighs the shard as A
 	 * does, so it will not keep seeing A as ahead. */
-	for (uint32_t i = 0; i < 10; i++)
-		rows[i] = 3 + 16 * i;                    /* shard 3 */
+	seq_rows(rows, 10, 3, 16);   /* shard 3 */
 	publish_ex(&s.nodes[0], 0, 0, rows, 10, 2.0f, true);
 	CU_ASSERT(sim_run_quiet(&s, 5000));
 	{
@@ -655,8 +673,7 @@ static void test_quarantine(void)
 			FR_OK);
 	CU_ASSERT_EQUAL(gossip_model_quarantine(s.nodes[1].g, s.nodes[1].st[0]),
 			FR_OK);   /* twice is fine */
-	for (uint32_t i = 0; i < 20; i++)
-		rows[i] = i * 5;
+	seq_rows(rows, 20, 0, 5);
 	publish(&s.nodes[0], 0, 0, rows, 20);
 	publish(&s.nodes[1], 0, 0, rows + 10, 5);   /* stays on node 2 */
 	sim_run_for(&s, 3000);
@@ -668,8 +685,7 @@ static void test_quarantine(void)
 	CU_ASSERT_EQUAL(st.rows_applied, 0);
 	gossip_get_stats(s.nodes[0].g, &st);
 	CU_ASSERT_EQUAL(st.bad_frames, 0);
-	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
-	sim_fini(&s);
+	sim_end(&s);
 }
 
 /* ======================================================================
@@ -748,9 +764,7 @@ struct cursor_count {
 	uint64_t pulls_with, replies_with;
 };
 
-static void cursor_tap(struct sim *s, uint32_t src, uint32_t dst,
-		       uint16_t type, const uint8_t *frame, uint32_t len,
-		       void *arg)
+static TAP_FN(cursor_tap)
 {
 	struct cursor_count *cc = arg;
 	uint32_t flags;
@@ -789,8 +803,7 @@ static void test_cut_short(void)
 	/* Several publishes on shard 0, one of 1,000 rows in one version
 	 * (a cut inside one version needs the cursor), then smaller ones
 	 * that overwrite some of them. */
-	for (uint32_t i = 0; i < 1000; i++)
-		rows[i] = (uint64_t)i * 4;
+	seq_rows(rows, 1000, 0, 4);
 	publish(&s.nodes[0], 0, 0, rows, 1000);
 	s.now += 5;
 	for (uint32_t k = 0; k < 5; k++) {
@@ -799,8 +812,7 @@ static void test_cut_short(void)
 		publish(&s.nodes[0], 0, 0, rows, 30);
 		s.now += 3;
 	}
-	for (uint32_t i = 0; i < 100; i++)
-		rows[i] = (uint64_t)i * 4 + 1;           /* shard 1 */
+	seq_rows(rows, 100, 1, 4);   /* shard 1 */
 	publish(&s.nodes[0], 0, 0, rows, 100);
 	s.nodes[1].check_src = s.nodes[0].st[0];
 	sim_connect_all(&s);
@@ -830,8 +842,7 @@ static void test_cut_short(void)
 	s.drop_pm = 100;
 	s.dup_pm = 50;
 	s.dmax = 15;
-	for (uint32_t i = 0; i < 400; i++)
-		rows[i] = (uint64_t)i * 4 + 2;
+	seq_rows(rows, 400, 2, 4);
 	publish(&s.nodes[0], 0, 0, rows, 400);
 	s.now += 5;
 	publish(&s.nodes[0], 0, 0, rows, 200);
@@ -839,8 +850,7 @@ static void test_cut_short(void)
 	sim_connect_all(&s);
 	CU_ASSERT(sim_run_quiet(&s, 60000));
 	CU_ASSERT_EQUAL(s.nodes[1].violations, 0);
-	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
-	sim_fini(&s);
+	sim_end(&s);
 }
 
 /* ======================================================================
@@ -858,8 +868,7 @@ static void test_coalescing(void)
 	make_def(&def, "hot", 1, 1, 4096, 16, 4);
 	sim_init(&s, 2, &def, 1, &cfg, 3);
 	sim_connect_all(&s);
-	for (uint32_t i = 0; i < 1000; i++)
-		rows[i] = i;
+	seq_rows(rows, 1000, 0, 1);
 	publish(&s.nodes[0], 0, 0, rows, 1000);
 	CU_ASSERT(sim_run_quiet(&s, 5000));
 	before = s.sent_bytes[GOSSIP_PULL_REPLY - GOSSIP_DIGEST];
@@ -877,8 +886,7 @@ static void test_coalescing(void)
 		ratio);
 	CU_ASSERT(ratio <= 1.1);
 	CU_ASSERT(ratio >= 1.0);
-	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
-	sim_fini(&s);
+	sim_end(&s);
 }
 
 /* ======================================================================
@@ -908,8 +916,7 @@ static uint64_t idle_digest_bytes(uint32_t shards, uint64_t *hb_bytes)
 	sim_run_for(&s, 10000);
 	gossip_get_peer_stats(s.nodes[0].g, ps, 1);
 	*hb_bytes = ps[0].digest_bytes_out - b0;
-	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
-	sim_fini(&s);
+	sim_end(&s);
 	return *hb_bytes;
 }
 
@@ -1070,8 +1077,7 @@ static void test_peer_down_and_timeout(void)
 	make_def(&def, "m", 1, 1, 1024, 8, 1);
 	for (int round = 0; round < 2; round++) {
 		sim_init(&s, 3, &def, 1, &cfg, 11 + round);
-		for (uint32_t i = 0; i < 64; i++)
-			rows[i] = i * 3;
+		seq_rows(rows, 64, 0, 3);
 		/* A and B converge while C is away. */
 		CU_ASSERT_EQUAL(gossip_peer_add(s.nodes[0].g, 2), FR_OK);
 		CU_ASSERT_EQUAL(gossip_peer_add(s.nodes[1].g, 1), FR_OK);
@@ -1119,8 +1125,7 @@ static void test_peer_down_and_timeout(void)
 		}
 		CU_ASSERT_EQUAL(shard_store_table_checksum(s.nodes[2].st[0], 0),
 				shard_store_table_checksum(s.nodes[0].st[0], 0));
-		CU_ASSERT_EQUAL(s.on_frame_errors, 0);
-		sim_fini(&s);
+		sim_end(&s);
 	}
 }
 
@@ -1134,9 +1139,7 @@ struct capture {
 	uint32_t want_src[4];  /* node index + 1 the frame must come from */
 };
 
-static void capture_tap(struct sim *s, uint32_t src, uint32_t dst,
-			uint16_t type, const uint8_t *frame, uint32_t len,
-			void *arg)
+static TAP_FN(capture_tap)
 {
 	struct capture *c = arg;
 	uint32_t i = type - GOSSIP_DIGEST;
@@ -1158,6 +1161,29 @@ static void capture_tap(struct sim *s, uint32_t src, uint32_t dst,
 	c->f[i] = malloc(len);
 	memcpy(c->f[i], frame, len);
 	c->len[i] = len;
+}
+
+/* Two nodes of model "m" (256 rows of 4 in 2 shards); node 0 publishes 40
+ * rows, all in shard 0, and cap captures the frames until the run is
+ * quiet.  Returns node 0's table checksum. */
+static uint64_t capture_session(struct shard_model_def *def,
+				struct capture *cap, uint64_t seed)
+{
+	struct gossip_config cfg = test_cfg();
+	struct sim s;
+	uint64_t rows[40], sum;
+
+	make_def(def, "m", 1, 1, 256, 4, 2);
+	sim_init(&s, 2, def, 1, &cfg, seed);
+	s.tap = capture_tap;
+	s.tap_arg = cap;
+	sim_connect_all(&s);
+	sim_run_for(&s, 100);
+	publish(&s.nodes[0], 0, 0, seq_rows(rows, 40, 0, 2), 40);
+	CU_ASSERT(sim_run_quiet(&s, 5000));
+	sum = shard_store_table_checksum(s.nodes[0].st[0], 0);
+	sim_fini(&s);
+	return sum;
 }
 
 struct victim {
@@ -1210,6 +1236,25 @@ static enum fr_err feed(struct victim *v, uint16_t type, const uint8_t *pl,
 	return err;
 }
 
+/* m = the captured PULL_REPLY rp, as the answer to request req. */
+static void reply_to(uint8_t *m, const uint8_t *rp, uint32_t lrp, uint64_t req)
+{
+	memcpy(m, rp, lrp);
+	memcpy(m, &req, 8);
+}
+
+/* A frame v takes: FR_OK, not counted bad; *a and *b: v's stats before
+ * and after it. */
+static void expect_taken(struct victim *v, uint16_t type, const uint8_t *pl,
+			 size_t len, struct gossip_stats *a,
+			 struct gossip_stats *b)
+{
+	gossip_get_stats(v->g, a);
+	CU_ASSERT_EQUAL(feed(v, type, pl, len), FR_OK);
+	gossip_get_stats(v->g, b);
+	CU_ASSERT_EQUAL(b->bad_frames, a->bad_frames);
+}
+
 /* A bad frame: the named error, counted, the store untouched. */
 static void expect_bad(struct victim *v, uint16_t type, const uint8_t *pl,
 		       size_t len, enum fr_err want, const char *what)
@@ -1237,42 +1282,92 @@ static void expect_bad(struct victim *v, uint16_t type, const uint8_t *pl,
 	victim_drain(v);
 }
 
+/* The newest PULL in v's output: its request id and budget (0 if none). */
+static uint64_t victim_take_pull(struct victim *v, uint32_t *budget)
+{
+	struct gossip_output o;
+	uint64_t req = 0;
+
+	while (gossip_next_output(v->g, &o)) {
+		if (o.type == GOSSIP_PULL) {
+			memcpy(&req, o.frame.data + 24, 8);
+			memcpy(budget, o.frame.data + 24 + 8, 4);
+		}
+		fr_wbuf_fini(&o.frame);
+	}
+	return req;
+}
+
 static void put32(uint8_t *p, uint32_t v)
 {
 	memcpy(p, &v, 4);
 }
 
+/* One doctored copy of a captured message for test_garbage: `width`
+ * bytes (4: LE, 1: a byte) at `off` set to val, or (width 0) eight zero
+ * bytes appended; refused with `want`. */
+enum { DG, PU, RP };    /* the captured DIGEST, PULL and PULL_REPLY */
+
+struct garble {
+	int msg;
+	uint32_t off, width, val;
+	enum fr_err want;
+	const char *what;
+};
+
 static void test_garbage(void)
 {
+	static const uint16_t types[3] = {
+		GOSSIP_DIGEST, GOSSIP_PULL, GOSSIP_PULL_REPLY,
+	};
+	static const struct garble garbles[] = {
+		/* Oversized counts. */
+		{ DG, 4, 4, 0x7fffffff, FR_ERR_TRUNC, "nmodels" },
+		{ DG, 8 + 8, 4, 0x10000000, FR_ERR_TRUNC, "nentries" },
+		{ DG, 8 + 24 + 24, 4, 200, FR_ERR_TRUNC, "nvv" },   /* first */
+		{ DG, 8 + 24 + 24, 4, 100000, FR_ERR_RANGE, "nvv range" },
+		{ PU, 20, 4, 1000, FR_ERR_RANGE, "pull nvv" },
+		{ PU, 20, 4, 3, FR_ERR_TRUNC, "pull nvv fits" },
+		{ RP, 16 + 16, 4, 0xffffffff, FR_ERR_TRUNC, "reply n" },
+		/* Bad names: not printable, empty, too long. */
+		{ DG, 8 + 16, 1, 0x01, FR_ERR_CORRUPT, "digest name" },
+		{ DG, 8 + 12, 1, 0, FR_ERR_RANGE, "digest name_len 0" },
+		{ DG, 8 + 12, 1, 64, FR_ERR_RANGE, "digest name_len 64" },
+		{ PU, 40, 1, 0x7f, FR_ERR_CORRUPT, "pull name" },
+		{ PU, 24, 1, 0, FR_ERR_RANGE, "pull name_len" },
+		{ RP, 16 + 32, 1, 0x0a, FR_ERR_CORRUPT, "reply name" },
+		/* Reserved bits and fields. */
+		{ DG, 0, 4, 0x10, FR_ERR_CORRUPT, "digest flags" },
+		{ RP, 8, 4, 0x100, FR_ERR_CORRUPT, "reply flags" },
+		{ PU, 26, 1, 1, FR_ERR_CORRUPT, "pull reserved" },
+		/* A known model's entry out of its range. */
+		/* Shard 2 of 2, table 1 of 1. */
+		{ DG, 8 + 24 + 4, 4, 2, FR_ERR_RANGE, "digest shard" },
+		{ PU, 12, 4, 1, FR_ERR_RANGE, "pull table" },
+		/* Trailing bytes. */
+		{ DG, 0, 0, 0, FR_ERR_CORRUPT, "digest trailing" },
+		{ PU, 0, 0, 0, FR_ERR_CORRUPT, "pull trailing" },
+	};
+	static const char *const truncated[3] = {
+		"digest truncated", "pull truncated", "reply truncated",
+	};
 	struct shard_model_def def;
-	struct gossip_config cfg = test_cfg();
 	struct capture cap = { .want_src = { 1, 0, 2, 1 } };
 	struct victim v;
-	struct sim s;
-	uint64_t rows[40];
-	const uint8_t *dg, *pu, *rp;
-	uint32_t ldg, lpu, lrp;
+	const uint8_t *dg, *pu, *rp, *msg[3];
+	uint32_t ldg, lpu, lrp, mlen[3];
 	uint8_t *m;
 	uint64_t rng = 99;
+	uint32_t budget;
 
-	make_def(&def, "m", 1, 1, 256, 4, 2);
-	sim_init(&s, 2, &def, 1, &cfg, 21);
-	s.tap = capture_tap;
-	s.tap_arg = &cap;
-	sim_connect_all(&s);
-	sim_run_for(&s, 100);
-	for (uint32_t i = 0; i < 40; i++)
-		rows[i] = i * 2;                  /* all in shard 0 */
-	publish(&s.nodes[0], 0, 0, rows, 40);
-	CU_ASSERT(sim_run_quiet(&s, 5000));
-	sim_fini(&s);
+	capture_session(&def, &cap, 21);
 	CU_ASSERT_FATAL(cap.f[0] && cap.f[2] && cap.f[3]);
-	dg = cap.f[0] + 24;
-	ldg = cap.len[0] - 24;
-	pu = cap.f[2] + 24;
-	lpu = cap.len[2] - 24;
-	rp = cap.f[3] + 24;
-	lrp = cap.len[3] - 24;
+	dg = msg[DG] = cap.f[0] + 24;
+	ldg = mlen[DG] = cap.len[0] - 24;
+	pu = msg[PU] = cap.f[2] + 24;
+	lpu = mlen[PU] = cap.len[2] - 24;
+	rp = msg[RP] = cap.f[3] + 24;
+	lrp = mlen[RP] = cap.len[3] - 24;
 	m = malloc(65536);
 	CU_ASSERT_FATAL(m != NULL);
 
@@ -1280,83 +1375,29 @@ static void test_garbage(void)
 	victim_drain(&v);
 
 	/* Every truncation of every message is an error. */
-	for (uint32_t l = 0; l < ldg; l += 4)
-		expect_bad(&v, GOSSIP_DIGEST, dg, l, 0, "digest truncated");
-	for (uint32_t l = 0; l < lpu; l += 4)
-		expect_bad(&v, GOSSIP_PULL, pu, l, 0, "pull truncated");
-	for (uint32_t l = 0; l < lrp; l += 4)
-		expect_bad(&v, GOSSIP_PULL_REPLY, rp, l, 0, "reply truncated");
+	for (int k = DG; k <= RP; k++)
+		for (uint32_t l = 0; l < mlen[k]; l += 4)
+			expect_bad(&v, types[k], msg[k], l, 0, truncated[k]);
 	expect_bad(&v, GOSSIP_DIGEST_REQ, (const uint8_t *)"\x01\0\0\0", 4,
 		   FR_ERR_TRUNC, "digest_req short");
 
-	/* Oversized counts. */
-	memcpy(m, dg, ldg);
-	put32(m + 4, 0x7fffffff);                        /* nmodels */
-	expect_bad(&v, GOSSIP_DIGEST, m, ldg, FR_ERR_TRUNC, "nmodels");
-	memcpy(m, dg, ldg);
-	put32(m + 8 + 8, 0x10000000);                    /* nentries */
-	expect_bad(&v, GOSSIP_DIGEST, m, ldg, FR_ERR_TRUNC, "nentries");
-	memcpy(m, dg, ldg);
-	put32(m + 8 + 24 + 24, 200);                     /* first nvv */
-	expect_bad(&v, GOSSIP_DIGEST, m, ldg, FR_ERR_TRUNC, "nvv");
-	memcpy(m, dg, ldg);
-	put32(m + 8 + 24 + 24, 100000);
-	expect_bad(&v, GOSSIP_DIGEST, m, ldg, FR_ERR_RANGE, "nvv range");
-	memcpy(m, pu, lpu);
-	put32(m + 20, 1000);                              /* PULL nvv */
-	expect_bad(&v, GOSSIP_PULL, m, lpu, FR_ERR_RANGE, "pull nvv");
-	memcpy(m, pu, lpu);
-	put32(m + 20, 3);
-	expect_bad(&v, GOSSIP_PULL, m, lpu, FR_ERR_TRUNC, "pull nvv fits");
-	memcpy(m, rp, lrp);
-	put32(m + 16 + 16, 0xffffffff);                   /* batch n */
-	expect_bad(&v, GOSSIP_PULL_REPLY, m, lrp, FR_ERR_TRUNC, "reply n");
+	for (size_t i = 0; i < FR_UNIT_COUNT(garbles); i++) {
+		const struct garble *g = &garbles[i];
+		uint32_t len = mlen[g->msg];
 
-	/* Bad names: not printable, empty, too long. */
-	memcpy(m, dg, ldg);
-	m[8 + 16] = 0x01;
-	expect_bad(&v, GOSSIP_DIGEST, m, ldg, FR_ERR_CORRUPT, "digest name");
-	memcpy(m, dg, ldg);
-	m[8 + 12] = 0;
-	expect_bad(&v, GOSSIP_DIGEST, m, ldg, FR_ERR_RANGE, "digest name_len 0");
-	memcpy(m, dg, ldg);
-	m[8 + 12] = 64;
-	expect_bad(&v, GOSSIP_DIGEST, m, ldg, FR_ERR_RANGE, "digest name_len 64");
-	memcpy(m, pu, lpu);
-	m[40] = 0x7f;
-	expect_bad(&v, GOSSIP_PULL, m, lpu, FR_ERR_CORRUPT, "pull name");
-	memcpy(m, pu, lpu);
-	m[24] = 0;
-	expect_bad(&v, GOSSIP_PULL, m, lpu, FR_ERR_RANGE, "pull name_len");
-	memcpy(m, rp, lrp);
-	m[16 + 32] = 0x0a;
-	expect_bad(&v, GOSSIP_PULL_REPLY, m, lrp, FR_ERR_CORRUPT, "reply name");
+		memcpy(m, msg[g->msg], len);
+		if (g->width == 4) {
+			put32(m + g->off, g->val);
+		} else if (g->width == 1) {
+			m[g->off] = (uint8_t)g->val;
+		} else {
+			memset(m + len, 0, 8);
+			len += 8;
+		}
+		expect_bad(&v, types[g->msg], m, len, g->want, g->what);
+	}
 	memcpy(m, "\x01\0\0\0\0\0\0\0\x05\0\0\0\0\0\0\0", 16);
 	expect_bad(&v, GOSSIP_DIGEST_REQ, m, 16, FR_ERR_CORRUPT, "dreq name");
-	/* Reserved bits and fields. */
-	memcpy(m, dg, ldg);
-	put32(m, 0x10);
-	expect_bad(&v, GOSSIP_DIGEST, m, ldg, FR_ERR_CORRUPT, "digest flags");
-	memcpy(m, rp, lrp);
-	put32(m + 8, 0x100);
-	expect_bad(&v, GOSSIP_PULL_REPLY, m, lrp, FR_ERR_CORRUPT, "reply flags");
-	memcpy(m, pu, lpu);
-	m[26] = 1;
-	expect_bad(&v, GOSSIP_PULL, m, lpu, FR_ERR_CORRUPT, "pull reserved");
-	/* A known model's entry out of its range. */
-	memcpy(m, dg, ldg);
-	put32(m + 8 + 24 + 4, 2);                          /* shard 2 of 2 */
-	expect_bad(&v, GOSSIP_DIGEST, m, ldg, FR_ERR_RANGE, "digest shard");
-	memcpy(m, pu, lpu);
-	put32(m + 12, 1);                                  /* table 1 of 1 */
-	expect_bad(&v, GOSSIP_PULL, m, lpu, FR_ERR_RANGE, "pull table");
-	/* Trailing bytes. */
-	memcpy(m, dg, ldg);
-	memset(m + ldg, 0, 8);
-	expect_bad(&v, GOSSIP_DIGEST, m, ldg + 8, FR_ERR_CORRUPT, "digest trailing");
-	memcpy(m, pu, lpu);
-	memset(m + lpu, 0, 8);
-	expect_bad(&v, GOSSIP_PULL, m, lpu + 8, FR_ERR_CORRUPT, "pull trailing");
 
 	/* Unknown model: not a bad frame.  A DIGEST section is skipped, a
 	 * PULL is answered with an empty last NOMODEL reply. */
@@ -1396,18 +1437,12 @@ static void test_garbage(void)
 	 * then answer its request id with doctored replies. */
 	{
 		struct gossip_stats a, b;
-		uint64_t req = 0;
-		struct gossip_output o;
+		uint64_t req;
 
 		CU_ASSERT_EQUAL(feed(&v, GOSSIP_DIGEST, dg, ldg), FR_OK);
-		while (gossip_next_output(v.g, &o)) {
-			if (o.type == GOSSIP_PULL)
-				memcpy(&req, o.frame.data + 24, 8);
-			fr_wbuf_fini(&o.frame);
-		}
+		req = victim_take_pull(&v, &budget);
 		CU_ASSERT_FATAL(req != 0);
-		memcpy(m, rp, lrp);
-		memcpy(m, &req, 8);
+		reply_to(m, rp, lrp, req);
 		m[16 + 32] = 'z';                         /* model 'z' */
 		gossip_get_stats(v.g, &a);
 		CU_ASSERT_EQUAL(feed(&v, GOSSIP_PULL_REPLY, m, lrp), FR_ERR_PROTO);
@@ -1416,15 +1451,9 @@ static void test_garbage(void)
 		CU_ASSERT_EQUAL(b.pulls_failed, a.pulls_failed + 1);
 		CU_ASSERT_EQUAL(shard_store_summary(v.st), 0);
 		/* It pulls again; this time the dim is wrong. */
-		req = 0;
-		while (gossip_next_output(v.g, &o)) {
-			if (o.type == GOSSIP_PULL)
-				memcpy(&req, o.frame.data + 24, 8);
-			fr_wbuf_fini(&o.frame);
-		}
+		req = victim_take_pull(&v, &budget);
 		CU_ASSERT_FATAL(req != 0);
-		memcpy(m, rp, lrp);
-		memcpy(m, &req, 8);
+		reply_to(m, rp, lrp, req);
 		put32(m + 16 + 4, 2);                     /* dim 2, not 4 */
 		/* dim 2 makes the values section half as long: the codec or
 		 * the shape check refuses it; either way nothing is applied. */
@@ -1432,12 +1461,8 @@ static void test_garbage(void)
 		CU_ASSERT_EQUAL(shard_store_summary(v.st), 0);
 		/* A genuine reply to a request that is gone: ignored. */
 		req += 100;
-		memcpy(m, rp, lrp);
-		memcpy(m, &req, 8);
-		gossip_get_stats(v.g, &a);
-		CU_ASSERT_EQUAL(feed(&v, GOSSIP_PULL_REPLY, m, lrp), FR_OK);
-		gossip_get_stats(v.g, &b);
-		CU_ASSERT_EQUAL(b.bad_frames, a.bad_frames);
+		reply_to(m, rp, lrp, req);
+		expect_taken(&v, GOSSIP_PULL_REPLY, m, lrp, &a, &b);
 		CU_ASSERT_EQUAL(b.stale_replies, a.stale_replies + 1);
 		CU_ASSERT_EQUAL(shard_store_summary(v.st), 0);
 	}
@@ -1463,12 +1488,9 @@ static void test_garbage(void)
 
 	/* Random mutations: never a crash (the sanitizer build checks). */
 	for (int it = 0; it < 6000; it++) {
-		static const uint16_t types[3] = {
-			GOSSIP_DIGEST, GOSSIP_PULL, GOSSIP_PULL_REPLY,
-		};
 		uint32_t k = (uint32_t)rnd(&rng, 3);
-		const uint8_t *src = k == 0 ? dg : k == 1 ? pu : rp;
-		uint32_t len = k == 0 ? ldg : k == 1 ? lpu : lrp;
+		const uint8_t *src = msg[k];
+		uint32_t len = mlen[k];
 		uint32_t flips = 1 + (uint32_t)rnd(&rng, 3);
 
 		memcpy(m, src, len);
@@ -1498,8 +1520,7 @@ struct pull_log {
 	uint32_t n;
 };
 
-static void pull_tap(struct sim *s, uint32_t src, uint32_t dst, uint16_t type,
-		     const uint8_t *frame, uint32_t len, void *arg)
+static TAP_FN(pull_tap)
 {
 	struct pull_log *pl = arg;
 	uint8_t nl;
@@ -1534,8 +1555,7 @@ static void test_priority(void)
 	CU_ASSERT(sim_run_quiet(&s, 2000));
 	/* Every shard of both models changes on A without a push, so B
 	 * learns of all 16 from one heartbeat and must choose. */
-	for (uint32_t i = 0; i < 64; i++)
-		rows[i] = i;
+	seq_rows(rows, 64, 0, 1);
 	publish_ex(&s.nodes[0], 0, 0, rows, 64, 0, false);
 	publish_ex(&s.nodes[0], 1, 0, rows, 64, 0, false);
 	CU_ASSERT(sim_run_quiet(&s, 5000));
@@ -1543,8 +1563,7 @@ static void test_priority(void)
 	for (uint32_t i = 0; i < log.n; i++) {
 		CU_ASSERT_STRING_EQUAL(log.model[i], i < 8 ? "hi" : "lo");
 	}
-	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
-	sim_fini(&s);
+	sim_end(&s);
 }
 
 /* ======================================================================
@@ -1567,8 +1586,7 @@ static void test_bounded_pending(void)
 	sim_init(&s, 2, &def, 1, &cfg, 41);
 	sim_connect_all(&s);
 	CU_ASSERT(sim_run_quiet(&s, 2000));
-	for (uint32_t i = 0; i < 64; i++)
-		rows[i] = i;
+	seq_rows(rows, 64, 0, 1);
 	/* 16 shards change at once, learnt from one heartbeat. */
 	publish_ex(&s.nodes[0], 0, 0, rows, 64, 0, false);
 	end = s.now + 20000;
@@ -1584,8 +1602,7 @@ static void test_bounded_pending(void)
 	CU_ASSERT(max_pending <= 4);
 	gossip_get_stats(s.nodes[1].g, &st);
 	CU_ASSERT(st.pulls_dropped >= 10);
-	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
-	sim_fini(&s);
+	sim_end(&s);
 }
 
 /* ======================================================================
@@ -1598,9 +1615,7 @@ struct pull_count {
 	uint64_t shards[MAXN][MAXN];
 };
 
-static void pull_count_tap(struct sim *s, uint32_t src, uint32_t dst,
-			   uint16_t type, const uint8_t *frame, uint32_t len,
-			   void *arg)
+static TAP_FN(pull_count_tap)
 {
 	struct pull_count *pc = arg;
 	uint32_t shard;
@@ -1614,11 +1629,39 @@ static void pull_count_tap(struct sim *s, uint32_t src, uint32_t dst,
 		pc->shards[src][dst] |= 1ull << shard;
 }
 
-static struct shard_store_opts undo_opts(uint64_t bytes)
+/* sim_init_opts for one model whose store on node i has an undo ring of
+ * undo[i] bytes a shard. */
+static void sim_init_undo(struct sim *s, uint32_t n,
+			  const struct shard_model_def *def,
+			  const struct gossip_config *cfg, uint64_t seed,
+			  const uint64_t *undo)
 {
-	struct shard_store_opts o = { .undo_bytes_per_shard = bytes };
+	struct shard_store_opts opts[MAXN];
 
-	return o;
+	for (uint32_t i = 0; i < n; i++)
+		opts[i] = (struct shard_store_opts){
+			.undo_bytes_per_shard = undo[i],
+		};
+	sim_init_opts(s, n, def, 1, cfg, seed, opts);
+}
+
+/* n nodes of model "m" (256 rows of 4 in 8 shards) on test_cfg(), with
+ * undo rings as sim_init_undo; not connected yet. */
+static void rollback_sim(struct sim *s, struct shard_model_def *def,
+			 uint32_t n, uint64_t seed, const uint64_t *undo)
+{
+	struct gossip_config cfg = test_cfg();
+
+	make_def(def, "m", 1, 1, 256, 4, 8);
+	sim_init_undo(s, n, def, &cfg, seed, undo);
+}
+
+/* From now on pc counts s's PULLs, from zero. */
+static void count_pulls(struct sim *s, struct pull_count *pc)
+{
+	memset(pc, 0, sizeof(*pc));
+	s->tap = pull_count_tap;
+	s->tap_arg = pc;
 }
 
 /* Apply the directive {t, r, epoch} to node nd's model 0 as a node does:
@@ -1684,8 +1727,6 @@ static bool sim_run_repaired(struct sim *s, uint32_t node, uint64_t limit)
 static void test_rollback_reinfection(void)
 {
 	struct shard_model_def def;
-	struct gossip_config cfg = test_cfg();
-	struct shard_store_opts opts[3];
 	struct pull_count pc;
 	struct gossip_stats gs;
 	struct sim s;
@@ -1693,10 +1734,8 @@ static void test_rollback_reinfection(void)
 	uint64_t rows[64], t, r, v, rv, cs_good, cs_bad;
 	uint32_t o;
 
-	make_def(&def, "m", 1, 1, 256, 4, 8);
-	for (uint32_t i = 0; i < 3; i++)
-		opts[i] = undo_opts(1 << 20);
-	sim_init_opts(&s, 3, &def, 1, &cfg, 61, opts);
+	rollback_sim(&s, &def, 3, 61,
+		     (const uint64_t[]){ 1 << 20, 1 << 20, 1 << 20 });
 	s.drop_pm = 30;
 	s.dup_pm = 20;
 	s.dmax = 8;
@@ -1706,8 +1745,7 @@ static void test_rollback_reinfection(void)
 	sim_connect_all(&s);
 
 	/* Good: A writes rows 0..63, C overwrites 16..31. */
-	for (uint32_t i = 0; i < 64; i++)
-		rows[i] = i;
+	seq_rows(rows, 64, 0, 1);
 	publish(a, 0, 0, rows, 64);
 	s.now += 5;
 	t = publish(c, 0, 0, rows + 16, 16);
@@ -1718,12 +1756,10 @@ static void test_rollback_reinfection(void)
 	 * the first time; A overwrites 40..47. */
 	s.now += 10;
 	publish(b, 0, 0, rows, 16);
-	for (uint32_t i = 0; i < 40; i++)
-		rows[i] = 100 + i;
+	seq_rows(rows, 40, 100, 1);
 	publish(b, 0, 0, rows, 40);
 	s.now += 3;
-	for (uint32_t i = 0; i < 8; i++)
-		rows[i] = 40 + i;
+	seq_rows(rows, 8, 40, 1);
 	r = publish(a, 0, 0, rows, 8);
 	CU_ASSERT_FATAL(r > t && r > b->last_v);
 	CU_ASSERT_FATAL(sim_run_quiet(&s, 20000));
@@ -1731,9 +1767,7 @@ static void test_rollback_reinfection(void)
 	CU_ASSERT_NOT_EQUAL(cs_bad, cs_good);
 
 	/* A and C roll back; B does not. */
-	memset(&pc, 0, sizeof(pc));
-	s.tap = pull_count_tap;
-	s.tap_arg = &pc;
+	count_pulls(&s, &pc);
 	CU_ASSERT_EQUAL(node_rollback(a, t, r, 1, NULL), FR_OK);
 	CU_ASSERT_EQUAL(node_rollback(c, t, r, 1, NULL), FR_OK);
 	CU_ASSERT_EQUAL(csum(a), cs_good);
@@ -1783,8 +1817,7 @@ static void test_rollback_reinfection(void)
 	}
 	for (uint32_t i = 0; i < 3; i++)
 		CU_ASSERT_EQUAL(s.nodes[i].revoked_offered, 0);
-	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
-	sim_fini(&s);
+	sim_end(&s);
 }
 
 /*
@@ -1802,18 +1835,14 @@ static void test_rollback_reinfection(void)
 static void run_repair(bool fresh_only, uint64_t seed)
 {
 	struct shard_model_def def;
-	struct gossip_config cfg = test_cfg();
-	struct shard_store_opts opts[2];
 	struct pull_count pc;
 	struct sim s;
 	struct node *a, *b;
 	uint64_t rows[128], t, r, cs_good, done = 1;
 	uint32_t n = 0, nreset_a = 1, nreset_b = 0;
 
-	make_def(&def, "m", 1, 1, 256, 4, 8);
-	opts[0] = undo_opts(1 << 20);
-	opts[1] = undo_opts(100);             /* 32-byte header + 16 bytes */
-	sim_init_opts(&s, 2, &def, 1, &cfg, seed, opts);
+	/* B: a 32-byte header + 16 bytes. */
+	rollback_sim(&s, &def, 2, seed, (const uint64_t[]){ 1 << 20, 100 });
 	a = &s.nodes[0];
 	b = &s.nodes[1];
 	sim_connect_all(&s);
@@ -1861,9 +1890,7 @@ static void run_repair(bool fresh_only, uint64_t seed)
 		CU_ASSERT_NOT_EQUAL(csum(b), cs_good);  /* zeroed rows */
 	}
 
-	memset(&pc, 0, sizeof(pc));
-	s.tap = pull_count_tap;
-	s.tap_arg = &pc;
+	count_pulls(&s, &pc);
 	CU_ASSERT(sim_run_repaired(&s, 1, 20000));
 	CU_ASSERT_EQUAL(gossip_repairs_pending(b->g, &done), 0);
 	CU_ASSERT_EQUAL(done, nreset_b);
@@ -1878,8 +1905,7 @@ static void run_repair(bool fresh_only, uint64_t seed)
 	CU_ASSERT_EQUAL(csum(b), cs_good);
 	CU_ASSERT_EQUAL(a->revoked_offered, 0);
 	CU_ASSERT_EQUAL(b->revoked_offered, 0);
-	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
-	sim_fini(&s);
+	sim_end(&s);
 }
 
 static void test_rollback_repair(void)
@@ -1896,22 +1922,16 @@ static void test_rollback_repair(void)
 static void test_rollback_dominated(void)
 {
 	struct shard_model_def def;
-	struct gossip_config cfg = test_cfg();
-	struct shard_store_opts opts[2];
 	struct pull_count pc;
 	struct sim s;
 	struct node *a, *b;
 	uint64_t rows[64], t, r, cs_good, done = 0;
 
-	make_def(&def, "m", 1, 1, 256, 4, 8);
-	opts[0] = undo_opts(1 << 20);
-	opts[1] = undo_opts(1 << 20);
-	sim_init_opts(&s, 2, &def, 1, &cfg, 81, opts);
+	rollback_sim(&s, &def, 2, 81, (const uint64_t[]){ 1 << 20, 1 << 20 });
 	a = &s.nodes[0];
 	b = &s.nodes[1];
 	sim_connect_all(&s);
-	for (uint32_t i = 0; i < 64; i++)
-		rows[i] = i;
+	seq_rows(rows, 64, 0, 1);
 	t = publish(a, 0, 0, rows, 64);
 	CU_ASSERT_FATAL(sim_run_quiet(&s, 20000));
 	cs_good = csum(a);
@@ -1925,9 +1945,7 @@ static void test_rollback_dominated(void)
 	CU_ASSERT_EQUAL(gossip_repairs_pending(a->g, NULL), 0);
 
 	/* A moves ahead on shards 0..3: B is dominated everywhere. */
-	memset(&pc, 0, sizeof(pc));
-	s.tap = pull_count_tap;
-	s.tap_arg = &pc;
+	count_pulls(&s, &pc);
 	s.now += 10;
 	publish(a, 0, 0, rows, 4);
 	CU_ASSERT(sim_run_quiet(&s, 20000));
@@ -1938,7 +1956,7 @@ static void test_rollback_dominated(void)
 	/* A repair flag on A's shard 6 alone, while A moves ahead on
 	 * shards 4 and 5: A pulls shard 6 from B (same epoch) and nothing
 	 * else. */
-	memset(&pc, 0, sizeof(pc));
+	count_pulls(&s, &pc);
 	CU_ASSERT_EQUAL(gossip_shard_repair(a->g, a->st[0], 0, 6), FR_OK);
 	CU_ASSERT_EQUAL(gossip_shard_repair(a->g, a->st[0], 0, 6), FR_OK);
 	CU_ASSERT_EQUAL(gossip_repairs_pending(a->g, NULL), 1);
@@ -1960,8 +1978,7 @@ static void test_rollback_dominated(void)
 	CU_ASSERT_EQUAL(pc.shards[0][1], 1ull << 6);
 	CU_ASSERT_EQUAL(pc.shards[1][0], 0x30);
 	CU_ASSERT(sim_converged(&s));
-	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
-	sim_fini(&s);
+	sim_end(&s);
 }
 
 /* ----------------------------------------------------------------------
@@ -1976,9 +1993,7 @@ struct budget_log {
 	uint32_t min_budget, max_budget;
 };
 
-static void budget_tap(struct sim *s, uint32_t src, uint32_t dst,
-		       uint16_t type, const uint8_t *frame, uint32_t len,
-		       void *arg)
+static TAP_FN(budget_tap)
 {
 	struct budget_log *bl = arg;
 	uint32_t budget, shard;
@@ -2045,7 +2060,6 @@ static uint64_t repair_budget_setup(struct sim *s,
 				    uint64_t seed, uint64_t window)
 {
 	struct shard_model_def def;
-	struct shard_store_opts opts[2];
 	struct node *a, *b;
 	uint64_t rows[402], t, r, cs_good;
 	uint32_t n = 0, nreset = 0;
@@ -2053,10 +2067,10 @@ static uint64_t repair_budget_setup(struct sim *s,
 	make_def(&def, "m", 1, 1, 2048, 16, 4);
 	/* A's ring so large that it takes its first vector checkpoint after
 	 * every write here (one every max_recs/32 pushes), so its rollback
-	 * clamps the vectors all the way down. */
-	opts[0] = undo_opts(1 << 24);
-	opts[1] = undo_opts(100);             /* one 96-byte record */
-	sim_init_opts(s, 2, &def, 1, cfg, seed, opts);
+	 * clamps the vectors all the way down.  B's holds one 96-byte
+	 * record. */
+	sim_init_undo(s, 2, &def, cfg, seed,
+		      (const uint64_t[]){ 1 << 24, 100 });
 	a = &s->nodes[0];
 	b = &s->nodes[1];
 	sim_connect_all(s);
@@ -2064,13 +2078,11 @@ static uint64_t repair_budget_setup(struct sim *s,
 		CU_ASSERT_EQUAL(gossip_peer_set_window(b->g, a->id, window),
 				FR_OK);
 	for (uint32_t k = 0; k < 10; k++) {
-		for (uint32_t i = 0; i < 30; i++)
-			rows[i] = (uint64_t)(k * 30 + i) * 4;       /* shard 0 */
+		seq_rows(rows, 30, (uint64_t)k * 120, 4);   /* shard 0 */
 		publish(a, 0, 0, rows, 30);
 		s->now += 2;
 	}
-	for (uint32_t i = 0; i < 100; i++)
-		rows[i] = (uint64_t)i * 4 + 1;                      /* shard 1 */
+	seq_rows(rows, 100, 1, 4);   /* shard 1 */
 	t = publish(a, 0, 0, rows, 100);
 	CU_ASSERT_FATAL(sim_run_quiet(s, 20000));
 	cs_good = csum(a);
@@ -2155,8 +2167,7 @@ static void test_repair_thin_window(void)
 	{
 		uint64_t rows[100];
 
-		for (uint32_t i = 0; i < 100; i++)
-			rows[i] = (uint64_t)i * 4 + 2;
+		seq_rows(rows, 100, 2, 4);
 		s.now += 10;
 		publish(a, 0, 0, rows, 100);
 	}
@@ -2167,8 +2178,7 @@ static void test_repair_thin_window(void)
 	CU_ASSERT_EQUAL(csum(a), csum(b));
 	CU_ASSERT_EQUAL(gossip_repairs_pending(b->g, &done), 0);
 	CU_ASSERT_EQUAL(done, 2);
-	CU_ASSERT_EQUAL(s.on_frame_errors, 0);
-	sim_fini(&s);
+	sim_end(&s);
 }
 
 /*
@@ -2225,21 +2235,6 @@ static void test_repair_over_budget(void)
 	sim_fini(&s);
 }
 
-/* The newest PULL in v's output: its request id and budget (0 if none). */
-static uint64_t victim_take_pull(struct victim *v, uint32_t *budget)
-{
-	struct gossip_output o;
-	uint64_t req = 0;
-
-	while (gossip_next_output(v->g, &o)) {
-		if (o.type == GOSSIP_PULL) {
-			memcpy(&req, o.frame.data + 24, 8);
-			memcpy(budget, o.frame.data + 24 + 8, 4);
-		}
-		fr_wbuf_fini(&o.frame);
-	}
-	return req;
-}
 
 /*
  * PULL_REPLY flag MORE on the wire: without LAST it is corrupt; with LAST
@@ -2249,29 +2244,16 @@ static uint64_t victim_take_pull(struct victim *v, uint32_t *budget)
 static void test_reply_more(void)
 {
 	struct shard_model_def def;
-	struct gossip_config cfg = test_cfg();
 	struct capture cap = { .want_src = { 1, 0, 2, 1 } };
 	struct gossip_stats a, b;
 	struct victim v;
-	struct sim s;
-	uint64_t rows[40], req, cs_src, done = 0;
+	uint64_t req, cs_src, done = 0;
 	uint32_t budget = 0, flags;
 	const uint8_t *dg, *rp;
 	uint32_t ldg, lrp;
 	uint8_t *m;
 
-	make_def(&def, "m", 1, 1, 256, 4, 2);
-	sim_init(&s, 2, &def, 1, &cfg, 23);
-	s.tap = capture_tap;
-	s.tap_arg = &cap;
-	sim_connect_all(&s);
-	sim_run_for(&s, 100);
-	for (uint32_t i = 0; i < 40; i++)
-		rows[i] = i * 2;                  /* all in shard 0 */
-	publish(&s.nodes[0], 0, 0, rows, 40);
-	CU_ASSERT(sim_run_quiet(&s, 5000));
-	cs_src = csum(&s.nodes[0]);
-	sim_fini(&s);
+	cs_src = capture_session(&def, &cap, 23);
 	CU_ASSERT_FATAL(cap.f[0] && cap.f[3]);
 	dg = cap.f[0] + 24;
 	ldg = cap.len[0] - 24;
@@ -2294,10 +2276,7 @@ static void test_reply_more(void)
 	expect_bad(&v, GOSSIP_PULL_REPLY, m, lrp, FR_ERR_CORRUPT, "reply flag bit 5");
 	/* LAST|MORE decodes: a reply to no pull is merely stale. */
 	put32(m + 8, 0x11);
-	gossip_get_stats(v.g, &a);
-	CU_ASSERT_EQUAL(feed(&v, GOSSIP_PULL_REPLY, m, lrp), FR_OK);
-	gossip_get_stats(v.g, &b);
-	CU_ASSERT_EQUAL(b.bad_frames, a.bad_frames);
+	expect_taken(&v, GOSSIP_PULL_REPLY, m, lrp, &a, &b);
 	CU_ASSERT_EQUAL(b.stale_replies, a.stale_replies + 1);
 
 	/* A repair of shard 0: the pull asks for the whole budget (16 MiB
@@ -2308,13 +2287,9 @@ static void test_reply_more(void)
 	req = victim_take_pull(&v, &budget);
 	CU_ASSERT_FATAL(req != 0);
 	CU_ASSERT_EQUAL(budget, 16u << 20);
-	memcpy(m, rp, lrp);
-	memcpy(m, &req, 8);
+	reply_to(m, rp, lrp, req);
 	put32(m + 8, 0x11);
-	gossip_get_stats(v.g, &a);
-	CU_ASSERT_EQUAL(feed(&v, GOSSIP_PULL_REPLY, m, lrp), FR_OK);
-	gossip_get_stats(v.g, &b);
-	CU_ASSERT_EQUAL(b.bad_frames, a.bad_frames);
+	expect_taken(&v, GOSSIP_PULL_REPLY, m, lrp, &a, &b);
 	CU_ASSERT_EQUAL(b.pulls_done, a.pulls_done + 1);
 	CU_ASSERT_EQUAL(b.rows_applied, a.rows_applied + 40);
 	CU_ASSERT_EQUAL(shard_store_table_checksum(v.st, 0), cs_src);
@@ -2330,8 +2305,7 @@ static void test_reply_more(void)
 	}
 	CU_ASSERT_FATAL(req != 0);
 	CU_ASSERT_EQUAL(budget, 16u << 20);
-	memcpy(m, rp, lrp);
-	memcpy(m, &req, 8);
+	reply_to(m, rp, lrp, req);
 	CU_ASSERT_EQUAL(feed(&v, GOSSIP_PULL_REPLY, m, lrp), FR_OK);
 	CU_ASSERT_EQUAL(gossip_repairs_pending(v.g, &done), 0);
 	CU_ASSERT_EQUAL(done, 1);

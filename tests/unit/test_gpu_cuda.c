@@ -180,6 +180,27 @@ static void pair_restore(struct pair *p, const uint64_t *ids,
 	CU_ASSERT_EQUAL(gpu_restore(p->cpu, ids, vals, n), FR_OK);
 }
 
+/* A batch of room for n entries of rb-byte rows: ids, versions, values. */
+struct batch {
+	uint64_t *ids, *vers;
+	uint8_t *vals;
+};
+
+static void batch_new(struct batch *b, size_t n, size_t rb)
+{
+	b->ids = malloc(n * sizeof(*b->ids));
+	b->vers = malloc(n * sizeof(*b->vers));
+	b->vals = malloc(n * rb);
+	CU_ASSERT_FATAL(b->ids && b->vers && b->vals);
+}
+
+static void batch_free(struct batch *b)
+{
+	free(b->vals);
+	free(b->vers);
+	free(b->ids);
+}
+
 /* ------------------------------------------------------------------------
  * Tests
  * ---------------------------------------------------------------------- */
@@ -226,48 +247,41 @@ static void test_random_vs_cpu(void)
 
 	for (k = 0; k < NSHAPES; k++) {
 		struct pair p;
-		size_t cap, rb;
-		uint64_t *ids, *vers;
-		uint8_t *vals;
+		struct batch b;
+		size_t cap;
 
 		pair_new(&p, shapes[k].name, shapes[k].rows, shapes[k].dim,
 			 shapes[k].dtype);
-		rb = p.rb;
 		cap = 2 * (size_t)p.rows;
-		ids = malloc(cap * sizeof(*ids));
-		vers = malloc(cap * sizeof(*vers));
-		vals = malloc(cap * rb);
-		CU_ASSERT_FATAL(ids && vers && vals);
+		batch_new(&b, cap, p.rb);
 		for (round = 0; round < 24; round++) {
 			size_t n = 1 + rng(&seed) % cap;
 			unsigned kind = (unsigned)(round % 4);
 			uint64_t span = 1 + rng(&seed) % p.rows;
 
 			for (i = 0; i < n; i++) {
-				ids[i] = rng(&seed) % span;
-				vers[i] = kind == 2 ? i / 3 : rng(&seed) % 5;
+				b.ids[i] = rng(&seed) % span;
+				b.vers[i] = kind == 2 ? i / 3 : rng(&seed) % 5;
 			}
-			fill_values(&seed, vals, n, p.dim, p.dtype);
+			fill_values(&seed, b.vals, n, p.dim, p.dtype);
 			switch (kind) {
 			case 0:   /* versions in no order, ties */
-				pair_apply(&p, ids, vers, vals, n);
+				pair_apply(&p, b.ids, b.vers, b.vals, n);
 				break;
 			case 1:   /* no versions: later entries win */
-				pair_apply(&p, ids, NULL, vals, n);
+				pair_apply(&p, b.ids, NULL, b.vals, n);
 				break;
 			case 2:   /* rising versions with ties */
-				pair_apply(&p, ids, vers, vals, n);
+				pair_apply(&p, b.ids, b.vers, b.vals, n);
 				break;
 			default:
-				pair_restore(&p, ids, vals, n);
+				pair_restore(&p, b.ids, b.vals, n);
 				break;
 			}
 			pair_expect(&p, round % 6 == 5);
 		}
 		pair_expect(&p, true);
-		free(vals);
-		free(vers);
-		free(ids);
+		batch_free(&b);
 		pair_free(&p);
 	}
 }
@@ -322,61 +336,60 @@ static void test_large_batches(void)
 	const uint64_t rows = 262144;     /* x 256 B = 64 MiB */
 	const size_t n = 150000;          /* x 256 B = 37.5 MiB */
 	struct pair p;
-	uint64_t seed = 0xfeed, *ids = malloc(n * sizeof(*ids));
-	uint64_t *vers = malloc(n * sizeof(*vers));
-	uint8_t *vals = malloc(n * 256), *out = malloc(256);
+	struct batch b;
+	uint64_t seed = 0xfeed;
+	uint8_t *out = malloc(256);
 	size_t i;
 
-	CU_ASSERT_FATAL(ids && vers && vals && out);
+	CU_ASSERT_FATAL(out != NULL);
+	batch_new(&b, n, 256);
 	pair_new(&p, "large", rows, 64, GPU_F32);
 	pair_expect(&p, false);   /* zero, 64 MiB through the checksum */
 
 	/* Distinct rows, random order. */
 	for (i = 0; i < n; i++) {
-		ids[i] = (i * 104729u) % rows;
-		vers[i] = i;
+		b.ids[i] = (i * 104729u) % rows;
+		b.vers[i] = i;
 	}
-	fill_values(&seed, vals, n, 64, GPU_F32);
-	pair_apply(&p, ids, vers, vals, n);
+	fill_values(&seed, b.vals, n, 64, GPU_F32);
+	pair_apply(&p, b.ids, b.vers, b.vals, n);
 	pair_expect(&p, true);
 
 	/* In order, each row of 0..50000 three times, 50000 entries apart:
 	 * the copies land in different chunks; the last must win. */
 	for (i = 0; i < n; i++) {
-		ids[i] = i % 50000;
-		vers[i] = 10 + i;
+		b.ids[i] = i % 50000;
+		b.vers[i] = 10 + i;
 	}
-	fill_values(&seed, vals, n, 64, GPU_F32);
-	pair_apply(&p, ids, vers, vals, n);
-	CU_ASSERT_EQUAL(gpu_gather(p.gpu, &ids[7], 1, out), FR_OK);
-	CU_ASSERT(memcmp(out, vals + (100000 + 7) * 256, 256) == 0);
+	fill_values(&seed, b.vals, n, 64, GPU_F32);
+	pair_apply(&p, b.ids, b.vers, b.vals, n);
+	CU_ASSERT_EQUAL(gpu_gather(p.gpu, &b.ids[7], 1, out), FR_OK);
+	CU_ASSERT(memcmp(out, b.vals + (100000 + 7) * 256, 256) == 0);
 	pair_expect(&p, true);
 
 	/* Versions falling: the first copy wins although a later chunk
 	 * writes the row again. */
 	for (i = 0; i < n; i++)
-		vers[i] = n - i;
-	fill_values(&seed, vals, n, 64, GPU_F32);
-	pair_apply(&p, ids, vers, vals, n);
-	CU_ASSERT_EQUAL(gpu_gather(p.gpu, &ids[7], 1, out), FR_OK);
-	CU_ASSERT(memcmp(out, vals + 7 * 256, 256) == 0);
+		b.vers[i] = n - i;
+	fill_values(&seed, b.vals, n, 64, GPU_F32);
+	pair_apply(&p, b.ids, b.vers, b.vals, n);
+	CU_ASSERT_EQUAL(gpu_gather(p.gpu, &b.ids[7], 1, out), FR_OK);
+	CU_ASSERT(memcmp(out, b.vals + 7 * 256, 256) == 0);
 	pair_expect(&p, true);
 
 	/* Random repeats, no versions; then a large restore. */
 	for (i = 0; i < n; i++)
-		ids[i] = rng(&seed) % rows;
-	fill_values(&seed, vals, n, 64, GPU_F32);
-	pair_apply(&p, ids, NULL, vals, n);
+		b.ids[i] = rng(&seed) % rows;
+	fill_values(&seed, b.vals, n, 64, GPU_F32);
+	pair_apply(&p, b.ids, NULL, b.vals, n);
 	pair_expect(&p, false);
-	fill_values(&seed, vals, n, 64, GPU_F32);
-	pair_restore(&p, ids, vals, n);
+	fill_values(&seed, b.vals, n, 64, GPU_F32);
+	pair_restore(&p, b.ids, b.vals, n);
 	pair_expect(&p, true);
 
 	pair_free(&p);
+	batch_free(&b);
 	free(out);
-	free(vals);
-	free(vers);
-	free(ids);
 }
 
 /* A bad id anywhere in a multi-chunk batch refuses the whole batch before
@@ -386,47 +399,48 @@ static void test_range_writes_nothing(void)
 	const uint64_t rows = 100000;
 	const size_t n = 80000;           /* x 512 B: five chunks */
 	struct pair p;
-	uint64_t seed = 5, before, *ids = malloc(n * sizeof(*ids));
-	uint8_t *vals = malloc(n * 512), *out = malloc(2 * 512);
+	struct batch b;
+	uint64_t seed = 5, before;
+	uint8_t *out = malloc(2 * 512);
 	size_t i;
 	int clean = 1;
 
-	CU_ASSERT_FATAL(ids && vals && out);
+	CU_ASSERT_FATAL(out != NULL);
+	batch_new(&b, n, 512);
 	pair_new(&p, "range", rows, 128, GPU_F32);
 	for (i = 0; i < n; i++)
-		ids[i] = i;
-	fill_values(&seed, vals, n, 128, GPU_F32);
-	pair_apply(&p, ids, NULL, vals, n);
+		b.ids[i] = i;
+	fill_values(&seed, b.vals, n, 128, GPU_F32);
+	pair_apply(&p, b.ids, NULL, b.vals, n);
 	before = sum_of(p.gpu);
 
-	fill_values(&seed, vals, n, 128, GPU_F32);
-	ids[n - 1] = rows;
-	CU_ASSERT_EQUAL(gpu_apply(p.gpu, ids, NULL, vals, n), FR_ERR_RANGE);
+	fill_values(&seed, b.vals, n, 128, GPU_F32);
+	b.ids[n - 1] = rows;
+	CU_ASSERT_EQUAL(gpu_apply(p.gpu, b.ids, NULL, b.vals, n), FR_ERR_RANGE);
 	CU_ASSERT_PTR_NOT_NULL(strstr(fr_errmsg(), "range"));
-	CU_ASSERT_EQUAL(gpu_restore(p.gpu, ids, vals, n), FR_ERR_RANGE);
-	ids[n - 1] = n - 1;
-	ids[n / 2] = UINT64_MAX;
-	CU_ASSERT_EQUAL(gpu_apply(p.gpu, ids, NULL, vals, n), FR_ERR_RANGE);
+	CU_ASSERT_EQUAL(gpu_restore(p.gpu, b.ids, b.vals, n), FR_ERR_RANGE);
+	b.ids[n - 1] = n - 1;
+	b.ids[n / 2] = UINT64_MAX;
+	CU_ASSERT_EQUAL(gpu_apply(p.gpu, b.ids, NULL, b.vals, n), FR_ERR_RANGE);
 	CU_ASSERT_EQUAL(sum_of(p.gpu), before);
 	CU_ASSERT_EQUAL(sum_of(p.gpu), sum_of(p.cpu));
 
-	ids[0] = 3;
-	ids[1] = rows + 1;
+	b.ids[0] = 3;
+	b.ids[1] = rows + 1;
 	memset(out, 0x3c, 2 * 512);
-	CU_ASSERT_EQUAL(gpu_gather(p.gpu, ids, 2, out), FR_ERR_RANGE);
+	CU_ASSERT_EQUAL(gpu_gather(p.gpu, b.ids, 2, out), FR_ERR_RANGE);
 	for (i = 0; i < 2 * 512; i++)
 		clean &= out[i] == 0x3c;
 	CU_ASSERT(clean);
 
 	/* Still healthy: the next batch applies. */
-	ids[n / 2] = n / 2;
-	ids[1] = 1;
-	pair_apply(&p, ids, NULL, vals, n);
+	b.ids[n / 2] = n / 2;
+	b.ids[1] = 1;
+	pair_apply(&p, b.ids, NULL, b.vals, n);
 	pair_expect(&p, true);
 	pair_free(&p);
+	batch_free(&b);
 	free(out);
-	free(vals);
-	free(ids);
 }
 
 static void test_refusals(void)
@@ -560,20 +574,20 @@ static void test_free_with_work_queued(void)
 	};
 	enum fr_err e = FR_ERR_INVAL;
 	struct gpu_table *t = gpu_table_new(cu_be, &d, &e);
-	uint64_t seed = 9, *ids = malloc(100000 * sizeof(*ids));
-	uint8_t *vals = malloc(100000 * 256);
+	uint64_t seed = 9;
+	struct batch b;
 	size_t i;
 
 	CU_ASSERT_EQUAL_FATAL(e, FR_OK);
-	CU_ASSERT_FATAL(ids && vals);
+	batch_new(&b, 100000, 256);
 	for (i = 0; i < 100000; i++)
-		ids[i] = 99999 - i;
-	fill_values(&seed, vals, 100000, 64, GPU_F32);
+		b.ids[i] = 99999 - i;
+	fill_values(&seed, b.vals, 100000, 64, GPU_F32);
 	for (i = 0; i < 4; i++)
-		CU_ASSERT_EQUAL(gpu_apply(t, ids, NULL, vals, 100000), FR_OK);
+		CU_ASSERT_EQUAL(gpu_apply(t, b.ids, NULL, b.vals, 100000),
+				FR_OK);
 	gpu_table_free(t);
-	free(vals);
-	free(ids);
+	batch_free(&b);
 }
 
 /* The benchmark's scatter (gpu_cuda_bench_scatter): the ids it copies to

@@ -121,19 +121,38 @@ static void expect_load_fail(const char *text, const char *const *needles)
 #define LOAD_FAILS(text, ...)                                               \
 	expect_load_fail(text, (const char *const[]){ __VA_ARGS__, NULL })
 
+/* The [node] section's scalars of c. */
+static void expect_node(const struct config *c, uint32_t id, const char *dc,
+			const char *cluster, const char *data_dir,
+			enum fr_log_level level, const char *backend)
+{
+	CU_ASSERT_EQUAL(c->node_id, id);
+	CU_ASSERT_STRING_EQUAL(c->dc, dc);
+	CU_ASSERT_STRING_EQUAL(c->cluster, cluster);
+	CU_ASSERT_STRING_EQUAL(c->data_dir, data_dir);
+	CU_ASSERT_EQUAL(c->log_level, level);
+	CU_ASSERT_STRING_EQUAL(c->backend, backend);
+}
+
+/* Model i of c: its name, shards, priority and (a fatal check) number of
+ * tables. */
+static void expect_model(const struct config *c, uint32_t i, const char *name,
+			 uint32_t shards, uint32_t priority, uint32_t ntables)
+{
+	CU_ASSERT_STRING_EQUAL(c->models[i].name, name);
+	CU_ASSERT_EQUAL(c->models[i].shards, shards);
+	CU_ASSERT_EQUAL(c->models[i].priority, priority);
+	CU_ASSERT_EQUAL_FATAL(c->models[i].ntables, ntables);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static void test_defaults(void)
 {
 	struct config *c = cfg_new();
 
-	CU_ASSERT_EQUAL(c->node_id, 0);
-	CU_ASSERT_STRING_EQUAL(c->dc, "dc1");
-	CU_ASSERT_STRING_EQUAL(c->cluster, "freshet");
+	expect_node(c, 0, "dc1", "freshet", "", FR_LOG_INFO, "auto");
 	CU_ASSERT_EQUAL(c->listen.port, 0);
-	CU_ASSERT_STRING_EQUAL(c->data_dir, "");
-	CU_ASSERT_EQUAL(c->log_level, FR_LOG_INFO);
-	CU_ASSERT_STRING_EQUAL(c->backend, "auto");
 	CU_ASSERT_EQUAL(c->max_frame_mb, 64);
 	CU_ASSERT_EQUAL(c->publish_queue_max, 1024);
 	CU_ASSERT_EQUAL(c->retry_after_ms, 50);
@@ -212,15 +231,11 @@ static void test_full_roundtrip(void)
 
 	CU_ASSERT_EQUAL_FATAL(load_text(full_text, c), FR_OK);
 	CU_ASSERT_EQUAL(config_validate(c), FR_OK);
-	CU_ASSERT_EQUAL(c->node_id, 4294967294u);
-	CU_ASSERT_STRING_EQUAL(c->dc, "eu-west.1");
-	CU_ASSERT_STRING_EQUAL(c->cluster, "prod_A");
+	expect_node(c, 4294967294u, "eu-west.1", "prod_A",
+		    "/var/lib/freshet/node 1", FR_LOG_DEBUG, "cpu");
 	CU_ASSERT_STRING_EQUAL(c->listen.host, "::1");
 	CU_ASSERT_EQUAL(c->listen.port, 7001);
 	CU_ASSERT_STRING_EQUAL(c->admin.host, "localhost");
-	CU_ASSERT_STRING_EQUAL(c->data_dir, "/var/lib/freshet/node 1");
-	CU_ASSERT_EQUAL(c->log_level, FR_LOG_DEBUG);
-	CU_ASSERT_STRING_EQUAL(c->backend, "cpu");
 	CU_ASSERT_EQUAL(c->max_inflight_mb, 4096);
 	CU_ASSERT_EQUAL(c->publish_queue_max, 1);
 	CU_ASSERT_EQUAL(c->undo_kb_per_shard, 0);
@@ -231,10 +246,7 @@ static void test_full_roundtrip(void)
 	CU_ASSERT_EQUAL(c->peers[1].addr.port, 65535);
 	CU_ASSERT_STRING_EQUAL(c->peers[2].addr.host, "node-3.example.com");
 	CU_ASSERT_EQUAL_FATAL(c->nmodels, 2);
-	CU_ASSERT_STRING_EQUAL(c->models[0].name, "ctr");
-	CU_ASSERT_EQUAL(c->models[0].shards, 16);
-	CU_ASSERT_EQUAL(c->models[0].priority, 1);
-	CU_ASSERT_EQUAL_FATAL(c->models[0].ntables, 3);
+	expect_model(c, 0, "ctr", 16, 1, 3);
 	CU_ASSERT_STRING_EQUAL(c->models[0].tables[1].name, "items");
 	CU_ASSERT_EQUAL(c->models[0].tables[1].rows, 50000);
 	CU_ASSERT_EQUAL(c->models[0].tables[1].dim, 32);
@@ -642,7 +654,7 @@ static void test_overrides(void)
 		{ "zookeeper.hosts=a:1,,b:2", "server ''", "[/chroot]" },
 		{ "zookeeper.hosts=a:1/", "chroot '/' is the root", "[/chroot]" },
 		{ "zookeeper.hosts=a:1/x//y", "chroot '/x//y': empty path segment", "[/chroot]" },
-		{ "zookeeper.hosts=a:1/x y", "chroot '/x y': byte ' '", "[/chroot]" },
+		{ "zookeeper.hosts=a:1/x y", "chroot '/x y': byte 0x20", "[/chroot]" },
 		{ "zookeeper.hosts=a:99999", "server 'a:99999'", "[/chroot]" },
 		{ "zookeeper.session_timeout_ms=999", "--zookeeper.session_timeout_ms:", "1000..120000" },
 		{ "zookeeper.candidate=maybe", "--zookeeper.candidate: 'maybe' is not allowed", "yes|no" },
@@ -770,10 +782,7 @@ static void test_example_file(void)
 	CU_ASSERT_EQUAL(config_validate(c), FR_OK);
 	CU_ASSERT_EQUAL(c->npeers, 2);
 	CU_ASSERT_EQUAL_FATAL(c->nmodels, 1);
-	CU_ASSERT_STRING_EQUAL(c->models[0].name, "ctr");
-	CU_ASSERT_EQUAL(c->models[0].shards, 16);
-	CU_ASSERT_EQUAL(c->models[0].priority, 1);
-	CU_ASSERT_EQUAL_FATAL(c->models[0].ntables, 2);
+	expect_model(c, 0, "ctr", 16, 1, 2);
 	CU_ASSERT_STRING_EQUAL(c->models[0].tables[0].name, "users");
 	CU_ASSERT_EQUAL(c->models[0].tables[1].dtype, SHARD_F16);
 	free(c);

@@ -81,16 +81,12 @@ static void tbatch_make(struct tbatch *t, enum shard_dtype dt, uint32_t dim,
 		t->covers[i].origin = i * 3 + 1;
 		t->covers[i].version = rng();
 	}
-	t->b.table = 2;
-	t->b.shard = 3;
-	t->b.n = n;
-	t->b.rows = t->rows;
-	t->b.versions = t->versions;
-	t->b.origins = t->origins;
-	t->b.significance = t->sig;
-	t->b.values = t->values;
-	t->b.ncovers = ncovers;
-	t->b.covers = t->covers;
+	t->b = (struct shard_batch){
+		.table = 2, .shard = 3, .n = n,
+		.rows = t->rows, .versions = t->versions, .origins = t->origins,
+		.significance = t->sig, .values = t->values,
+		.ncovers = ncovers, .covers = t->covers,
+	};
 }
 
 static void tbatch_free(struct tbatch *t)
@@ -548,8 +544,7 @@ static void test_batch_malformed(void)
 	static const struct bad_case cases[] = {
 		{ "n past the bytes", 16, 4, 12, 0, FR_ERR_TRUNC, "'n'" },
 		{ "n huge", 16, 4, 0xffffffffu, 0, FR_ERR_TRUNC, "'n'" },
-		{ "ncovers huge", 20, 4, 0xffffffffu, 0, FR_ERR_RANGE,
-		  "'ncovers'" },
+		{ "ncovers huge", 20, 4, 0xffffffffu, 0, FR_ERR_RANGE, "'ncovers'" },
 		{ "ncovers 257", 20, 4, 257, 0, FR_ERR_RANGE, "'ncovers'" },
 		{ "ncovers past the bytes", 20, 4, 200, 0, FR_ERR_TRUNC, "" },
 		{ "dtype 0", 1, 1, 0, 0, FR_ERR_CORRUPT, "'dtype'" },
@@ -559,19 +554,15 @@ static void test_batch_malformed(void)
 		{ "dim larger", 4, 4, 5, 0, FR_ERR_TRUNC, "'values'" },
 		{ "name_len 0", 0, 1, 0, 0, FR_ERR_RANGE, "'name_len'" },
 		{ "name_len 64", 0, 1, 64, 0, FR_ERR_RANGE, "'name_len'" },
-		{ "name control byte", 35, 1, 0x07, 0, FR_ERR_CORRUPT,
-		  "'model'" },
+		{ "name control byte", 35, 1, 0x07, 0, FR_ERR_CORRUPT, "'model'" },
 		{ "name high byte", 32, 1, 0xc3, 0, FR_ERR_CORRUPT, "'model'" },
 		{ "name pad", 45, 1, 1, 0, FR_ERR_CORRUPT, "'model'" },
 		{ "reserved0", 2, 2, 1, 0, FR_ERR_CORRUPT, "'reserved0'" },
 		{ "reserved1", 28, 4, 1, 0, FR_ERR_CORRUPT, "'reserved1'" },
 		{ "unknown flag", 24, 4, 3, 0, FR_ERR_CORRUPT, "'flags'" },
-		{ "significance flag dropped", 24, 4, 0, 0, FR_ERR_CORRUPT,
-		  "trailing" },
-		{ "cover reserved", 48 + 16 + 4, 4, 1, 0, FR_ERR_CORRUPT,
-		  "'covers[1].reserved'" },
-		{ "origins pad", 300, 1, 9, 0, FR_ERR_CORRUPT,
-		  "'origins'" },
+		{ "significance flag dropped", 24, 4, 0, 0, FR_ERR_CORRUPT, "trailing" },
+		{ "cover reserved", 48 + 16 + 4, 4, 1, 0, FR_ERR_CORRUPT, "'covers[1].reserved'" },
+		{ "origins pad", 300, 1, 9, 0, FR_ERR_CORRUPT, "'origins'" },
 		{ "trailing bytes", 0, 0, 0, 8, FR_ERR_CORRUPT, "trailing" },
 		{ "one trailing byte", 0, 0, 0, 1, FR_ERR_CORRUPT, "trailing" },
 		{ "short by 8", 0, 0, 0, -8, FR_ERR_TRUNC, "'values'" },

@@ -76,40 +76,43 @@ static void test_good_defs(void)
 	CU_ASSERT_EQUAL(shard_of_row(16, 8), 0);
 }
 
+/* d is refused with code and, unless detail is NULL, a detail containing
+ * it. */
+static void expect_refused(const struct shard_model_def *d, enum fr_err code,
+			   const char *detail)
+{
+	CU_ASSERT_EQUAL(shard_model_validate(d), code);
+	if (detail)
+		CU_ASSERT(errmsg_has(detail));
+}
+
+/* good_def() into the caller's d with one change (`edit`, a statement on
+ * d), refused as expect_refused says. */
+#define EXPECT_INVALID(edit, code, detail)                                  \
+	do {                                                                \
+		good_def(&d);                                               \
+		edit;                                                       \
+		expect_refused(&d, code, detail);                           \
+	} while (0)
+
 static void test_name_errors(void)
 {
 	struct shard_model_def d;
 
-	good_def(&d);
-	d.name[0] = '\0';
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("model is empty"));
-
-	good_def(&d);
-	memset(d.name, 'a', sizeof(d.name));    /* not terminated */
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("longer than 63"));
-
-	good_def(&d);
-	snprintf(d.name, sizeof(d.name), "bad/name");
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("0x2f"));
-
-	good_def(&d);
-	snprintf(d.tables[1].name, sizeof(d.tables[1].name), "sp ace");
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("model 'ranker.v2' table 1"));
-
-	good_def(&d);
-	d.tables[0].name[0] = '\0';
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("table 0 is empty"));
-
-	good_def(&d);
-	snprintf(d.tables[1].name, sizeof(d.tables[1].name), "users");
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_EXISTS);
-	CU_ASSERT(errmsg_has("duplicate table name 'users'"));
-
+	EXPECT_INVALID(d.name[0] = '\0', FR_ERR_INVAL, "model is empty");
+	/* Not terminated. */
+	EXPECT_INVALID(memset(d.name, 'a', sizeof(d.name)), FR_ERR_INVAL,
+		       "longer than 63");
+	EXPECT_INVALID(snprintf(d.name, sizeof(d.name), "bad/name"),
+		       FR_ERR_INVAL, "0x2f");
+	EXPECT_INVALID(snprintf(d.tables[1].name, sizeof(d.tables[1].name),
+				"sp ace"),
+		       FR_ERR_INVAL, "model 'ranker.v2' table 1");
+	EXPECT_INVALID(d.tables[0].name[0] = '\0', FR_ERR_INVAL,
+		       "table 0 is empty");
+	EXPECT_INVALID(snprintf(d.tables[1].name, sizeof(d.tables[1].name),
+				"users"),
+		       FR_ERR_EXISTS, "duplicate table name 'users'");
 	CU_ASSERT_EQUAL(shard_model_validate(NULL), FR_ERR_INVAL);
 }
 
@@ -117,49 +120,28 @@ static void test_range_errors(void)
 {
 	struct shard_model_def d;
 
-	good_def(&d);
-	d.ntables = 0;
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_RANGE);
-	CU_ASSERT(errmsg_has("ntables 0 out of range [1, 64]"));
-	d.ntables = SHARD_TABLES_MAX + 1;
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_RANGE);
-	CU_ASSERT(errmsg_has("ntables 65"));
-
-	good_def(&d);
-	d.shards = 0;
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_RANGE);
-	CU_ASSERT(errmsg_has("shards 0 out of range [1, 1048576]"));
-	d.shards = SHARD_SHARDS_MAX + 1;
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_RANGE);
-
-	good_def(&d);
-	d.tables[0].rows = 0;
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_RANGE);
-	CU_ASSERT(errmsg_has("table 'users': rows 0"));
-
-	good_def(&d);
-	d.tables[0].dim = 0;
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_RANGE);
-	CU_ASSERT(errmsg_has("model 'ranker.v2' table 'users': dim 0 out of range [1, 65536]"));
-	d.tables[0].dim = SHARD_DIM_MAX + 1;
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_RANGE);
-	CU_ASSERT(errmsg_has("dim 65537"));
-
-	good_def(&d);
-	d.tables[1].dtype = (enum shard_dtype)0;
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_INVAL);
-	CU_ASSERT(errmsg_has("table 'items-2_x': dtype 0 unknown"));
-
-	good_def(&d);
-	d.tables[0].rows = UINT64_MAX / 4;      /* * 16 * 4 overflows */
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_TOOBIG);
-	CU_ASSERT(errmsg_has("table 'users': rows*dim*4 overflows"));
-	d.tables[0].dim = 1;
-	d.tables[0].dtype = SHARD_F16;
+	EXPECT_INVALID(d.ntables = 0, FR_ERR_RANGE,
+		       "ntables 0 out of range [1, 64]");
+	EXPECT_INVALID(d.ntables = SHARD_TABLES_MAX + 1, FR_ERR_RANGE,
+		       "ntables 65");
+	EXPECT_INVALID(d.shards = 0, FR_ERR_RANGE,
+		       "shards 0 out of range [1, 1048576]");
+	EXPECT_INVALID(d.shards = SHARD_SHARDS_MAX + 1, FR_ERR_RANGE, NULL);
+	EXPECT_INVALID(d.tables[0].rows = 0, FR_ERR_RANGE,
+		       "table 'users': rows 0");
+	EXPECT_INVALID(d.tables[0].dim = 0, FR_ERR_RANGE,
+		       "model 'ranker.v2' table 'users': dim 0 out of range [1, 65536]");
+	EXPECT_INVALID(d.tables[0].dim = SHARD_DIM_MAX + 1, FR_ERR_RANGE,
+		       "dim 65537");
+	EXPECT_INVALID(d.tables[1].dtype = (enum shard_dtype)0, FR_ERR_INVAL,
+		       "table 'items-2_x': dtype 0 unknown");
+	/* rows * 16 * 4 overflows. */
+	EXPECT_INVALID(d.tables[0].rows = UINT64_MAX / 4, FR_ERR_TOOBIG,
+		       "table 'users': rows*dim*4 overflows");
 	/* rows*2 fits but the 12 bytes of version+origin per row do not. */
-	d.tables[0].rows = UINT64_MAX / 8;
-	CU_ASSERT_EQUAL(shard_model_validate(&d), FR_ERR_TOOBIG);
-	CU_ASSERT(errmsg_has("rows*dim*2 overflows"));
+	EXPECT_INVALID((d.tables[0].dim = 1, d.tables[0].dtype = SHARD_F16,
+			d.tables[0].rows = UINT64_MAX / 8),
+		       FR_ERR_TOOBIG, "rows*dim*2 overflows");
 }
 
 static void test_table_index(void)

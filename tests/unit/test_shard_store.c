@@ -46,14 +46,11 @@ static void tb_init(struct tb *t, uint32_t shard, uint32_t dim)
 	t->dim = dim;
 	t->vals = calloc(64, dim * sizeof(float));
 	CU_ASSERT_FATAL(t->vals != NULL);
-	t->b.table = 0;
-	t->b.shard = shard;
-	t->b.rows = t->rows;
-	t->b.versions = t->vers;
-	t->b.origins = t->orgs;
-	t->b.significance = t->sig;
-	t->b.values = t->vals;
-	t->b.covers = t->covers;
+	t->b = (struct shard_batch){
+		.table = 0, .shard = shard,
+		.rows = t->rows, .versions = t->vers, .origins = t->orgs,
+		.significance = t->sig, .values = t->vals, .covers = t->covers,
+	};
 }
 
 static void tb_fini(struct tb *t)
@@ -173,6 +170,16 @@ static uint64_t apply_ok(struct shard_store *st, const struct tb *t,
 	return r.applied;
 }
 
+/* Apply a batch of t's holding the one row (row, ver, org); returns how
+ * many rows were applied (0 or 1). */
+static uint64_t apply_row(struct shard_store *st, struct tb *t, uint64_t row,
+			  uint64_t ver, uint32_t org)
+{
+	t->b.n = 0;
+	tb_row(t, row, ver, org);
+	return apply_ok(st, t, NULL);
+}
+
 /* ----------------------------------------------------------------------
  * Version vectors
  * -------------------------------------------------------------------- */
@@ -229,8 +236,7 @@ static void test_lww(void)
 	expect_row(st, 5, 0, 0, 8);
 
 	tb_init(&t, 1, 8);
-	tb_row(&t, 5, 100, 2);
-	CU_ASSERT_EQUAL(apply_ok(st, &t, NULL), 1);
+	CU_ASSERT_EQUAL(apply_row(st, &t, 5, 100, 2), 1);
 	expect_row(st, 5, 100, 2, 8);
 
 	/* Older: stale.  Same (version, origin): stale. */
@@ -244,13 +250,9 @@ static void test_lww(void)
 	expect_row(st, 5, 100, 2, 8);
 
 	/* Equal version: the larger origin wins, the smaller loses. */
-	t.b.n = 0;
-	tb_row(&t, 5, 100, 1);
-	CU_ASSERT_EQUAL(apply_ok(st, &t, NULL), 0);
+	CU_ASSERT_EQUAL(apply_row(st, &t, 5, 100, 1), 0);
 	expect_row(st, 5, 100, 2, 8);
-	t.b.n = 0;
-	tb_row(&t, 5, 100, 3);
-	CU_ASSERT_EQUAL(apply_ok(st, &t, NULL), 1);
+	CU_ASSERT_EQUAL(apply_row(st, &t, 5, 100, 3), 1);
 	expect_row(st, 5, 100, 3, 8);
 
 	/* Newer wins whatever the origin. */
@@ -785,17 +787,6 @@ static void test_digest(void)
 
 static char tmpdir[512];
 
-static void make_tmpdir(void)
-{
-	const char *base = getenv("FRESHET_TEST_TMP");
-
-	if (!base || !*base)
-		base = "/tmp";
-	mkdir(base, 0755);
-	snprintf(tmpdir, sizeof(tmpdir), "%s/store.XXXXXX", base);
-	CU_ASSERT_FATAL(mkdtemp(tmpdir) != NULL);
-}
-
 static uint8_t *read_all(const char *path, size_t *len)
 {
 	struct stat sb;
@@ -848,7 +839,7 @@ static void test_snapshot(void)
 	enum fr_err err;
 	int nfull = 0;
 
-	make_tmpdir();
+	make_tmpdir(tmpdir, sizeof(tmpdir), "store");
 	snprintf(path, sizeof(path), "%s/snap", tmpdir);
 	snprintf(bad, sizeof(bad), "%s/bad", tmpdir);
 	make_def(&d, 300, 3, 5);
@@ -989,7 +980,6 @@ static const struct fr_unit_test tests[] = {
 
 int main(void)
 {
-	rng_state = 0x9e3779b97f4a7c15ull; /* this suite's random stream */
-	return fr_unit_main("shard_store", NULL, NULL, tests,
-			    FR_UNIT_COUNT(tests));
+	return shard_suite_main("shard_store", 0x9e3779b97f4a7c15ull, tests,
+				FR_UNIT_COUNT(tests));
 }

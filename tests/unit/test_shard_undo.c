@@ -623,17 +623,6 @@ static uint64_t newest_row(const struct shard_store *st, uint32_t s)
 
 static char tmpdir[512];
 
-static void make_tmpdir(void)
-{
-	const char *base = getenv("FRESHET_TEST_TMP");
-
-	if (!base || !*base)
-		base = "/tmp";
-	mkdir(base, 0755);
-	snprintf(tmpdir, sizeof(tmpdir), "%s/undo.XXXXXX", base);
-	CU_ASSERT_FATAL(mkdtemp(tmpdir) != NULL);
-}
-
 /* A fresh store's horizon is 0 while rings hold everything; a full ring
  * raises it to the newest record it forgot, and a rollback to exactly
  * that cut works while one just below it cannot.  Writes bigger than the
@@ -773,7 +762,7 @@ static void test_horizon_snapshot_floor(void)
 	enum fr_err err;
 	uint64_t lsn;
 
-	make_tmpdir();
+	make_tmpdir(tmpdir, sizeof(tmpdir), "undo");
 	snprintf(path, sizeof(path), "%s/snap", tmpdir);
 	make_def(&d, 32, 4, 4);
 	st = new_store(&d, 0, 1 << 16);
@@ -963,7 +952,7 @@ static void test_horizon_property(void)
 	struct prop_stats ps = { 0 };
 	char path[600];
 
-	make_tmpdir();
+	make_tmpdir(tmpdir, sizeof(tmpdir), "undo");
 	snprintf(path, sizeof(path), "%s/snap", tmpdir);
 	for (int trial = 0; trial < 300; trial++) {
 		struct shard_model_def d;
@@ -1329,7 +1318,6 @@ static const struct fr_unit_test tests[] = {
 
 int main(void)
 {
-	rng_state = 0x2545f4914f6cdd1dull; /* this suite's random stream */
-	return fr_unit_main("shard_undo", NULL, NULL, tests,
-			    FR_UNIT_COUNT(tests));
+	return shard_suite_main("shard_undo", 0x2545f4914f6cdd1dull, tests,
+				FR_UNIT_COUNT(tests));
 }

@@ -202,6 +202,18 @@ static enum fr_err small_check_cb(uint64_t lsn, const uint8_t *rec,
 	return FR_OK;
 }
 
+/* Replay dir after `after` into c, which expects lsn after + 1 first: it
+ * must work, visit `records` records and find every one as written. */
+static void replay_small(const char *dir, uint64_t after, struct small_check *c,
+			 struct shard_wal_replay_stats *st, uint64_t records)
+{
+	c->next = after + 1;
+	CU_ASSERT_EQUAL(shard_wal_replay(dir, after, small_check_cb, c, st),
+			FR_OK);
+	CU_ASSERT_EQUAL(st->records, records);
+	CU_ASSERT_EQUAL(c->bad, 0);
+}
+
 /* Append n small records of len bytes, waiting for each when `wait`. */
 static void append_small(struct shard_wal *w, uint64_t first, uint64_t n,
 			 size_t len, bool wait)
@@ -342,9 +354,7 @@ static void test_append_wait_replay(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
 	wd = sub_dir(dir, "log");    /* does not exist yet: open makes it */
 	/* A missing dir replays as empty. */
-	CU_ASSERT_EQUAL(shard_wal_replay(wd, 0, small_check_cb, &c, &st),
-			FR_OK);
-	CU_ASSERT_EQUAL(st.records, 0);
+	replay_small(wd, 0, &c, &st, 0);
 	CU_ASSERT_EQUAL(st.last_lsn, 0);
 
 	w = shard_wal_open(wd, 1, NULL, &err);
@@ -358,21 +368,14 @@ static void test_append_wait_replay(void)
 	shard_wal_close(w);
 	shard_wal_close(NULL);
 
-	CU_ASSERT_EQUAL(shard_wal_replay(wd, 0, small_check_cb, &c, &st),
-			FR_OK);
-	CU_ASSERT_EQUAL(st.records, 50);
+	replay_small(wd, 0, &c, &st, 50);
 	CU_ASSERT_EQUAL(st.last_lsn, 50);
 	CU_ASSERT_EQUAL(st.torn_bytes, 0);
-	CU_ASSERT_EQUAL(c.bad, 0);
 	CU_ASSERT_EQUAL(c.next, 51);
 	/* after_lsn skips but still reports last_lsn */
-	c.next = 21;
-	CU_ASSERT_EQUAL(shard_wal_replay(wd, 20, small_check_cb, &c, &st),
-			FR_OK);
-	CU_ASSERT_EQUAL(st.records, 30);
+	replay_small(wd, 20, &c, &st, 30);
 	CU_ASSERT_EQUAL(st.skipped, 20);
 	CU_ASSERT_EQUAL(st.last_lsn, 50);
-	CU_ASSERT_EQUAL(c.bad, 0);
 	/* Opening behind the log is refused; at the end is fine, twice
 	 * (the empty segment left by the first open is reused). */
 	CU_ASSERT_PTR_NULL(shard_wal_open(wd, 1, NULL, &err));
@@ -385,11 +388,7 @@ static void test_append_wait_replay(void)
 	append_small(w, 51, 5, 100, false);
 	CU_ASSERT_EQUAL(shard_wal_wait(w, 55), FR_OK);
 	shard_wal_close(w);
-	c.next = 1;
-	CU_ASSERT_EQUAL(shard_wal_replay(wd, 0, small_check_cb, &c, &st),
-			FR_OK);
-	CU_ASSERT_EQUAL(st.records, 55);
-	CU_ASSERT_EQUAL(c.bad, 0);
+	replay_small(wd, 0, &c, &st, 55);
 	free(wd);
 	rm_rf(dir);
 }
@@ -432,11 +431,8 @@ static void test_group_commit(void)
 	CU_ASSERT(groups <= 100);
 	CU_ASSERT_EQUAL(atomic_load(&last), 1000);
 
-	CU_ASSERT_EQUAL(shard_wal_replay(dir, 0, small_check_cb, &c, &st),
-			FR_OK);
-	CU_ASSERT_EQUAL(st.records, 1000);
+	replay_small(dir, 0, &c, &st, 1000);
 	CU_ASSERT_EQUAL(c.next, 1001);
-	CU_ASSERT_EQUAL(c.bad, 0);
 	rm_rf(dir);
 }
 
@@ -470,11 +466,7 @@ static void test_segments_truncate(void)
 		CU_ASSERT(file_size(path) <= 4096);
 	}
 
-	c.next = 1;
-	CU_ASSERT_EQUAL(shard_wal_replay(dir, 0, small_check_cb, &c, &st),
-			FR_OK);
-	CU_ASSERT_EQUAL(st.records, 100);
-	CU_ASSERT_EQUAL(c.bad, 0);
+	replay_small(dir, 0, &c, &st, 100);
 
 	/* Nothing is covered by 0; lsn 36 covers segments [1,7]..[29,35]. */
 	CU_ASSERT_EQUAL(shard_wal_truncate_before(w, 0), FR_OK);
@@ -487,13 +479,9 @@ static void test_segments_truncate(void)
 	CU_ASSERT_EQUAL(shard_wal_truncate_before(w, 41), FR_OK);
 	CU_ASSERT_EQUAL(list_segs(dir, segs2, 256), 10);
 
-	c.next = 37;
-	CU_ASSERT_EQUAL(shard_wal_replay(dir, 36, small_check_cb, &c, &st),
-			FR_OK);
-	CU_ASSERT_EQUAL(st.records, 64);
+	replay_small(dir, 36, &c, &st, 64);
 	CU_ASSERT_EQUAL(st.skipped, 1);
 	CU_ASSERT_EQUAL(st.last_lsn, 100);
-	CU_ASSERT_EQUAL(c.bad, 0);
 	/* A replay that needs records already truncated says so. */
 	CU_ASSERT_EQUAL(shard_wal_replay(dir, 0, NULL, NULL, &st),
 			FR_ERR_CORRUPT);
@@ -595,20 +583,13 @@ static void torn_case(enum cut_kind kind)
 
 	/* Bytes of whole records left in the newest segment. */
 	kept = kind == CUT_WHOLE_SEGMENT ? 0 : (off_t)whole * 128;
-	c.next = 1;
-	CU_ASSERT_EQUAL(shard_wal_replay(dir, 0, small_check_cb, &c, &st),
-			FR_OK);
-	CU_ASSERT_EQUAL(st.records, whole);
+	replay_small(dir, 0, &c, &st, whole);
 	CU_ASSERT_EQUAL(st.last_lsn, whole);
 	CU_ASSERT_EQUAL(st.torn_bytes, (uint64_t)(size - kept));
-	CU_ASSERT_EQUAL(c.bad, 0);
 	CU_ASSERT_EQUAL(file_size(path), kept);
 
 	/* The repaired log is clean. */
-	c.next = 1;
-	CU_ASSERT_EQUAL(shard_wal_replay(dir, 0, small_check_cb, &c, &st),
-			FR_OK);
-	CU_ASSERT_EQUAL(st.records, whole);
+	replay_small(dir, 0, &c, &st, whole);
 	CU_ASSERT_EQUAL(st.torn_bytes, 0);
 
 	/* And appending resumes after it. */
@@ -617,12 +598,8 @@ static void torn_case(enum cut_kind kind)
 	append_small(w, whole + 1, 3, 101, false);
 	CU_ASSERT_EQUAL(shard_wal_wait(w, whole + 3), FR_OK);
 	shard_wal_close(w);
-	c.next = 1;
-	CU_ASSERT_EQUAL(shard_wal_replay(dir, 0, small_check_cb, &c, &st),
-			FR_OK);
-	CU_ASSERT_EQUAL(st.records, whole + 3);
+	replay_small(dir, 0, &c, &st, whole + 3);
 	CU_ASSERT_EQUAL(st.torn_bytes, 0);
-	CU_ASSERT_EQUAL(c.bad, 0);
 	rm_rf(dir);
 }
 
@@ -846,10 +823,55 @@ static bool read_full(int fd, void *p, size_t n)
 	return true;
 }
 
-/* Child: append the generated stream, wait every few records and report
- * each durable lsn on the pipe.  Never returns. */
-static void kill_child(const char *dir, int wfd)
+/* Fork a child running child(arg, wfd), which reports each durable lsn it
+ * reaches (8 bytes) on wfd and never returns.  Read its reports until one
+ * is at least `durable` and there were at least `reports` (with `rising`,
+ * checking that each is >= the one before), wait delay_us, SIGKILL it and
+ * reap it.  Returns the highest lsn it reported, those written before the
+ * kill included. */
+static uint64_t run_and_kill(void (*child)(void *arg, int wfd), void *arg,
+			     uint64_t durable, uint64_t reports, bool rising,
+			     unsigned delay_us)
 {
+	uint64_t d, max_durable = 0, n = 0;
+	int pfd[2], status;
+	pid_t pid;
+
+	CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
+	fflush(stdout);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		child(arg, pfd[1]);
+	}
+	close(pfd[1]);
+	while (max_durable < durable || n < reports) {
+		if (!read_full(pfd[0], &d, 8))
+			break;
+		if (rising)
+			CU_ASSERT(d >= max_durable);
+		max_durable = d;
+		n++;
+	}
+	if (delay_us)
+		usleep(delay_us);
+	kill(pid, SIGKILL);
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	/* Reports written before the kill still count. */
+	while (read_full(pfd[0], &d, 8))
+		if (d > max_durable)
+			max_durable = d;
+	close(pfd[0]);
+	return max_durable;
+}
+
+/* Child (arg: the log's dir): append the generated stream, wait every few
+ * records and report each durable lsn on the pipe.  Never returns. */
+static void kill_child(void *arg, int wfd)
+{
+	const char *dir = arg;
 	static uint8_t buf[GEN_MAX];
 	struct shard_wal_opts o = { .segment_bytes = 1 << 20 };
 	struct shard_wal *w;
@@ -886,39 +908,15 @@ static void test_sigkill(void)
 		struct shard_wal_replay_stats st;
 		struct gen_check *c;
 		char *dir = tmp_dir();
-		uint64_t d, max_durable = 0, reports = 0;
-		int pfd[2], status;
-		pid_t pid;
+		uint64_t max_durable;
 
 		CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
-		CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
-		fflush(stdout);
-		pid = fork();
-		CU_ASSERT_FATAL(pid >= 0);
-		if (pid == 0) {
-			close(pfd[0]);
-			kill_child(dir, pfd[1]);
-		}
-		close(pfd[1]);
-		/* Kill at a different point each round. */
-		while (max_durable < 200u + 150u * (unsigned)round ||
-		       reports < 20u + 11u * (unsigned)round) {
-			if (!read_full(pfd[0], &d, 8))
-				break;
-			CU_ASSERT(d >= max_durable);
-			max_durable = d;
-			reports++;
-		}
-		if (round)
-			usleep(700 * round);   /* land mid-group, probably */
-		kill(pid, SIGKILL);
-		CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
-		CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-		/* Reports written before the kill still count. */
-		while (read_full(pfd[0], &d, 8))
-			if (d > max_durable)
-				max_durable = d;
-		close(pfd[0]);
+		/* Kill at a different point each round, after round 0 a
+		 * little later still, to land mid-group, probably. */
+		max_durable = run_and_kill(kill_child, dir,
+					   200u + 150u * (unsigned)round,
+					   20u + 11u * (unsigned)round, true,
+					   700u * (unsigned)round);
 		CU_ASSERT(max_durable >= 200);
 
 		c = calloc(1, sizeof(*c));
@@ -1067,8 +1065,11 @@ static const struct shard_wal_opts e2e_wal_opts = {
 	.segment_bytes = 64 << 10,
 };
 
-static void e2e_child(const char *snap, const char *waldir, int wfd)
+/* Child (arg: the test's dir, holding snapshot/ and wal/). */
+static void e2e_child(void *arg, int wfd)
 {
+	const char *snap = sub_dir(arg, "snapshot");
+	const char *waldir = sub_dir(arg, "wal");
 	struct shard_store_opts so = { 0 };
 	struct shard_model_def def;
 	struct shard_store *st;
@@ -1077,6 +1078,8 @@ static void e2e_child(const char *snap, const char *waldir, int wfd)
 	enum fr_err err;
 	uint64_t k, d;
 
+	if (!snap || !waldir)
+		_exit(2);
 	e2e_def(&def);
 	st = shard_store_new(&def, &so, &err);
 	w = shard_wal_open(waldir, 1, &e2e_wal_opts, &err);
@@ -1190,40 +1193,16 @@ static void test_store_recovery(void)
 		struct shard_wal *w;
 		struct fr_wbuf buf;
 		char *dir = tmp_dir(), *snap, *waldir;
-		uint64_t d, max_durable = 0, reports = 0, snap_lsn, last, k;
+		uint64_t max_durable, snap_lsn, last, k;
 		uint64_t segs[1024];
-		int pfd[2], status;
 		enum fr_err err;
-		pid_t pid;
 
 		CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
 		snap = sub_dir(dir, "snapshot");
 		waldir = sub_dir(dir, "wal");
-		CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
-		fflush(stdout);
-		pid = fork();
-		CU_ASSERT_FATAL(pid >= 0);
-		if (pid == 0) {
-			close(pfd[0]);
-			e2e_child(snap, waldir, pfd[1]);
-		}
-		close(pfd[1]);
-		while (max_durable < 100u + 70u * (unsigned)round ||
-		       reports < 20u) {
-			if (!read_full(pfd[0], &d, 8))
-				break;
-			max_durable = d;
-			reports++;
-		}
-		if (round)
-			usleep(900 * round);
-		kill(pid, SIGKILL);
-		CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
-		CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-		while (read_full(pfd[0], &d, 8))
-			if (d > max_durable)
-				max_durable = d;
-		close(pfd[0]);
+		max_durable = run_and_kill(e2e_child, dir,
+					   100u + 70u * (unsigned)round, 20u,
+					   false, 900u * (unsigned)round);
 		CU_ASSERT_FATAL(max_durable >= 100);
 
 		got = e2e_recover(snap, waldir, &snap_lsn, &rs);
