@@ -103,7 +103,8 @@ struct topo_model_status {
 			       * none newer; others: newest version held */
 	uint64_t horizon;     /* the oldest target cut its undo rings reach
 			       * (a rollback to T >= horizon needs no full
-			       * transfer here) */
+			       * transfer here); at most 2^63 - 1, which a
+			       * node without undo rings reports */
 };
 
 struct topo_member {

@@ -10,6 +10,8 @@
 4. node 8 has a one-KiB undo ring: its shards cannot be restored from the
    ring, so it zeroes the revoked rows, pulls the shards whole from peers
    that have rolled back, says so in its metrics, and ends byte-exact too;
+   node 5 has undo off (its horizon is "none"): it reports its status all
+   the same (or --wait would never return) and repairs the same way;
 5. good updates published after the directive reach every node;
 6. the killed replica comes back, applies the directive before it pulls
    anything, ends byte-exact, and re-infects nobody.
@@ -36,6 +38,7 @@ MODEL = {"name": "ctr", "shards": 8, "priority": 1,
          "tables": ["users:%d:%d:f32" % (ROWS, DIM)]}
 CHROOT = "/itest/rollback"
 SHORT_RING = 8          # node id with a 1 KiB undo ring per shard
+NO_RING = 5             # node id with undo off: it still reports its status
 
 
 def values(n, rnd, scale):
@@ -88,7 +91,8 @@ with zkmod.ZooKeeper() as zk, \
         h.Cluster(len(DCS) * PER_DC, models=[MODEL], name="rollback", zk=zk,
                   dcs=h.dc_names(len(DCS), PER_DC), registry=True,
                   chroot=CHROOT,
-                  node_extra={SHORT_RING: {"store": {"undo_kb_per_shard": 1}}},
+                  node_extra={SHORT_RING: {"store": {"undo_kb_per_shard": 1}},
+                              NO_RING: {"store": {"undo_kb_per_shard": 0}}},
                   extra={"zookeeper": {"session_timeout_ms": 4000}}) as c:
     c.register_models()
     c.start()
@@ -148,10 +152,13 @@ with zkmod.ZooKeeper() as zk, \
     for n in live:
         restored[n.id] = table_sums(n)
     exact = [i for i, v in restored.items() if v == (want, want, epoch)]
-    # Node 8 repairs by full transfer, which may still be on the wire when
-    # --wait returns (its epoch is set when the shard is reset); all the
-    # others restored from their rings before reporting the epoch.
-    chk.ok(set(exact) >= {n.id for n in live if n.id != SHORT_RING},
+    # Nodes 8 and 5 repair by full transfer, which may still be on the wire
+    # when --wait returns (the epoch is set when the shard is reset); all
+    # the others restored from their rings before reporting the epoch.
+    # --wait returning at all says node 5, whose undo horizon is "none",
+    # published its status in its member znode.
+    chk.ok(set(exact) >= {n.id for n in live
+                          if n.id not in (SHORT_RING, NO_RING)},
            "every live node with an undo ring is byte-exact when --wait "
            "returns (store and backend): %s" % sorted(exact))
     wait_sums(live, want, epoch, timeout=30)
@@ -168,8 +175,13 @@ with zkmod.ZooKeeper() as zk, \
            "zeroed first)" % (SHORT_RING, full, zeroed))
     chk.ok("full transfer" in short.log(),
            "node %d's log says it repairs by full transfer" % SHORT_RING)
+    none = [n for n in c.nodes if n.id == NO_RING][0]
+    chk.ok(none.metric_sum("freshet_rollback_full_transfer_shards_total",
+                           model="ctr") > 0,
+           "node %d (undo off) repaired by full transfer" % NO_RING)
     others = sum(n.metric_sum("freshet_rollback_full_transfer_shards_total",
-                              model="ctr") for n in live if n is not short)
+                              model="ctr") for n in live
+                 if n not in (short, none))
     chk.ok(others == 0, "nodes with a long enough ring needed no transfer")
 
     # --- 5. good updates after the directive -----------------------------
