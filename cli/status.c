@@ -63,18 +63,18 @@ static void on_signal(int sig)
 /* Gather and compute one round into r; false (r->zk_error says why, and
  * r holds nothing else: only the failure is shown, not half a picture)
  * when ZooKeeper failed or memory ran out. */
-static bool round_build(struct status_report *r, struct topo_admin *a,
+static bool round_build(struct cli_status_report *r, struct topo_admin *a,
 			uint32_t node_timeout)
 {
 	char why[sizeof(r->zk_error)];
 	const char *cluster = r->cluster, *hosts = r->hosts;
 	uint64_t time_ms;
 
-	if (status_gather(r, a, node_timeout) && status_compute(r))
+	if (status_gather(r, a, node_timeout) && cli_status_compute(r))
 		return true;
 	snprintf(why, sizeof(why), "%s", r->zk_error);
 	time_ms = r->time_ms;
-	status_report_fini(r);
+	cli_status_report_fini(r);
 	r->cluster = cluster;
 	r->hosts = hosts;
 	r->time_ms = time_ms;
@@ -88,7 +88,7 @@ static int one_round(struct topo_admin *a, const char *connect_err,
 		     const struct cli_zk_opts *z, uint32_t node_timeout,
 		     bool json, bool watch)
 {
-	struct status_report r;
+	struct cli_status_report r;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *o;
@@ -101,34 +101,34 @@ static int one_round(struct topo_admin *a, const char *connect_err,
 		snprintf(r.zk_error, sizeof(r.zk_error), "%s", connect_err);
 	} else if (!round_build(&r, a, node_timeout) && !watch) {
 		cli_error(CMD, "ZooKeeper %s: %s", z->hosts, r.zk_error);
-		status_report_fini(&r);
+		cli_status_report_fini(&r);
 		return CLI_EXIT_RUNTIME;
 	}
 	rc = r.zk_error[0] ? CLI_EXIT_RUNTIME
 			   : r.nproblems ? CLI_EXIT_UNHEALTHY : 0;
 	if (json) {
-		if (cli_print_json_line(CMD, status_render_json(&r)))
+		if (cli_print_json_line(CMD, cli_status_render_json(&r)))
 			rc = CLI_EXIT_RUNTIME;
-		status_report_fini(&r);
+		cli_status_report_fini(&r);
 		return rc;
 	}
 	/* One write per screen, so a redraw does not flicker. */
 	o = open_memstream(&text, &len);
 	if (!o) {
 		cli_error(CMD, "out of memory");
-		status_report_fini(&r);
+		cli_status_report_fini(&r);
 		return CLI_EXIT_RUNTIME;
 	}
 	if (watch)
 		fputs("\033[H\033[2J", o);
-	status_render_text(&r, o);
+	cli_status_render_text(&r, o);
 	if (watch)
 		fprintf(o, "\n(every %u ms; Ctrl-C to stop)\n", WATCH_MS);
 	fclose(o);
 	fwrite(text, 1, len, stdout);
 	fflush(stdout);
 	free(text);
-	status_report_fini(&r);
+	cli_status_report_fini(&r);
 	return rc;
 }
 

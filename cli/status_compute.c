@@ -32,16 +32,16 @@
  * The report
  * ===================================================================== */
 
-void status_problem(struct status_report *r, const char *kind,
+void cli_status_problem(struct cli_status_report *r, const char *kind,
 		    const char *dc, uint32_t node, const char *model,
 		    const char *fmt, ...)
 {
-	struct status_problem *p;
+	struct cli_status_problem *p;
 	va_list ap;
 
 	if (r->nproblems == r->capproblems) {
 		uint32_t cap = r->capproblems ? r->capproblems * 2 : 16;
-		struct status_problem *np = realloc(r->problems,
+		struct cli_status_problem *np = realloc(r->problems,
 						    cap * sizeof(*np));
 
 		if (!np)
@@ -60,10 +60,10 @@ void status_problem(struct status_report *r, const char *kind,
 	va_end(ap);
 }
 
-void status_report_fini(struct status_report *r)
+void cli_status_report_fini(struct cli_status_report *r)
 {
 	for (uint32_t i = 0; i < r->nmodels; i++) {
-		struct status_model *md = &r->models[i];
+		struct cli_status_model *md = &r->models[i];
 
 		for (uint32_t k = 0; md->per && k < r->nmembers; k++)
 			free(md->per[k].vvhash);
@@ -116,7 +116,7 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
-static struct status_model *model_find(struct status_report *r,
+static struct cli_status_model *model_find(struct cli_status_report *r,
 				       const char *name)
 {
 	for (uint32_t i = 0; i < r->nmodels; i++)
@@ -125,16 +125,16 @@ static struct status_model *model_find(struct status_report *r,
 	return NULL;
 }
 
-struct status_model *status_model_add(struct status_report *r,
+struct cli_status_model *cli_status_model_add(struct cli_status_report *r,
 				      const char *name)
 {
-	struct status_model *md = model_find(r, name);
+	struct cli_status_model *md = model_find(r, name);
 
 	if (md)
 		return md;
 	if (r->nmodels == r->capmodels) {
 		uint32_t cap = r->capmodels ? r->capmodels * 2 : 8;
-		struct status_model *nm = realloc(r->models,
+		struct cli_status_model *nm = realloc(r->models,
 						  cap * sizeof(*nm));
 
 		if (!nm)
@@ -148,7 +148,7 @@ struct status_model *status_model_add(struct status_report *r,
 	return md;
 }
 
-void status_node_parse(struct status_node *nd, const char *body,
+void cli_status_node_parse(struct cli_status_node *nd, const char *body,
 		       size_t len)
 {
 	json_t *st, *topo;
@@ -159,14 +159,14 @@ void status_node_parse(struct status_node *nd, const char *body,
 	nd->st = NULL;
 	st = json_loadb(body ? body : "", body ? len : 0, 0, &je);
 	if (!json_is_object(st)) {
-		nd->state = STATUS_NODE_BAD;
+		nd->state = CLI_STATUS_NODE_BAD;
 		snprintf(nd->why, sizeof(nd->why), "/status is not a JSON "
 			 "object (%s)", fr_show(buf, sizeof(buf), je.text));
 		json_decref(st);
 		return;
 	}
 	nd->st = st;
-	nd->state = STATUS_NODE_UP;
+	nd->state = CLI_STATUS_NODE_UP;
 	nd->has_id = ju64(st, "node_id", &nd->id);
 	nd->has_gen = ju64(st, "generation", &nd->generation);
 	if (!ju64(st, "uptime_s", &nd->uptime_s))
@@ -194,13 +194,13 @@ void status_node_parse(struct status_node *nd, const char *body,
 			snprintf(nd->dc, sizeof(nd->dc), "%s", buf);
 	}
 	if (!json_is_array(json_object_get(st, "models"))) {
-		nd->state = STATUS_NODE_BAD;
+		nd->state = CLI_STATUS_NODE_BAD;
 		snprintf(nd->why, sizeof(nd->why), "/status has no models "
 			 "array");
 	}
 }
 
-static uint32_t dc_index(const struct status_report *r, const char *dc)
+static uint32_t dc_index(const struct cli_status_report *r, const char *dc)
 {
 	for (uint32_t i = 0; i < r->ndcs; i++)
 		if (strcmp(r->dcs[i].name, dc) == 0)
@@ -209,7 +209,7 @@ static uint32_t dc_index(const struct status_report *r, const char *dc)
 }
 
 /* The DCs: every dc with a member or a leader, sorted. */
-static bool build_dcs(struct status_report *r)
+static bool build_dcs(struct cli_status_report *r)
 {
 	uint32_t cap = r->nmembers + r->nleaders, n = 0;
 	char (*names)[TOPO_NAME_MAX + 1];
@@ -237,16 +237,17 @@ static bool build_dcs(struct status_report *r)
 	for (uint32_t i = 0; i < r->nleaders; i++)
 		r->dcs[dc_index(r, r->leaders[i].dc)].leader = &r->leaders[i];
 	for (uint32_t i = 0; i < r->nmembers; i++) {
-		struct status_dc *d = &r->dcs[dc_index(r, r->members[i].dc)];
+		struct cli_status_dc *d = &r->dcs[dc_index(r, r->members[i].dc)];
 
 		d->nnodes++;
-		d->nup += r->nodes[i].state == STATUS_NODE_UP;
+		d->nup += r->nodes[i].state == CLI_STATUS_NODE_UP;
 	}
 	return true;
 }
 
 /* The models[] entry named name in a node's reply, or NULL. */
-static json_t *node_model_json(const struct status_node *nd, const char *name)
+static json_t *node_model_json(const struct cli_status_node *nd,
+			       const char *name)
 {
 	json_t *ms = json_object_get(nd->st, "models"), *m;
 	size_t i;
@@ -261,13 +262,13 @@ static json_t *node_model_json(const struct status_node *nd, const char *name)
 }
 
 /* Every model a node reports, added to the list. */
-static void collect_models(struct status_report *r)
+static void collect_models(struct cli_status_report *r)
 {
 	for (uint32_t i = 0; i < r->nmembers; i++) {
 		json_t *ms, *m;
 		size_t k;
 
-		if (r->nodes[i].state != STATUS_NODE_UP)
+		if (r->nodes[i].state != CLI_STATUS_NODE_UP)
 			continue;
 		ms = json_object_get(r->nodes[i].st, "models");
 		json_array_foreach(ms, k, m) {
@@ -275,7 +276,7 @@ static void collect_models(struct status_report *r)
 				json_object_get(m, "name"));
 
 			if (n && fr_name_valid(n, SHARD_NAME_MAX))
-				status_model_add(r, n);
+				cli_status_model_add(r, n);
 		}
 	}
 }
@@ -326,14 +327,15 @@ static bool parse_cell(json_t *e, uint32_t ntables, uint32_t shards,
 
 /* Shards behind and per-table vector hashes for every node with the
  * model, from the merged vectors. */
-static void compute_shards(struct status_report *r, struct status_model *md)
+static void compute_shards(struct cli_status_report *r,
+			   struct cli_status_model *md)
 {
 	uint64_t cells = (uint64_t)md->shards * md->ntables;
 	struct shard_vv *merged, tmp;
 	uint8_t *seen = NULL, *behind = NULL;
 	uint32_t t, s;
 
-	if (!md->shards || !md->ntables || cells > STATUS_CELLS_MAX)
+	if (!md->shards || !md->ntables || cells > CLI_STATUS_CELLS_MAX)
 		return;
 	merged = calloc(cells, sizeof(*merged));
 	seen = calloc(cells, 1);
@@ -361,7 +363,7 @@ static void compute_shards(struct status_report *r, struct status_model *md)
 		}
 	}
 	for (uint32_t i = 0; i < r->nmembers; i++) {
-		struct status_node_model *pm = &md->per[i];
+		struct cli_status_node_model *pm = &md->per[i];
 		json_t *sv, *e;
 		size_t k;
 		int64_t nb = 0;
@@ -421,12 +423,13 @@ out:
 /* Nodes whose vectors for a table are equal must hold equal data; and a
  * node's backend mirror must equal its store (but a baseline's, which
  * serves older rows on purpose). */
-static void check_checksums(struct status_report *r, struct status_model *md)
+static void check_checksums(struct cli_status_report *r,
+			    struct cli_status_model *md)
 {
 	char ci[24], cj[24], bi[24], tname[SHARD_NAME_MAX + 1], role[16];
 
 	for (uint32_t i = 0; i < r->nmembers; i++) {
-		struct status_node_model *pi = &md->per[i];
+		struct cli_status_node_model *pi = &md->per[i];
 		json_t *ti;
 
 		if (!pi->mj)
@@ -443,7 +446,7 @@ static void check_checksums(struct status_report *r, struct status_model *md)
 			    strcmp(bi, ci) != 0 &&
 			    !(jstr(pi->mj, "role", role, sizeof(role)) &&
 			      strcmp(role, "baseline") == 0)) {
-				status_problem(r, "mirror", r->members[i].dc,
+				cli_status_problem(r, "mirror", r->members[i].dc,
 					r->members[i].node_id, md->name,
 					"node %u: model %s table %s: the "
 					"backend's checksum %s differs from "
@@ -455,7 +458,7 @@ static void check_checksums(struct status_report *r, struct status_model *md)
 			if (!pi->vvhash)
 				continue;
 			for (uint32_t j = 0; j < i; j++) {
-				struct status_node_model *pj = &md->per[j];
+				struct cli_status_node_model *pj = &md->per[j];
 				json_t *tj;
 
 				if (!pj->vvhash ||
@@ -467,7 +470,7 @@ static void check_checksums(struct status_report *r, struct status_model *md)
 				if (!jstr(tj, "checksum", cj, sizeof(cj)) ||
 				    strcmp(ci, cj) == 0)
 					continue;
-				status_problem(r, "diverged", NULL,
+				cli_status_problem(r, "diverged", NULL,
 					r->members[i].node_id, md->name,
 					"model %s table %s: nodes %u and %u "
 					"hold the same versions but their "
@@ -483,7 +486,8 @@ static void check_checksums(struct status_report *r, struct status_model *md)
 }
 
 /* One model's rows and flags; false when out of memory. */
-static bool compute_model(struct status_report *r, struct status_model *md)
+static bool compute_model(struct cli_status_report *r,
+			  struct cli_status_model *md)
 {
 	bool first = true;
 
@@ -493,20 +497,20 @@ static bool compute_model(struct status_report *r, struct status_model *md)
 		return false;
 	/* Which nodes have it; the freshest version; its shape. */
 	for (uint32_t i = 0; i < r->nmembers; i++) {
-		struct status_node_model *pm = &md->per[i];
+		struct cli_status_node_model *pm = &md->per[i];
 		uint64_t shards = 0;
 		size_t nt;
 
-		pm->lag_ms = STATUS_LAG_UNKNOWN;
+		pm->lag_ms = CLI_STATUS_LAG_UNKNOWN;
 		pm->behind = -1;
-		if (r->nodes[i].state != STATUS_NODE_UP)
+		if (r->nodes[i].state != CLI_STATUS_NODE_UP)
 			continue;
 		pm->mj = node_model_json(&r->nodes[i], md->name);
 		if (!pm->mj)
 			continue;
 		if (!ju64(pm->mj, "max_version", &pm->max_version)) {
 			pm->mj = NULL;
-			status_problem(r, "bad-reply", r->members[i].dc,
+			cli_status_problem(r, "bad-reply", r->members[i].dc,
 				r->members[i].node_id, md->name,
 				"node %u: model %s has no max_version in "
 				"/status", r->members[i].node_id, md->name);
@@ -527,7 +531,7 @@ static bool compute_model(struct status_report *r, struct status_model *md)
 			md->ntables = (uint32_t)nt;
 			first = false;
 		} else if (shards != md->shards || nt != md->ntables) {
-			status_problem(r, "schema", r->members[i].dc,
+			cli_status_problem(r, "schema", r->members[i].dc,
 				r->members[i].node_id, md->name,
 				"node %u serves model %s with %llu shards "
 				"and %zu tables, others with %u and %u",
@@ -541,17 +545,17 @@ static bool compute_model(struct status_report *r, struct status_model *md)
 	}
 	if (md->registered && md->shards &&
 	    (md->def.shards != md->shards || md->def.ntables != md->ntables))
-		status_problem(r, "schema", NULL, 0, md->name,
+		cli_status_problem(r, "schema", NULL, 0, md->name,
 			"model %s: the registry says %u shards and %u tables, "
 			"nodes serve %u and %u", md->name, md->def.shards,
 			md->def.ntables, md->shards, md->ntables);
 	for (uint32_t i = 0; i < r->nmembers; i++) {
-		struct status_node_model *pm = &md->per[i];
+		struct cli_status_node_model *pm = &md->per[i];
 
 		if (!pm->mj)
 			continue;
 		if (pm->max_version == 0 && md->freshest)
-			pm->lag_ms = STATUS_LAG_NODATA;
+			pm->lag_ms = CLI_STATUS_LAG_NODATA;
 		else
 			pm->lag_ms = (int64_t)(FR_HLC_PHYS(md->freshest) -
 					       FR_HLC_PHYS(pm->max_version));
@@ -561,17 +565,17 @@ static bool compute_model(struct status_report *r, struct status_model *md)
 
 	/* Per DC: the slowest node. */
 	for (uint32_t i = 0; i < r->nmembers; i++) {
-		struct status_node_model *pm = &md->per[i];
-		struct status_dc_model *dm;
+		struct cli_status_node_model *pm = &md->per[i];
+		struct cli_status_dc_model *dm;
 		uint32_t d = dc_index(r, r->members[i].dc);
 
-		if (d == UINT32_MAX || r->nodes[i].state != STATUS_NODE_UP)
+		if (d == UINT32_MAX || r->nodes[i].state != CLI_STATUS_NODE_UP)
 			continue;
 		dm = &md->dcs[d];
 		if (!pm->mj) {
 			/* Up but not serving a model others serve. */
 			if (md->freshest || md->shards) {
-				status_problem(r, "missing", r->members[i].dc,
+				cli_status_problem(r, "missing", r->members[i].dc,
 					r->members[i].node_id, md->name,
 					"node %u (%s) does not serve model %s",
 					r->members[i].node_id,
@@ -600,20 +604,20 @@ static bool compute_model(struct status_report *r, struct status_model *md)
 		dm->serving++;
 	}
 	for (uint32_t d = 0; d < r->ndcs; d++) {
-		struct status_dc_model *dm = &md->dcs[d];
+		struct cli_status_dc_model *dm = &md->dcs[d];
 
 		if (!dm->serving)
 			continue;
-		if (dm->lag_ms == STATUS_LAG_NODATA) {
-			status_problem(r, "lagging", r->dcs[d].name,
+		if (dm->lag_ms == CLI_STATUS_LAG_NODATA) {
+			cli_status_problem(r, "lagging", r->dcs[d].name,
 				dm->slowest, md->name, "model %s in %s: node "
 				"%u holds no "
 				"data yet", md->name, r->dcs[d].name,
 				dm->slowest);
 			dm->flagged = true;
 			r->nodes[dm->slowest_idx].flagged = true;
-		} else if (dm->lag_ms > STATUS_LAG_FLAG_MS) {
-			status_problem(r, "lagging", r->dcs[d].name,
+		} else if (dm->lag_ms > CLI_STATUS_LAG_FLAG_MS) {
+			cli_status_problem(r, "lagging", r->dcs[d].name,
 				dm->slowest, md->name, "model %s in %s: node "
 				"%u is %lld ms "
 				"behind the freshest version (%lld shards "
@@ -632,45 +636,45 @@ static bool compute_model(struct status_report *r, struct status_model *md)
  * ===================================================================== */
 
 /* Flags about nodes and DCs (models have their own). */
-static void check_nodes(struct status_report *r)
+static void check_nodes(struct cli_status_report *r)
 {
 	for (uint32_t i = 0; i < r->nmembers; i++) {
 		const struct topo_member *m = &r->members[i];
-		struct status_node *nd = &r->nodes[i];
+		struct cli_status_node *nd = &r->nodes[i];
 		uint32_t d = dc_index(r, m->dc);
 		const struct topo_leader *l = d < r->ndcs ? r->dcs[d].leader
 							  : NULL;
 
-		if (nd->state == STATUS_NODE_DOWN) {
-			status_problem(r, "down", m->dc, m->node_id, NULL,
+		if (nd->state == CLI_STATUS_NODE_DOWN) {
+			cli_status_problem(r, "down", m->dc, m->node_id, NULL,
 				"node %u (%s): admin %s did not answer "
 				"/status: %s", m->node_id, m->dc, m->admin,
 				nd->why);
 			nd->flagged = true;
 			continue;
 		}
-		if (nd->state == STATUS_NODE_BAD) {
-			status_problem(r, "bad-reply", m->dc, m->node_id, NULL,
+		if (nd->state == CLI_STATUS_NODE_BAD) {
+			cli_status_problem(r, "bad-reply", m->dc, m->node_id, NULL,
 				"node %u (%s): admin %s: %s", m->node_id,
 				m->dc, m->admin, nd->why);
 			nd->flagged = true;
 			continue;
 		}
 		if (nd->has_id && nd->id != m->node_id) {
-			status_problem(r, "identity", m->dc, m->node_id, NULL,
+			cli_status_problem(r, "identity", m->dc, m->node_id, NULL,
 				"ZooKeeper's node %u: admin %s answers as "
 				"node %llu", m->node_id, m->admin,
 				(unsigned long long)nd->id);
 			nd->flagged = true;
 		}
 		if (nd->dc[0] && strcmp(nd->dc, m->dc) != 0) {
-			status_problem(r, "identity", m->dc, m->node_id, NULL,
+			cli_status_problem(r, "identity", m->dc, m->node_id, NULL,
 				"node %u is registered in %s but says it is "
 				"in %s", m->node_id, m->dc, nd->dc);
 			nd->flagged = true;
 		}
 		if (nd->has_gen && nd->generation != m->generation) {
-			status_problem(r, "stale", m->dc, m->node_id, NULL,
+			cli_status_problem(r, "stale", m->dc, m->node_id, NULL,
 				"node %u: ZooKeeper has generation %llu, the "
 				"node runs generation %llu (restarted while "
 				"its old session lives on?)", m->node_id,
@@ -679,19 +683,19 @@ static void check_nodes(struct status_report *r)
 			nd->flagged = true;
 		}
 		if (nd->stopping) {
-			status_problem(r, "stopping", m->dc, m->node_id, NULL,
+			cli_status_problem(r, "stopping", m->dc, m->node_id, NULL,
 				"node %u (%s) is shutting down", m->node_id,
 				m->dc);
 			nd->flagged = true;
 		}
 		if (nd->has_topo && strcmp(nd->zk, "disconnected") == 0) {
-			status_problem(r, "zk-session", m->dc, m->node_id, NULL,
+			cli_status_problem(r, "zk-session", m->dc, m->node_id, NULL,
 				"node %u (%s) has lost its ZooKeeper session",
 				m->node_id, m->dc);
 			nd->flagged = true;
 		}
 		if (nd->leader == 1 && (!l || l->node_id != m->node_id)) {
-			status_problem(r, "leader", m->dc, m->node_id, NULL,
+			cli_status_problem(r, "leader", m->dc, m->node_id, NULL,
 				"node %u says it leads %s, but ZooKeeper's "
 				"leader there is %s", m->node_id, m->dc,
 				l ? "another node" : "nobody");
@@ -699,11 +703,11 @@ static void check_nodes(struct status_report *r)
 		}
 	}
 	for (uint32_t d = 0; d < r->ndcs; d++) {
-		struct status_dc *dc = &r->dcs[d];
+		struct cli_status_dc *dc = &r->dcs[d];
 		bool member = false;
 
 		if (!dc->leader) {
-			status_problem(r, "no-leader", dc->name, 0, NULL,
+			cli_status_problem(r, "no-leader", dc->name, 0, NULL,
 				"%s has %u node%s and no leader", dc->name,
 				dc->nnodes, dc->nnodes == 1 ? "" : "s");
 			dc->flagged = true;
@@ -714,7 +718,7 @@ static void check_nodes(struct status_report *r)
 			    r->members[i].node_id == dc->leader->node_id)
 				member = true;
 		if (!member) {
-			status_problem(r, "leader", dc->name,
+			cli_status_problem(r, "leader", dc->name,
 				dc->leader->node_id, NULL, "%s's leader is "
 				"node %u, which is not registered under "
 				"nodes/%s", dc->name,
@@ -723,7 +727,7 @@ static void check_nodes(struct status_report *r)
 		}
 	}
 	if (r->bad_topo)
-		status_problem(r, "malformed", NULL, 0, NULL,
+		cli_status_problem(r, "malformed", NULL, 0, NULL,
 			"%u znode%s under /freshet/%s/nodes or leaders "
 			"ignored as malformed (the warnings on standard "
 			"error name them)", r->bad_topo,
@@ -732,8 +736,8 @@ static void check_nodes(struct status_report *r)
 
 static int cmp_model(const void *a, const void *b)
 {
-	return strcmp(((const struct status_model *)a)->name,
-		      ((const struct status_model *)b)->name);
+	return strcmp(((const struct cli_status_model *)a)->name,
+		      ((const struct cli_status_model *)b)->name);
 }
 
 /* ========================================================================
@@ -742,9 +746,10 @@ static int cmp_model(const void *a, const void *b)
 
 /* md->rb from what every member publishes for md; false when out of
  * memory. */
-static bool compute_rollback(struct status_report *r, struct status_model *md)
+static bool compute_rollback(struct cli_status_report *r,
+			     struct cli_status_model *md)
 {
-	struct status_rollback *rb = &md->rb;
+	struct cli_status_rollback *rb = &md->rb;
 	uint64_t cut_ms;
 
 	rb->canaries = calloc(r->nmembers ? r->nmembers : 1,
@@ -784,7 +789,7 @@ static bool compute_rollback(struct status_report *r, struct status_model *md)
  * The round
  * ===================================================================== */
 
-bool status_compute(struct status_report *r)
+bool cli_status_compute(struct cli_status_report *r)
 {
 	if (!build_dcs(r))
 		goto out_nomem;
@@ -793,7 +798,7 @@ bool status_compute(struct status_report *r)
 	if (r->nmodels)
 		qsort(r->models, r->nmodels, sizeof(*r->models), cmp_model);
 	for (uint32_t i = 0; i < r->nmodels; i++) {
-		struct status_model *md = &r->models[i];
+		struct cli_status_model *md = &r->models[i];
 
 		if (!compute_model(r, md) || !compute_rollback(r, md))
 			goto out_nomem;

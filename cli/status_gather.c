@@ -19,12 +19,12 @@
 
 #define BODY_MAX (256u << 20)         /* largest /status reply read */
 
-_Static_assert(STATUS_WHY_MAX >= CURL_ERROR_SIZE + 64,
+_Static_assert(CLI_STATUS_WHY_MAX >= CURL_ERROR_SIZE + 64,
 	       "a node's why holds curl's error text");
 
 /* One member's request. */
 struct http {
-	struct status_node *nd;
+	struct cli_status_node *nd;
 	CURL *h;
 	char *body;
 	size_t n, cap;
@@ -38,7 +38,7 @@ struct http {
 
 /* Members, leaders and the registry; false (r->zk_error set) when
  * ZooKeeper failed. */
-static bool gather_zk(struct status_report *r, struct topo_admin *a)
+static bool gather_zk(struct cli_status_report *r, struct topo_admin *a)
 {
 	uint32_t bad = 0, n = 0;
 	char **names = NULL, shown[80];
@@ -55,14 +55,14 @@ static bool gather_zk(struct status_report *r, struct topo_admin *a)
 	if (topo_admin_model_list(a, &names, &n))
 		goto fail;
 	for (uint32_t i = 0; i < n; i++) {
-		struct status_model *md;
+		struct cli_status_model *md;
 
 		err = topo_admin_model_get(a, names[i], &def);
 		if (err == FR_ERR_NOTFOUND)
 			continue;       /* deleted since the listing */
 		if (err == FR_ERR_INVAL) {      /* not a model name */
 			r->bad_znodes++;
-			status_problem(r, "malformed", NULL, 0, NULL,
+			cli_status_problem(r, "malformed", NULL, 0, NULL,
 				"/freshet/%s/models/%s ignored: %s",
 				r->cluster,
 				fr_show(shown, sizeof(shown), names[i]),
@@ -71,7 +71,7 @@ static bool gather_zk(struct status_report *r, struct topo_admin *a)
 		}
 		if (err == FR_ERR_CORRUPT || err == FR_ERR_TOOBIG) {
 			r->bad_znodes++;   /* the detail names the path */
-			status_problem(r, "malformed", NULL, 0, NULL,
+			cli_status_problem(r, "malformed", NULL, 0, NULL,
 				"%s; ignored", fr_errmsg());
 			continue;
 		}
@@ -79,7 +79,7 @@ static bool gather_zk(struct status_report *r, struct topo_admin *a)
 			free(names);
 			goto fail;
 		}
-		md = status_model_add(r, def.name);
+		md = cli_status_model_add(r, def.name);
 		if (!md) {
 			free(names);
 			fr_fail(FR_ERR_NOMEM, "out of memory");
@@ -137,7 +137,7 @@ static size_t body_write(char *p, size_t size, size_t nmemb, void *arg)
 /* Start q's request on mh; false (nd->why set) when it cannot. */
 static bool http_start(CURLM *mh, struct http *q, uint32_t timeout_ms)
 {
-	struct status_node *nd = q->nd;
+	struct cli_status_node *nd = q->nd;
 	char url[TOPO_ADDR_MAX + 32];
 
 	if (!nd->m.admin[0]) {
@@ -177,7 +177,7 @@ static bool http_start(CURLM *mh, struct http *q, uint32_t timeout_ms)
 static void http_done(CURLMsg *msg)
 {
 	struct http *q;
-	struct status_node *nd;
+	struct cli_status_node *nd;
 	char *priv = NULL, shown[CURL_ERROR_SIZE];
 	long code = 0;
 
@@ -199,15 +199,15 @@ static void http_done(CURLMsg *msg)
 	}
 	curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
 	if (code != 200) {
-		nd->state = STATUS_NODE_BAD;
+		nd->state = CLI_STATUS_NODE_BAD;
 		snprintf(nd->why, sizeof(nd->why), "/status answered HTTP %ld",
 			 code);
 		return;
 	}
-	status_node_parse(nd, q->body, q->n);
+	cli_status_node_parse(nd, q->body, q->n);
 }
 
-static bool gather_http(struct status_report *r, uint32_t timeout_ms)
+static bool gather_http(struct cli_status_report *r, uint32_t timeout_ms)
 {
 	struct http *qs = calloc(r->nmembers ? r->nmembers : 1, sizeof(*qs));
 	CURLM *mh = qs ? curl_multi_init() : NULL;
@@ -218,7 +218,7 @@ static bool gather_http(struct status_report *r, uint32_t timeout_ms)
 		return false;
 	for (uint32_t i = 0; i < r->nmembers; i++) {
 		qs[i].nd = &r->nodes[i];
-		r->nodes[i].state = STATUS_NODE_DOWN;
+		r->nodes[i].state = CLI_STATUS_NODE_DOWN;
 		http_start(mh, &qs[i], timeout_ms);
 	}
 	if (mh) {
@@ -233,14 +233,14 @@ static bool gather_http(struct status_report *r, uint32_t timeout_ms)
 				http_done(msg);
 	}
 	for (uint32_t i = 0; i < r->nmembers; i++) {
-		struct status_node *nd = &r->nodes[i];
+		struct cli_status_node *nd = &r->nodes[i];
 
 		if (qs[i].h) {
 			curl_multi_remove_handle(mh, qs[i].h);
 			curl_easy_cleanup(qs[i].h);
 		}
 		/* Requests that never finished (a broken multi loop). */
-		if (nd->state == STATUS_NODE_DOWN && !nd->why[0])
+		if (nd->state == CLI_STATUS_NODE_DOWN && !nd->why[0])
 			snprintf(nd->why, sizeof(nd->why), "no answer");
 		free(qs[i].body);
 	}
@@ -264,7 +264,7 @@ void status_http_fini(void)
 	curl_global_cleanup();
 }
 
-bool status_gather(struct status_report *r, struct topo_admin *a,
+bool status_gather(struct cli_status_report *r, struct topo_admin *a,
 		   uint32_t node_timeout_ms)
 {
 	r->time_ms = fr_wall_ms(NULL);

@@ -25,24 +25,24 @@
 #include "shard/shard.h"
 #include "topology/topology.h"
 
-#define STATUS_LAG_FLAG_MS 5000         /* a DC further behind is flagged */
-#define STATUS_CELLS_MAX (16u << 20)    /* tables x shards examined per model */
-#define STATUS_WHY_MAX 320              /* a node's error text */
+#define CLI_STATUS_LAG_FLAG_MS 5000         /* a DC further behind is flagged */
+#define CLI_STATUS_CELLS_MAX (16u << 20)    /* tables x shards examined per model */
+#define CLI_STATUS_WHY_MAX 320              /* a node's error text */
 
-#define STATUS_LAG_UNKNOWN (-1)         /* no usable max_version */
-#define STATUS_LAG_NODATA INT64_MAX     /* the node holds nothing, others do */
+#define CLI_STATUS_LAG_UNKNOWN (-1)         /* no usable max_version */
+#define CLI_STATUS_LAG_NODATA INT64_MAX     /* the node holds nothing, others do */
 
-enum status_node_state {
-	STATUS_NODE_DOWN,       /* did not answer /status */
-	STATUS_NODE_BAD,        /* answered, but not the expected JSON */
-	STATUS_NODE_UP
+enum cli_status_node_state {
+	CLI_STATUS_NODE_DOWN,       /* did not answer /status */
+	CLI_STATUS_NODE_BAD,        /* answered, but not the expected JSON */
+	CLI_STATUS_NODE_UP
 };
 
 /* One member: what ZooKeeper says, and what its /status said. */
-struct status_node {
+struct cli_status_node {
 	struct topo_member m;           /* = report->members[i] */
-	enum status_node_state state;
-	char why[STATUS_WHY_MAX];       /* DOWN, BAD: what went wrong */
+	enum cli_status_node_state state;
+	char why[CLI_STATUS_WHY_MAX];       /* DOWN, BAD: what went wrong */
 	json_t *st;                     /* the /status reply (UP), owned */
 	/* From the reply, checked (UP only). */
 	bool has_id, has_gen;
@@ -57,7 +57,7 @@ struct status_node {
 	bool flagged;                   /* compute: a problem names it */
 };
 
-struct status_dc {
+struct cli_status_dc {
 	char name[TOPO_NAME_MAX + 1];
 	const struct topo_leader *leader;   /* NULL: none */
 	uint32_t nnodes, nup;
@@ -65,15 +65,15 @@ struct status_dc {
 };
 
 /* One node's view of one model. */
-struct status_node_model {
+struct cli_status_node_model {
 	json_t *mj;                     /* its models[] entry, NULL if none */
 	uint64_t max_version;
-	int64_t lag_ms;                 /* STATUS_LAG_UNKNOWN, _NODATA or ms */
+	int64_t lag_ms;                 /* CLI_STATUS_LAG_UNKNOWN, _NODATA or ms */
 	int64_t behind;                 /* shards behind, -1 unknown */
 	uint64_t *vvhash;               /* per table, NULL if unknown */
 };
 
-struct status_dc_model {
+struct cli_status_dc_model {
 	uint32_t serving;               /* up nodes that have the model */
 	int64_t lag_ms, behind;         /* the slowest node's */
 	uint32_t slowest;               /* its id, 0 if none */
@@ -83,7 +83,7 @@ struct status_dc_model {
 
 /* What the members' per-model status (their znodes) says about a model's
  * roles and rollback epochs. */
-struct status_rollback {
+struct cli_status_rollback {
 	uint32_t reporting;             /* members with a status for it */
 	uint64_t epoch_max;             /* highest epoch any applied */
 	uint32_t at_max;                /* of them, at epoch_max */
@@ -96,19 +96,19 @@ struct status_rollback {
 					 * cut is ahead */
 };
 
-struct status_model {
+struct cli_status_model {
 	char name[SHARD_NAME_MAX + 1];
 	bool registered;
 	struct shard_model_def def;     /* registered */
 	uint32_t shards, ntables;       /* as the nodes report them */
 	uint64_t freshest;
-	struct status_node_model *per;  /* [nmembers] */
-	struct status_dc_model *dcs;    /* [ndcs] */
-	struct status_rollback rb;
+	struct cli_status_node_model *per;  /* [nmembers] */
+	struct cli_status_dc_model *dcs;    /* [ndcs] */
+	struct cli_status_rollback rb;
 	bool flagged;                   /* some DC of it is */
 };
 
-struct status_problem {
+struct cli_status_problem {
 	char kind[16];
 	char dc[TOPO_NAME_MAX + 1];     /* "" when not about one */
 	uint32_t node;                  /* 0 when not about one */
@@ -116,7 +116,7 @@ struct status_problem {
 	char msg[640];
 };
 
-struct status_report {
+struct cli_status_report {
 	const char *cluster, *hosts;    /* borrowed */
 	uint64_t time_ms;               /* wall clock when the round began */
 	char zk_error[512];             /* a ZooKeeper call failed */
@@ -126,12 +126,12 @@ struct status_report {
 	uint32_t nmembers;
 	struct topo_leader *leaders;
 	uint32_t nleaders;
-	struct status_node *nodes;      /* [nmembers], same order */
-	struct status_dc *dcs;
+	struct cli_status_node *nodes;      /* [nmembers], same order */
+	struct cli_status_dc *dcs;
 	uint32_t ndcs;
-	struct status_model *models;
+	struct cli_status_model *models;
 	uint32_t nmodels, capmodels;
-	struct status_problem *problems;
+	struct cli_status_problem *problems;
 	uint32_t nproblems, capproblems;
 };
 
@@ -147,7 +147,7 @@ void status_http_fini(void);
  * ZooKeeper, then every member's /status (at most node_timeout_ms each,
  * all at once).  false when ZooKeeper failed (r->zk_error says how; the
  * picture is then empty). */
-bool status_gather(struct status_report *r, struct topo_admin *a,
+bool status_gather(struct cli_status_report *r, struct topo_admin *a,
 		   uint32_t node_timeout_ms);
 
 /* ------------------------------------------------------------------------
@@ -156,26 +156,26 @@ bool status_gather(struct status_report *r, struct topo_admin *a,
 
 /* The model named name, added (zeroed, unregistered) when absent; NULL
  * when out of memory. */
-struct status_model *status_model_add(struct status_report *r,
+struct cli_status_model *cli_status_model_add(struct cli_status_report *r,
 				      const char *name);
 /* Note a problem (kind: a word of docs/cli.md's table; dc, model NULL and
  * node 0 when not about one).  Out of memory loses the line, not the
  * count of a flag: callers flag separately. */
-void status_problem(struct status_report *r, const char *kind,
+void cli_status_problem(struct cli_status_report *r, const char *kind,
 		    const char *dc, uint32_t node, const char *model,
 		    const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
 /* A node's /status reply body (len bytes, untrusted) into nd: UP with
  * its fields checked, or BAD with why. */
-void status_node_parse(struct status_node *nd, const char *body,
+void cli_status_node_parse(struct cli_status_node *nd, const char *body,
 		       size_t len);
 /* From the inputs (members, leaders, registry models, nodes[].state and
  * replies) to dcs[], every model a node serves, the per-model rows, the
  * rollback summary and every problem.  false when out of memory
  * (r->zk_error says so). */
-bool status_compute(struct status_report *r);
+bool cli_status_compute(struct cli_status_report *r);
 /* Free everything the report owns and zero it. */
-void status_report_fini(struct status_report *r);
+void cli_status_report_fini(struct cli_status_report *r);
 
 /* ------------------------------------------------------------------------
  * status_render.c
@@ -183,8 +183,8 @@ void status_report_fini(struct status_report *r);
 
 /* The --json object (docs/cli.md has the schema); NULL when out of
  * memory.  The caller owns it. */
-json_t *status_render_json(const struct status_report *r);
+json_t *cli_status_render_json(const struct cli_status_report *r);
 /* The screen, to o. */
-void status_render_text(const struct status_report *r, FILE *o);
+void cli_status_render_text(const struct cli_status_report *r, FILE *o);
 
 #endif /* FRESHET_CLI_STATUS_INT_H */

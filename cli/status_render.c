@@ -15,10 +15,10 @@
 #include "cli/cliutil.h"
 #include "cli/status_int.h"
 
-static const char *state_name(enum status_node_state s)
+static const char *state_name(enum cli_status_node_state s)
 {
-	return s == STATUS_NODE_UP ? "up" :
-	       s == STATUS_NODE_BAD ? "bad-reply" : "down";
+	return s == CLI_STATUS_NODE_UP ? "up" :
+	       s == CLI_STATUS_NODE_BAD ? "bad-reply" : "down";
 }
 
 /* ========================================================================
@@ -27,7 +27,7 @@ static const char *state_name(enum status_node_state s)
 
 static json_t *status_json_lag(int64_t lag)
 {
-	return lag == STATUS_LAG_UNKNOWN || lag == STATUS_LAG_NODATA
+	return lag == CLI_STATUS_LAG_UNKNOWN || lag == CLI_STATUS_LAG_NODATA
 	       ? json_null() : json_integer(lag);
 }
 
@@ -38,7 +38,7 @@ static json_t *status_json_id(uint64_t id)
 }
 
 /* What the node says about itself (up nodes only). */
-static json_t *node_status_json(const struct status_node *nd)
+static json_t *node_status_json(const struct cli_status_node *nd)
 {
 	return json_pack("{s:o,s:o,s:s,s:s,s:o,s:b,s:o,s:o,s:o}",
 			 "node_id", nd->has_id ? cli_json_u64(nd->id)
@@ -58,12 +58,12 @@ static json_t *node_status_json(const struct status_node *nd)
 }
 
 /* Node i's view of every model it serves. */
-static json_t *node_models_json(const struct status_report *r, uint32_t i)
+static json_t *node_models_json(const struct cli_status_report *r, uint32_t i)
 {
 	json_t *jm = json_array();
 
 	for (uint32_t k = 0; jm && k < r->nmodels; k++) {
-		const struct status_node_model *pm = &r->models[k].per[i];
+		const struct cli_status_node_model *pm = &r->models[k].per[i];
 
 		if (!pm->mj)
 			continue;
@@ -71,7 +71,7 @@ static json_t *node_models_json(const struct status_report *r, uint32_t i)
 			"{s:s,s:o,s:o,s:b,s:o}", "name", r->models[k].name,
 			"max_version", cli_json_u64(pm->max_version),
 			"lag_ms", status_json_lag(pm->lag_ms),
-			"no_data", pm->lag_ms == STATUS_LAG_NODATA,
+			"no_data", pm->lag_ms == CLI_STATUS_LAG_NODATA,
 			"shards_behind", pm->behind < 0
 					 ? json_null()
 					 : json_integer(pm->behind)));
@@ -79,10 +79,10 @@ static json_t *node_models_json(const struct status_report *r, uint32_t i)
 	return jm;
 }
 
-static json_t *node_json(const struct status_report *r, uint32_t i,
-			 const struct status_dc *dc)
+static json_t *node_json(const struct cli_status_report *r, uint32_t i,
+			 const struct cli_status_dc *dc)
 {
-	const struct status_node *nd = &r->nodes[i];
+	const struct cli_status_node *nd = &r->nodes[i];
 	const struct topo_member *m = &r->members[i];
 	bool leads = dc->leader && dc->leader->node_id == m->node_id;
 	json_t *jn;
@@ -92,13 +92,13 @@ static json_t *node_json(const struct status_report *r, uint32_t i,
 		       "addr", m->addr, "admin", m->admin,
 		       "roles", m->roles,
 		       "generation", cli_json_u64(m->generation),
-		       "up", nd->state == STATUS_NODE_UP,
+		       "up", nd->state == CLI_STATUS_NODE_UP,
 		       "state", state_name(nd->state),
 		       "flagged", nd->flagged,
 		       "leader", leads);
 	if (!jn)
 		return NULL;
-	if (nd->state != STATUS_NODE_UP) {
+	if (nd->state != CLI_STATUS_NODE_UP) {
 		json_object_set_new(jn, "error", json_string(nd->why));
 		return jn;
 	}
@@ -107,8 +107,8 @@ static json_t *node_json(const struct status_report *r, uint32_t i,
 	return jn;
 }
 
-static json_t *dc_json(const struct status_report *r,
-		       const struct status_dc *dc)
+static json_t *dc_json(const struct cli_status_report *r,
+		       const struct cli_status_dc *dc)
 {
 	const struct topo_leader *l = dc->leader;
 	json_t *jd, *nodes;
@@ -131,7 +131,7 @@ static json_t *dc_json(const struct status_report *r,
 	return jd;
 }
 
-static json_t *rollback_json(const struct status_rollback *rb)
+static json_t *rollback_json(const struct cli_status_rollback *rb)
 {
 	json_t *c = json_array();
 
@@ -146,8 +146,8 @@ static json_t *rollback_json(const struct status_rollback *rb)
 			 "baseline_cut", cli_json_u64(rb->baseline_cut));
 }
 
-static json_t *dc_model_json(const struct status_report *r,
-			     const struct status_dc_model *dm, uint32_t d)
+static json_t *dc_model_json(const struct cli_status_report *r,
+			     const struct cli_status_dc_model *dm, uint32_t d)
 {
 	bool s = dm->serving != 0;
 
@@ -156,7 +156,7 @@ static json_t *dc_model_json(const struct status_report *r,
 			 "nodes_serving", (json_int_t)dm->serving,
 			 "nodes_total", (json_int_t)r->dcs[d].nnodes,
 			 "lag_ms", s ? status_json_lag(dm->lag_ms) : json_null(),
-			 "no_data", s && dm->lag_ms == STATUS_LAG_NODATA,
+			 "no_data", s && dm->lag_ms == CLI_STATUS_LAG_NODATA,
 			 "shards_behind", s && dm->behind >= 0
 					  ? json_integer(dm->behind)
 					  : json_null(),
@@ -174,8 +174,8 @@ static json_t *shape_json(bool registered, uint32_t reg, uint32_t nodes)
 	return nodes ? json_integer(nodes) : json_null();
 }
 
-static json_t *model_json(const struct status_report *r,
-			  const struct status_model *md)
+static json_t *model_json(const struct cli_status_report *r,
+			  const struct cli_status_model *md)
 {
 	json_t *jm, *jd;
 
@@ -198,7 +198,7 @@ static json_t *model_json(const struct status_report *r,
 	return jm;
 }
 
-static json_t *problem_json(const struct status_problem *p)
+static json_t *problem_json(const struct cli_status_problem *p)
 {
 	return json_pack("{s:s,s:o,s:o,s:o,s:s}", "kind", p->kind,
 			 "dc", p->dc[0] ? json_string(p->dc) : json_null(),
@@ -208,7 +208,7 @@ static json_t *problem_json(const struct status_problem *p)
 			 "message", p->msg);
 }
 
-json_t *status_render_json(const struct status_report *r)
+json_t *cli_status_render_json(const struct cli_status_report *r)
 {
 	json_t *root, *dcs, *models, *probs;
 
@@ -255,7 +255,7 @@ static const char *fmt_ms(uint64_t ms, char *buf, size_t cap)
 
 static const char *fmt_lag(int64_t lag, char *buf, size_t cap)
 {
-	if (lag == STATUS_LAG_NODATA)
+	if (lag == CLI_STATUS_LAG_NODATA)
 		snprintf(buf, cap, "no data");
 	else if (lag < 0)
 		snprintf(buf, cap, "?");
@@ -264,13 +264,13 @@ static const char *fmt_lag(int64_t lag, char *buf, size_t cap)
 	return buf;
 }
 
-static void text_header(const struct status_report *r, FILE *o)
+static void text_header(const struct cli_status_report *r, FILE *o)
 {
 	char tb[48];
 	uint32_t up = 0;
 
 	for (uint32_t i = 0; i < r->nmembers; i++)
-		up += r->nodes[i].state == STATUS_NODE_UP;
+		up += r->nodes[i].state == CLI_STATUS_NODE_UP;
 	fprintf(o, "freshet status  cluster %s  zookeeper %s  %s\n",
 		r->cluster, r->hosts, fmt_ms(r->time_ms, tb, sizeof(tb)));
 	fprintf(o, "%u DC%s, %u node%s (%u up), %u model%s: ", r->ndcs,
@@ -291,8 +291,8 @@ static void text_header(const struct status_report *r, FILE *o)
 			r->cluster);
 }
 
-static void text_dc(const struct status_report *r,
-		    const struct status_dc *dc, FILE *o)
+static void text_dc(const struct cli_status_report *r,
+		    const struct cli_status_dc *dc, FILE *o)
 {
 	fprintf(o, "\n%sDC %s  ", dc->flagged ? "! " : "", dc->name);
 	if (dc->leader)
@@ -303,9 +303,9 @@ static void text_dc(const struct status_report *r,
 	fprintf(o, "  %-11s %-9s %6s  %-8s %-12s %-22s %s\n", "NODE",
 		"STATE", "GEN", "BACKEND", "ZK", "ADDR", "ADMIN");
 	for (uint32_t i = 0; i < r->nmembers; i++) {
-		const struct status_node *nd = &r->nodes[i];
+		const struct cli_status_node *nd = &r->nodes[i];
 		const struct topo_member *m = &r->members[i];
-		bool up = nd->state == STATUS_NODE_UP;
+		bool up = nd->state == CLI_STATUS_NODE_UP;
 		char id[16], gb[24];
 
 		if (strcmp(m->dc, dc->name) != 0)
@@ -324,7 +324,7 @@ static void text_dc(const struct status_report *r,
 
 /* "  rollback epoch E on A/N nodes  canary 2,3  baseline 4 (cut T
  * behind)", once some member publishes a status for the model. */
-static void text_rollback(const struct status_rollback *rb, FILE *o)
+static void text_rollback(const struct cli_status_rollback *rb, FILE *o)
 {
 	char lb[24];
 
@@ -342,8 +342,8 @@ static void text_rollback(const struct status_rollback *rb, FILE *o)
 	fprintf(o, "\n");
 }
 
-static void text_model(const struct status_report *r,
-		       const struct status_model *md, FILE *o)
+static void text_model(const struct cli_status_report *r,
+		       const struct cli_status_model *md, FILE *o)
 {
 	char tb[48], lb[24], bb[24];
 
@@ -367,7 +367,7 @@ static void text_model(const struct status_report *r,
 		fprintf(o, "  %-16s %8s %10s %14s  %s\n", "DC", "SERVING",
 			"LAG_MS", "SHARDS_BEHIND", "SLOWEST");
 	for (uint32_t d = 0; d < r->ndcs; d++) {
-		const struct status_dc_model *dm = &md->dcs[d];
+		const struct cli_status_dc_model *dm = &md->dcs[d];
 		char sv[24], sl[16];
 
 		snprintf(sv, sizeof(sv), "%u/%u", dm->serving,
@@ -390,7 +390,7 @@ static void text_model(const struct status_report *r,
 	}
 }
 
-void status_render_text(const struct status_report *r, FILE *o)
+void cli_status_render_text(const struct cli_status_report *r, FILE *o)
 {
 	text_header(r, o);
 	for (uint32_t d = 0; d < r->ndcs; d++)

@@ -4,7 +4,7 @@
  *
  * Every scalar key lives in one table (section, name, type, bounds,
  * default, where it lands, help), and everything else — defaults, parsing,
- * --help, config_print, the range checks in config_validate — is driven
+ * --help, node_config_print, the range checks in node_config_validate — is driven
  * from it, so a key is added in one place.  Two kinds of entry do not fit a
  * single field: `peer` and `table` are repeatable and append to arrays.
  *
@@ -75,7 +75,7 @@ enum key_type {
 	KT_NAME,      /* [A-Za-z0-9_.-], 1..size-1 bytes */
 	KT_NAMELIST,  /* comma-separated names (model names), may be empty */
 	KT_ENUM,      /* one of choices[], stored as the string */
-	KT_ADDR,      /* struct config_addr */
+	KT_ADDR,      /* struct node_config_addr */
 	KT_PATH,      /* a file system path, 1..size-1 bytes */
 	KT_ZKHOSTS,   /* HOST:PORT[,HOST:PORT...][/chroot], or empty */
 	KT_LOGLEVEL,  /* enum fr_log_level */
@@ -83,7 +83,7 @@ enum key_type {
 	KT_TABLE,     /* repeatable: appends to the model's tables[] */
 };
 
-struct config_key {
+struct node_config_key {
 	enum section section;
 	const char *name;
 	enum key_type type;
@@ -93,7 +93,7 @@ struct config_key {
 	 * NULL: no default (required keys and the repeatable ones). */
 	const char *def;
 	bool required;
-	/* Where the value lands: offsetof into struct config, or into struct
+	/* Where the value lands: offsetof into struct node_config, or into struct
 	 * shard_model_def for SEC_MODEL keys; size of the field. */
 	size_t off, size;
 	const char *help;
@@ -106,15 +106,15 @@ static const char *const log_level_names[] = {
 	[FR_LOG_WARN] = "warn", [FR_LOG_ERROR] = "error", [FR_LOG_OFF] = "off",
 };
 
-#define CFG(f) .off = offsetof(struct config, f),                          \
-	.size = sizeof(((struct config *)0)->f)
+#define CFG(f) .off = offsetof(struct node_config, f),                          \
+	.size = sizeof(((struct node_config *)0)->f)
 #define MDL(f) .off = offsetof(struct shard_model_def, f),                   \
 	.size = sizeof(((struct shard_model_def *)0)->f)
 #define U32(sec, nm, lo, hi, dflt, field, text)                             \
 	{ .section = sec, .name = nm, .type = KT_U32, .min = lo, .max = hi,  \
 	  .def = dflt, field, .help = text }
 
-static const struct config_key keys[] = {
+static const struct node_config_key keys[] = {
 	/* [node] */
 	{ .section = SEC_NODE, .name = "id", .type = KT_U32, .min = 1,
 	  .max = UINT32_MAX - 1, .required = true, CFG(node_id),
@@ -235,17 +235,17 @@ static const struct config_key keys[] = {
 #undef CFG
 #undef MDL
 
-static void *key_field(const struct config_key *k, void *base)
+static void *key_field(const struct node_config_key *k, void *base)
 {
 	return (char *)base + k->off;
 }
 
-static const void *key_cfield(const struct config_key *k, const void *base)
+static const void *key_cfield(const struct node_config_key *k, const void *base)
 {
 	return (const char *)base + k->off;
 }
 
-static const struct config_key *key_find(enum section s, const char *name)
+static const struct node_config_key *key_find(enum section s, const char *name)
 {
 	for (size_t i = 0; i < NKEYS; i++)
 		if (keys[i].section == s && strcmp(keys[i].name, name) == 0)
@@ -344,7 +344,7 @@ static enum fr_err check_name(const char *s, size_t max_len)
 }
 
 /*
- * A path must survive being written back as INI by config_print: no
+ * A path must survive being written back as INI by node_config_print: no
  * control bytes, no spaces at either end (inih strips them) and no
  * whitespace followed by ';' (inih starts an inline comment there).
  */
@@ -409,9 +409,9 @@ static enum fr_err parse_enum(const char *s, const char *const *choices,
 		       show(&b, s), text);
 }
 
-enum fr_err config_parse_addr(const char *s, struct config_addr *out)
+enum fr_err node_config_parse_addr(const char *s, struct node_config_addr *out)
 {
-	struct config_addr a;
+	struct node_config_addr a;
 
 	memset(&a, 0, sizeof(a));
 	if (fr_parse_hostport(NULL, s, a.host, sizeof(a.host), &a.port))
@@ -420,8 +420,8 @@ enum fr_err config_parse_addr(const char *s, struct config_addr *out)
 	return FR_OK;
 }
 
-/* "[::1]:7001" or "host:7001" — the form config_parse_addr reads. */
-static const char *format_addr(const struct config_addr *a, char *buf,
+/* "[::1]:7001" or "host:7001" — the form node_config_parse_addr reads. */
+static const char *format_addr(const struct node_config_addr *a, char *buf,
 			       size_t size)
 {
 	bool v6 = memchr(a->host, ':', strnlen(a->host, sizeof(a->host))) != NULL;
@@ -434,9 +434,9 @@ static const char *format_addr(const struct config_addr *a, char *buf,
 
 #define PEER_EXPECTED "expected ID@HOST:PORT with ID in 1..4294967294"
 
-static enum fr_err parse_peer(const char *s, struct config_peer *out)
+static enum fr_err parse_peer(const char *s, struct node_config_peer *out)
 {
-	struct config_peer p;
+	struct node_config_peer p;
 	struct shown b;
 	const char *at = strchr(s, '@');
 	char id[32];
@@ -456,7 +456,7 @@ static enum fr_err parse_peer(const char *s, struct config_peer *out)
 	err = parse_u32(id, 1, UINT32_MAX - 1, &p.id);
 	if (err)
 		return fail_prefixed(err, "peer '%s': id ", show(&b, s));
-	err = config_parse_addr(at + 1, &p.addr);
+	err = node_config_parse_addr(at + 1, &p.addr);
 	if (err)
 		return fail_prefixed(err, "peer '%s': address ", show(&b, s));
 	*out = p;
@@ -465,7 +465,7 @@ static enum fr_err parse_peer(const char *s, struct config_peer *out)
 
 #define ZK_EXPECTED "expected HOST:PORT[,HOST:PORT...][/chroot]"
 
-enum fr_err config_check_zk_hosts(const char *s)
+enum fr_err node_config_check_zk_hosts(const char *s)
 {
 	char buf[CONFIG_ZK_HOSTS_MAX + 1];
 	const char *chroot;
@@ -485,12 +485,12 @@ enum fr_err config_check_zk_hosts(const char *s)
 	memcpy(buf, s, chroot ? (size_t)(chroot - s) : len);
 	buf[chroot ? (size_t)(chroot - s) : len] = '\0';
 	for (char *h = buf, *next; h; h = next) {
-		struct config_addr a;
+		struct node_config_addr a;
 
 		next = strchr(h, ',');
 		if (next)
 			*next++ = '\0';
-		if (config_parse_addr(h, &a) != FR_OK)
+		if (node_config_parse_addr(h, &a) != FR_OK)
 			return fr_fail(FR_ERR_INVAL, "server '%s': %s; " ZK_EXPECTED,
 				       show(&b, h), fr_errmsg());
 	}
@@ -515,7 +515,7 @@ enum fr_err config_check_zk_hosts(const char *s)
 
 #define TABLE_EXPECTED "expected NAME:ROWS:DIM[:f32|f16]"
 
-enum fr_err config_parse_table(const char *s, struct shard_table_def *out)
+enum fr_err node_config_parse_table(const char *s, struct shard_table_def *out)
 {
 	struct shard_table_def t;
 	struct shown b, bn;
@@ -624,7 +624,7 @@ static enum fr_err check_namelist(const char *s, size_t max_len)
 }
 
 /* Is `name` one of the list's items (a KT_NAMELIST value)? */
-bool config_list_has(const char *list, const char *name)
+bool node_config_list_has(const char *list, const char *name)
 {
 	size_t len = strlen(name);
 
@@ -643,7 +643,7 @@ bool config_list_has(const char *list, const char *name)
 
 /* Parse a scalar key's value into `field` (k->size bytes).  The field is
  * written only when the whole value is good. */
-static enum fr_err key_parse_field(const struct config_key *k,
+static enum fr_err key_parse_field(const struct node_config_key *k,
 				   const char *value, void *field)
 {
 	enum fr_err err = FR_OK;
@@ -688,21 +688,21 @@ static enum fr_err key_parse_field(const struct config_key *k,
 		}
 		break;
 	case KT_ZKHOSTS:
-		err = config_check_zk_hosts(value);
+		err = node_config_check_zk_hosts(value);
 		if (!err) {
 			memset(field, 0, k->size);
 			memcpy(field, value, strlen(value));
 		}
 		break;
 	case KT_ADDR: {
-		struct config_addr a;
+		struct node_config_addr a;
 
 		assert(k->size == sizeof(a));
 		if (!k->required && !*value) {   /* optional and unset */
 			memset(field, 0, sizeof(a));
 			break;
 		}
-		err = config_parse_addr(value, &a);
+		err = node_config_parse_addr(value, &a);
 		if (!err)
 			memcpy(field, &a, sizeof(a));
 		break;
@@ -728,9 +728,9 @@ static enum fr_err key_parse_field(const struct config_key *k,
 	return err;
 }
 
-/* The same into the key's field in `base`: struct config, or struct
+/* The same into the key's field in `base`: struct node_config, or struct
  * shard_model_def for model keys. */
-static enum fr_err key_parse(const struct config_key *k, const char *value,
+static enum fr_err key_parse(const struct node_config_key *k, const char *value,
 			     void *base)
 {
 	return key_parse_field(k, value, key_field(k, base));
@@ -753,7 +753,7 @@ static void model_defaults(struct shard_model_def *m)
 	}
 }
 
-void config_defaults(struct config *c)
+void node_config_defaults(struct node_config *c)
 {
 	/* Zero everything, padding and string tails included, so two
 	 * configs holding the same values compare equal with memcmp. */
@@ -848,7 +848,7 @@ struct load {
 	uint32_t fail_line;          /* the line it is about */
 	int read_errno;              /* getline failed with this, or 0 */
 	int cur_model;               /* index in c->models, or -1 */
-	struct config *c;            /* the copy being filled */
+	struct node_config *c;            /* the copy being filled */
 	/* Lines where things were given in this file, for "first on line N"
 	 * (0: not in this file). */
 	uint32_t key_line[NKEYS];
@@ -877,7 +877,7 @@ load_fail(struct load *ld, enum fr_err err, const char *fmt, ...)
 
 static enum fr_err open_model(struct load *ld, const char *name)
 {
-	struct config *c = ld->c;
+	struct node_config *c = ld->c;
 	struct shard_model_def *m;
 	struct shown b;
 	enum fr_err err;
@@ -1018,8 +1018,8 @@ static char *read_line(char *str, int num, void *stream)
 
 static enum fr_err handle_peer(struct load *ld, const char *value)
 {
-	struct config *c = ld->c;
-	struct config_peer p;
+	struct node_config *c = ld->c;
+	struct node_config_peer p;
 	enum fr_err err;
 
 	err = parse_peer(value, &p);
@@ -1055,7 +1055,7 @@ static enum fr_err handle_table(struct load *ld, struct shard_model_def *m,
 	struct shard_table_def t;
 	enum fr_err err;
 
-	err = config_parse_table(value, &t);
+	err = node_config_parse_table(value, &t);
 	if (err)
 		return load_fail(ld, err, "[model %s] table: ", m->name);
 	for (uint32_t i = 0; i < m->ntables; i++) {
@@ -1088,7 +1088,7 @@ static enum fr_err handle_key(struct load *ld, const char *section,
 {
 	char sec[64], list[MSG_MAX / 2];
 	struct shown bs, bn;
-	const struct config_key *k;
+	const struct node_config_key *k;
 	const char *model;
 	struct shard_model_def *m = NULL;
 	uint32_t *seen;
@@ -1151,7 +1151,7 @@ static int on_key(void *user, const char *section, const char *name,
 	return handle_key(ld, section, name, value) == FR_OK;
 }
 
-enum fr_err config_load_file(struct config *c, const char *path)
+enum fr_err node_config_load_file(struct node_config *c, const char *path)
 {
 	struct load *ld;
 	enum fr_err err = FR_OK;
@@ -1213,12 +1213,12 @@ out_free_ld:
 /* ========================================================================
  * Command-line overrides
  * ===================================================================== */
-enum fr_err config_set(struct config *c, const char *assignment)
+enum fr_err node_config_set(struct node_config *c, const char *assignment)
 {
 	char sec[64], name[64], list[MSG_MAX / 2];
 	struct shown bk, bs;
 	const char *eq, *dot, *model, *a = assignment;
-	const struct config_key *k;
+	const struct node_config_key *k;
 	enum section s;
 	size_t klen;
 	enum fr_err err;
@@ -1270,7 +1270,8 @@ enum fr_err config_set(struct config *c, const char *assignment)
  * ===================================================================== */
 
 /* "integer 1..1024", "auto|cpu|cuda", ...: what a key accepts. */
-static void key_type_text(const struct config_key *k, char *buf, size_t size)
+static void key_type_text(const struct node_config_key *k, char *buf,
+			  size_t size)
 {
 	switch (k->type) {
 	case KT_U32:
@@ -1307,9 +1308,9 @@ static void key_type_text(const struct config_key *k, char *buf, size_t size)
 	}
 }
 
-/* A key's field as config-file text (what config_print writes and what
- * config_validate re-parses to check a struct filled by other means). */
-static bool key_format(const struct config_key *k, const void *base,
+/* A key's field as config-file text (what node_config_print writes and what
+ * node_config_validate re-parses to check a struct filled by other means). */
+static bool key_format(const struct node_config_key *k, const void *base,
 		       char *buf, size_t size)
 {
 	const void *field = key_cfield(k, base);
@@ -1331,7 +1332,7 @@ static bool key_format(const struct config_key *k, const void *base,
 			 (const char *)field);
 		return !(k->required && !*buf);
 	case KT_ADDR: {
-		const struct config_addr *a = field;
+		const struct node_config_addr *a = field;
 
 		if (!k->required && a->port == 0 && !a->host[0]) {
 			buf[0] = '\0';
@@ -1360,13 +1361,13 @@ static bool key_format(const struct config_key *k, const void *base,
 
 /* Check one scalar field of a struct that may not have come through the
  * parsers: format it and parse it back into a scratch copy. */
-static enum fr_err key_check(const struct config_key *k, const void *base,
+static enum fr_err key_check(const struct node_config_key *k, const void *base,
 			     const char *sec)
 {
 	/* Room for any one field; data_dir is the largest. */
 	union {
 		char path[CONFIG_PATH_MAX + 1];
-		struct config_addr addr;
+		struct node_config_addr addr;
 		uint32_t u32;
 		enum fr_log_level level;
 	} scratch;
@@ -1392,13 +1393,14 @@ static enum fr_err key_check(const struct config_key *k, const void *base,
 	return FR_OK;
 }
 
-static bool addr_equal(const struct config_addr *a, const struct config_addr *b)
+static bool addr_equal(const struct node_config_addr *a,
+		       const struct node_config_addr *b)
 {
 	return a->port == b->port &&
 	       strncmp(a->host, b->host, sizeof(a->host)) == 0;
 }
 
-static enum fr_err validate_peers(const struct config *c)
+static enum fr_err validate_peers(const struct node_config *c)
 {
 	char abuf[CONFIG_ADDR_MAX + 16];
 	struct shown b;
@@ -1409,8 +1411,8 @@ static enum fr_err validate_peers(const struct config *c)
 			       "[peers] peer: %u peers, expected at most %d",
 			       c->npeers, CONFIG_PEERS_MAX);
 	for (uint32_t i = 0; i < c->npeers; i++) {
-		const struct config_peer *p = &c->peers[i];
-		struct config_addr scratch;
+		const struct node_config_peer *p = &c->peers[i];
+		struct node_config_addr scratch;
 
 		if (p->id < 1 || p->id > UINT32_MAX - 1)
 			return fr_fail(FR_ERR_INVAL,
@@ -1425,7 +1427,7 @@ static enum fr_err validate_peers(const struct config *c)
 			return fr_fail(FR_ERR_INVAL,
 				       "[peers] peer %u: host is not terminated, expected at most %d bytes",
 				       p->id, CONFIG_ADDR_MAX);
-		err = config_parse_addr(format_addr(&p->addr, abuf,
+		err = node_config_parse_addr(format_addr(&p->addr, abuf,
 						    sizeof(abuf)), &scratch);
 		if (err)
 			return fail_prefixed(err, "[peers] peer %u: address ",
@@ -1449,7 +1451,7 @@ static enum fr_err validate_peers(const struct config *c)
 	return FR_OK;
 }
 
-static enum fr_err validate_models(const struct config *c)
+static enum fr_err validate_models(const struct node_config *c)
 {
 	struct shown b;
 	enum fr_err err;
@@ -1495,7 +1497,7 @@ static enum fr_err validate_models(const struct config *c)
 	return FR_OK;
 }
 
-enum fr_err config_validate(const struct config *c)
+enum fr_err node_config_validate(const struct node_config *c)
 {
 	char abuf[CONFIG_ADDR_MAX + 16];
 	struct shown b;
@@ -1504,7 +1506,7 @@ enum fr_err config_validate(const struct config *c)
 	if (!c)
 		return fr_fail(FR_ERR_INVAL, "config: none given");
 	for (size_t i = 0; i < NKEYS; i++) {
-		const struct config_key *k = &keys[i];
+		const struct node_config_key *k = &keys[i];
 
 		if (k->section == SEC_PEERS || k->section == SEC_MODEL)
 			continue;
@@ -1535,7 +1537,7 @@ enum fr_err config_validate(const struct config *c)
 		if (ql && ql <= SHARD_NAME_MAX) {
 			memcpy(name, p, ql);
 			name[ql] = '\0';
-			if (config_list_has(c->baseline, name))
+			if (node_config_list_has(c->baseline, name))
 				return fr_fail(FR_ERR_INVAL,
 					       "[node] canary: model '%s' is also in node.baseline, expected one role per model",
 					       name);
@@ -1551,7 +1553,7 @@ enum fr_err config_validate(const struct config *c)
 /* ========================================================================
  * Printing
  * ===================================================================== */
-void config_print_help(FILE *out)
+void node_config_print_help(FILE *out)
 {
 	enum section last = SEC__COUNT;
 	char type[96];
@@ -1560,7 +1562,7 @@ void config_print_help(FILE *out)
 		"Configuration keys (file: [SECTION] KEY = VALUE; command line: --SECTION.KEY=VALUE):\n"
 		"  %-28s %-36s %-11s %s\n", "KEY", "TYPE", "DEFAULT", "MEANING");
 	for (size_t i = 0; i < NKEYS; i++) {
-		const struct config_key *k = &keys[i];
+		const struct node_config_key *k = &keys[i];
 		char name[64];
 
 		if (k->section != last) {
@@ -1582,14 +1584,14 @@ void config_print_help(FILE *out)
 		"on the command line, which wins over the file.\n");
 }
 
-void config_print(FILE *out, const struct config *c)
+void node_config_print(FILE *out, const struct node_config *c)
 {
 	enum section last = SEC__COUNT;
 	char text[CONFIG_PATH_MAX + 64];
 
 	fprintf(out, "# freshetd effective configuration\n");
 	for (size_t i = 0; i < NKEYS; i++) {
-		const struct config_key *k = &keys[i];
+		const struct node_config_key *k = &keys[i];
 
 		if (k->section == SEC_PEERS || k->section == SEC_MODEL)
 			continue;

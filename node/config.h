@@ -48,24 +48,24 @@
 #define CONFIG_MODELS_MAX 64
 #define CONFIG_ZK_HOSTS_MAX 1023
 
-struct config_addr {
+struct node_config_addr {
 	char host[CONFIG_ADDR_MAX + 1];   /* numeric IPv4/IPv6 or a name */
 	uint16_t port;                    /* 1..65535 */
 };
 
-struct config_peer {
+struct node_config_peer {
 	uint32_t id;
-	struct config_addr addr;
+	struct node_config_addr addr;
 };
 
-struct config {
+struct node_config {
 	/* [node] */
 	uint32_t node_id;                 /* required, 1..4294967294 */
 	char dc[64];                      /* default "dc1" */
 	char cluster[64];                 /* default "freshet" */
-	struct config_addr listen;        /* required */
-	struct config_addr advertise;     /* optional: what peers dial */
-	struct config_addr admin;         /* required */
+	struct node_config_addr listen;        /* required */
+	struct node_config_addr advertise;     /* optional: what peers dial */
+	struct node_config_addr admin;         /* required */
 	char data_dir[CONFIG_PATH_MAX + 1];  /* required */
 	enum fr_log_level log_level;      /* default info */
 	char backend[8];                  /* auto|cpu|cuda, default auto */
@@ -101,7 +101,7 @@ struct config {
 	uint32_t baseline_buffer_mb;      /* 1..1048576, default 256 */
 	/* [peers] */
 	uint32_t npeers;
-	struct config_peer peers[CONFIG_PEERS_MAX];
+	struct node_config_peer peers[CONFIG_PEERS_MAX];
 	/* [model NAME] */
 	uint32_t nmodels;
 	struct shard_model_def models[CONFIG_MODELS_MAX];
@@ -109,7 +109,7 @@ struct config {
 
 /* Defaults for every key (required ones left empty/zero).  Zeroes the
  * whole struct first, so equal configs compare equal with memcmp. */
-void config_defaults(struct config *c);
+void node_config_defaults(struct node_config *c);
 
 /* Parse an INI file into c (on top of what c holds).  Unknown sections or
  * keys, bad values, a scalar key given twice, duplicate models/peers/
@@ -118,13 +118,13 @@ void config_defaults(struct config *c);
  * A missing/unreadable file: FR_ERR_IO naming the path and errno text.
  * Only the first error is reported; on any error c is left unchanged.
  * Borrows path. */
-enum fr_err config_load_file(struct config *c, const char *path);
+enum fr_err node_config_load_file(struct node_config *c, const char *path);
 
 /* Apply one command-line override "section.key=value" (a leading "--" is
  * allowed) for a key of [node], [publish], [gossip] or [store]; peers and
  * models are file-only.  Same parsing and bounds as the file, message
  * style "--section.key: ...".  On error c is left unchanged. */
-enum fr_err config_set(struct config *c, const char *assignment);
+enum fr_err node_config_set(struct node_config *c, const char *assignment);
 
 /* Whole-config checks after loading: required keys present (node.id,
  * node.listen, node.admin, node.data_dir), every key within its bounds
@@ -133,30 +133,30 @@ enum fr_err config_set(struct config *c, const char *assignment);
  * addresses unique and != listen, every model has shards and a table and
  * passes shard_model_validate.  FR_ERR_INVAL with a detail
  * "[section] key: <what was wrong>, expected <allowed>". */
-enum fr_err config_validate(const struct config *c);
+enum fr_err node_config_validate(const struct node_config *c);
 
 /* Print the key table (section, key, type, range, default, meaning) as
  * --help shows it.  out is borrowed. */
-void config_print_help(FILE *out);
+void node_config_print_help(FILE *out);
 
 /* Write the effective configuration as INI (for --check-config and
  * /status): every key, defaults included; a required key that is unset is
  * written as a comment.  Reloading the output gives the same config. */
-void config_print(FILE *out, const struct config *c);
+void node_config_print(FILE *out, const struct node_config *c);
 
 /* Parse "HOST:PORT" or "[V6]:PORT" (host stored without the brackets;
  * IPv4 and IPv6 literals are checked, names are not resolved).
  * FR_ERR_INVAL with a detail; *out is written only on success. */
-enum fr_err config_parse_addr(const char *s, struct config_addr *out);
+enum fr_err node_config_parse_addr(const char *s, struct node_config_addr *out);
 /* Check a ZooKeeper connect string: one or more HOST:PORT separated by
- * commas (each as config_parse_addr takes it), then optionally a chroot
+ * commas (each as node_config_parse_addr takes it), then optionally a chroot
  * "/a/b" of [A-Za-z0-9_.-] segments; "" (no ZooKeeper) is allowed.
  * FR_ERR_INVAL with a detail naming the bad part. */
-enum fr_err config_check_zk_hosts(const char *s);
+enum fr_err node_config_check_zk_hosts(const char *s);
 /* Parse "NAME:ROWS:DIM[:f32|f16]" into a table definition (dtype f32 when
  * left out).  FR_ERR_INVAL with a detail; *out written only on success. */
-enum fr_err config_parse_table(const char *s, struct shard_table_def *out);
+enum fr_err node_config_parse_table(const char *s, struct shard_table_def *out);
 /* Is name an item of a comma-separated list (node.canary, node.baseline)? */
-bool config_list_has(const char *list, const char *name);
+bool node_config_list_has(const char *list, const char *name);
 
 #endif /* FRESHET_NODE_CONFIG_H */

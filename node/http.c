@@ -361,7 +361,7 @@ static void notfound_cb(struct evhttp_request *req, void *arg)
 
 enum fr_err node_http_start(struct node *n)
 {
-	const struct config_addr *a = &n->cfg->admin;
+	const struct node_config_addr *a = &n->cfg->admin;
 
 	n->http = evhttp_new(n->base);
 	if (!n->http)

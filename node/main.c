@@ -53,7 +53,7 @@ int main(int argc, char **argv)
 	bool check = false;
 	char **overrides;
 	int noverrides = 0, code = 0;
-	struct config *cfg;
+	struct node_config *cfg;
 	struct node *n;
 	enum fr_err rc;
 
@@ -68,7 +68,7 @@ int main(int argc, char **argv)
 
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
-			config_print_help(stdout);
+			node_config_print_help(stdout);
 			goto out_free;
 		} else if (strcmp(a, "--version") == 0) {
 			printf("freshetd %s (wire protocol %d)\n",
@@ -117,9 +117,9 @@ int main(int argc, char **argv)
 		}
 	}
 
-	config_defaults(cfg);
+	node_config_defaults(cfg);
 	if (config_path) {
-		rc = config_load_file(cfg, config_path);
+		rc = node_config_load_file(cfg, config_path);
 		if (rc) {
 			fprintf(stderr, "freshetd: %s\n", fr_errmsg());
 			code = 2;
@@ -127,14 +127,14 @@ int main(int argc, char **argv)
 		}
 	}
 	for (int i = 0; i < noverrides; i++) {
-		rc = config_set(cfg, overrides[i]);
+		rc = node_config_set(cfg, overrides[i]);
 		if (rc) {
 			fprintf(stderr, "freshetd: %s\n", fr_errmsg());
 			code = 2;
 			goto out_free;
 		}
 	}
-	rc = config_validate(cfg);
+	rc = node_config_validate(cfg);
 	if (rc) {
 		fprintf(stderr, "freshetd: %s\n", fr_errmsg());
 		code = 2;
@@ -143,7 +143,7 @@ int main(int argc, char **argv)
 	if (check) {
 		/* stdout is the effective config, loadable as is; the
 		 * verdict goes to stderr. */
-		config_print(stdout, cfg);
+		node_config_print(stdout, cfg);
 		fprintf(stderr, "freshetd: config OK\n");
 		goto out_free;
 	}

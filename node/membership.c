@@ -279,17 +279,17 @@ static int want_find(const struct want *w, uint32_t nw, uint32_t id)
 	return -1;
 }
 
-static bool addr_same(const struct config_addr *a, const char *text)
+static bool addr_same(const struct node_config_addr *a, const char *text)
 {
-	struct config_addr b;
+	struct node_config_addr b;
 
-	return config_parse_addr(text, &b) == FR_OK && a->port == b.port &&
+	return node_config_parse_addr(text, &b) == FR_OK && a->port == b.port &&
 	       strcmp(a->host, b.host) == 0;
 }
 
 static void view_peers(struct node *n, const struct topo_view *v)
 {
-	const struct config *cfg = n->cfg;
+	const struct node_config *cfg = n->cfg;
 	struct want *w;
 	uint32_t nw = 0;
 
@@ -377,11 +377,11 @@ static void view_peers(struct node *n, const struct topo_view *v)
 		i++;
 	}
 	for (uint32_t i = 0; i < nw; i++) {
-		struct config_addr a;
+		struct node_config_addr a;
 
 		if (node_peer_find(n, w[i].id))
 			continue;
-		if (config_parse_addr(w[i].addr, &a) != FR_OK) {
+		if (node_config_parse_addr(w[i].addr, &a) != FR_OK) {
 			fr_log(FR_LOG_WARN, "node", "peer %u (dc %s): address "
 			       "'%s' from ZooKeeper: %s; not dialed", w[i].id,
 			       w[i].dc, w[i].addr, fr_errmsg());
@@ -449,7 +449,7 @@ static void view_cb(const struct topo_view *v, void *arg)
 
 enum fr_err node_membership_start(struct node *n)
 {
-	const struct config *c = n->cfg;
+	const struct node_config *c = n->cfg;
 	struct topo_config tc;
 	enum fr_err rc;
 
@@ -461,7 +461,7 @@ enum fr_err node_membership_start(struct node *n)
 	tc.self.node_id = c->node_id;
 	snprintf(tc.self.dc, sizeof(tc.self.dc), "%s", c->dc);
 	{
-		const struct config_addr *ad = c->advertise.port ?
+		const struct node_config_addr *ad = c->advertise.port ?
 			&c->advertise : &c->listen;
 
 		snprintf(tc.self.addr, sizeof(tc.self.addr),

@@ -863,7 +863,7 @@ static void peer_schedule_dial(struct node_peer *p)
  * ===================================================================== */
 
 enum fr_err node_peer_add(struct node *n, uint32_t id,
-			  const struct config_addr *addr, const char *dc,
+			  const struct node_config_addr *addr, const char *dc,
 			  bool is_static)
 {
 	struct node_peer *p;
@@ -973,7 +973,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 
 static enum fr_err listener_open(struct node *n)
 {
-	const struct config_addr *a = &n->cfg->listen;
+	const struct node_config_addr *a = &n->cfg->listen;
 	struct addrinfo hints = {
 		.ai_family = AF_UNSPEC,
 		.ai_socktype = SOCK_STREAM,
@@ -1024,7 +1024,7 @@ static struct ev_token_bucket_cfg *bucket_new(uint32_t mbit)
 
 enum fr_err node_net_start(struct node *n)
 {
-	const struct config *cfg = n->cfg;
+	const struct node_config *cfg = n->cfg;
 	enum fr_err rc;
 
 	if (cfg->link_mbit) {

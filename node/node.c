@@ -234,7 +234,7 @@ static void gossip_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static enum fr_err gossip_setup(struct node *n)
 {
-	const struct config *c = n->cfg;
+	const struct node_config *c = n->cfg;
 	struct gossip_config gc = {
 		.self_id = c->node_id,
 		.digest_interval_ms = c->digest_interval_ms,
@@ -647,7 +647,7 @@ static enum fr_err events_setup(struct node *n)
  * Life cycle
  * ===================================================================== */
 
-struct node *node_new(const struct config *cfg, enum fr_err *err)
+struct node *node_new(const struct node_config *cfg, enum fr_err *err)
 {
 	struct node *n;
 	enum fr_err rc;

@@ -11,14 +11,14 @@
 
 #include "common/common.h"
 
-struct config;
+struct node_config;
 struct node;
 
 /* Open the data dir, load snapshots and replay the WAL, open the
- * listeners.  cfg is borrowed and must outlive the node (config_validate
+ * listeners.  cfg is borrowed and must outlive the node (node_config_validate
  * passed).  NULL with *err set (and a detail in fr_errmsg) on failure;
  * FR_ERR_INVAL means the config or a snapshot does not fit. */
-struct node *node_new(const struct config *cfg, enum fr_err *err);
+struct node *node_new(const struct node_config *cfg, enum fr_err *err);
 /* Run the loop until SIGTERM/SIGINT, then shut down in order (acks,
  * snapshot, WAL).  FR_OK on a clean exit. */
 enum fr_err node_run(struct node *n);

@@ -53,9 +53,9 @@ struct ev_token_bucket_cfg;
 struct bufferevent_rate_limit_group;
 struct topo;
 
-
-/* A client that sent this many bad frames (checksum, malformed fields) is
- * disconnected; peers are judged by gossip_peer_should_drop(). */
+/* A connection, client or peer, that sent this many bad frames
+ * (checksum, malformed fields) is closed (net.c); gossip also scores a
+ * peer down on bad frames and timeouts (gossip_peer_should_drop()). */
 #define NODE_BAD_FRAMES_MAX 16
 
 /* ------------------------------------------------------------------------
@@ -123,7 +123,7 @@ enum node_conn_state {
 struct node_peer {
 	struct node *node;
 	uint32_t id;
-	struct config_addr addr;
+	struct node_config_addr addr;
 	bool dialer;                 /* we connect out (our id is larger) */
 	struct node_conn *conn;      /* after HELLO, else NULL */
 	struct node_conn *dialing;   /* our outgoing attempt before HELLO_ACK */
@@ -276,7 +276,7 @@ struct node_mirror {
 };
 
 struct node {
-	const struct config *cfg;        /* borrowed from main */
+	const struct node_config *cfg;        /* borrowed from main */
 	struct event_base *base;
 	struct fr_hlc hlc;
 	uint64_t generation;
@@ -430,7 +430,7 @@ struct node_peer *node_peer_find(struct node *n, uint32_t id);
 /* Add a peer (gossip too) and dial it if our id is the larger.  dc may be
  * "" (learnt from its HELLO).  FR_ERR_EXISTS if the id is known. */
 enum fr_err node_peer_add(struct node *n, uint32_t id,
-			  const struct config_addr *addr, const char *dc,
+			  const struct node_config_addr *addr, const char *dc,
 			  bool is_static);
 /* Drop a peer: its links close, gossip forgets it.  Loop thread. */
 void node_peer_remove(struct node *n, uint32_t id);

@@ -61,9 +61,9 @@ static bool role_parse(const char *s, enum node_role *out)
 enum node_role node_role_configured(const struct node *n,
 				    const struct node_model *m)
 {
-	if (config_list_has(n->cfg->baseline, m->def->name))
+	if (node_config_list_has(n->cfg->baseline, m->def->name))
 		return NODE_ROLE_BASELINE;
-	if (config_list_has(n->cfg->canary, m->def->name))
+	if (node_config_list_has(n->cfg->canary, m->def->name))
 		return NODE_ROLE_CANARY;
 	return NODE_ROLE_SERVING;
 }

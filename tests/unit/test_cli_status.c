@@ -33,7 +33,7 @@
  * Building a round's inputs
  * -------------------------------------------------------------------- */
 
-static void report_init(struct status_report *r)
+static void report_init(struct cli_status_report *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->cluster = "c";
@@ -42,7 +42,7 @@ static void report_init(struct status_report *r)
 }
 
 /* A member znode: node id in dc; its index. */
-static uint32_t member(struct status_report *r, uint32_t id, const char *dc)
+static uint32_t member(struct cli_status_report *r, uint32_t id, const char *dc)
 {
 	struct topo_member *m;
 
@@ -60,7 +60,7 @@ static uint32_t member(struct status_report *r, uint32_t id, const char *dc)
 }
 
 /* The per-model status member i publishes in its znode. */
-static void member_model(struct status_report *r, uint32_t i,
+static void member_model(struct cli_status_report *r, uint32_t i,
 			 const char *model, const char *role, uint64_t epoch,
 			 uint64_t cut)
 {
@@ -73,7 +73,7 @@ static void member_model(struct status_report *r, uint32_t i,
 	s->cut = cut;
 }
 
-static void leader(struct status_report *r, const char *dc, uint32_t id)
+static void leader(struct cli_status_report *r, const char *dc, uint32_t id)
 {
 	struct topo_leader *l;
 
@@ -88,20 +88,20 @@ static void leader(struct status_report *r, const char *dc, uint32_t id)
 }
 
 /* After the members: their nodes[], all down until a reply is given. */
-static void nodes_alloc(struct status_report *r)
+static void nodes_alloc(struct cli_status_report *r)
 {
 	r->nodes = calloc(r->nmembers, sizeof(*r->nodes));
 	CU_ASSERT_FATAL(r->nodes != NULL);
 	for (uint32_t i = 0; i < r->nmembers; i++) {
 		r->nodes[i].m = r->members[i];
-		r->nodes[i].state = STATUS_NODE_DOWN;
+		r->nodes[i].state = CLI_STATUS_NODE_DOWN;
 		snprintf(r->nodes[i].why, sizeof(r->nodes[i].why),
 			 "Connection refused");
 	}
 }
 
 /* Node i's /status: its identity, and `models` (a JSON array's text). */
-static void reply(struct status_report *r, uint32_t i, const char *models)
+static void reply(struct cli_status_report *r, uint32_t i, const char *models)
 {
 	const struct topo_member *m = &r->members[i];
 	char body[4096];
@@ -114,8 +114,8 @@ static void reply(struct status_report *r, uint32_t i, const char *models)
 		     "\"leader\":false,\"epoch\":12},\"models\":%s}",
 		     m->node_id, m->dc, models);
 	CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(body));
-	status_node_parse(&r->nodes[i], body, (size_t)n);
-	CU_ASSERT_EQUAL(r->nodes[i].state, STATUS_NODE_UP);
+	cli_status_node_parse(&r->nodes[i], body, (size_t)n);
+	CU_ASSERT_EQUAL(r->nodes[i].state, CLI_STATUS_NODE_UP);
 }
 
 /* A models[] array with one entry: ctr at max_version, 2 shards, one
@@ -130,7 +130,7 @@ static const char *ctr(char *buf, size_t cap, uint64_t max_version,
 	return buf;
 }
 
-static const struct status_problem *problem_of(const struct status_report *r,
+static const struct cli_status_problem *problem_of(const struct cli_status_report *r,
 					       const char *kind,
 					       uint32_t node)
 {
@@ -141,7 +141,7 @@ static const struct status_problem *problem_of(const struct status_report *r,
 	return NULL;
 }
 
-static const struct status_model *model_of(const struct status_report *r,
+static const struct cli_status_model *model_of(const struct cli_status_report *r,
 					   const char *name)
 {
 	for (uint32_t i = 0; i < r->nmodels; i++)
@@ -162,7 +162,7 @@ static const char *vv2(char *buf, size_t cap, uint64_t s0, uint64_t s1)
 	return buf;
 }
 
-static void two_nodes(struct status_report *r, uint64_t behind,
+static void two_nodes(struct cli_status_report *r, uint64_t behind,
 		      bool shard_lag)
 {
 	char m[2048], vv[512];
@@ -184,11 +184,11 @@ static void two_nodes(struct status_report *r, uint64_t behind,
 
 static void test_healthy(void)
 {
-	struct status_report r;
-	const struct status_model *md;
+	struct cli_status_report r;
+	const struct cli_status_model *md;
 
 	two_nodes(&r, 0, false);
-	CU_ASSERT_FATAL(status_compute(&r));
+	CU_ASSERT_FATAL(cli_status_compute(&r));
 	CU_ASSERT_EQUAL(r.nproblems, 0);
 	CU_ASSERT_EQUAL_FATAL(r.ndcs, 1);
 	CU_ASSERT_STRING_EQUAL(r.dcs[0].name, "dc1");
@@ -208,18 +208,18 @@ static void test_healthy(void)
 	CU_ASSERT(!md->flagged);
 	/* Equal vectors and equal checksums: not diverged. */
 	CU_ASSERT_PTR_NULL(problem_of(&r, "diverged", 2));
-	status_report_fini(&r);
+	cli_status_report_fini(&r);
 }
 
 static void test_lagging(void)
 {
-	struct status_report r;
-	const struct status_model *md;
-	const struct status_problem *p;
+	struct cli_status_report r;
+	const struct cli_status_model *md;
+	const struct cli_status_problem *p;
 
 	/* 7 s behind, and behind on shard 1: flagged. */
 	two_nodes(&r, 7000, true);
-	CU_ASSERT_FATAL(status_compute(&r));
+	CU_ASSERT_FATAL(cli_status_compute(&r));
 	md = model_of(&r, "ctr");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(md);
 	CU_ASSERT_EQUAL(md->per[0].lag_ms, 0);
@@ -240,32 +240,32 @@ static void test_lagging(void)
 	CU_ASSERT(str_has(p->msg, "model ctr in dc1: node 2 is 7000 ms behind "
 			  "the freshest version (1 shards behind)"));
 	CU_ASSERT_EQUAL(r.nproblems, 1);
-	status_report_fini(&r);
+	cli_status_report_fini(&r);
 
 	/* At the threshold: not flagged. */
-	two_nodes(&r, STATUS_LAG_FLAG_MS, false);
-	CU_ASSERT_FATAL(status_compute(&r));
-	CU_ASSERT_EQUAL(model_of(&r, "ctr")->dcs[0].lag_ms, STATUS_LAG_FLAG_MS);
+	two_nodes(&r, CLI_STATUS_LAG_FLAG_MS, false);
+	CU_ASSERT_FATAL(cli_status_compute(&r));
+	CU_ASSERT_EQUAL(model_of(&r, "ctr")->dcs[0].lag_ms, CLI_STATUS_LAG_FLAG_MS);
 	CU_ASSERT_EQUAL(r.nproblems, 0);
-	status_report_fini(&r);
+	cli_status_report_fini(&r);
 }
 
 static void test_no_data(void)
 {
-	struct status_report r;
-	const struct status_model *md;
+	struct cli_status_report r;
+	const struct cli_status_model *md;
 	char m[1024];
 
 	two_nodes(&r, 0, false);
 	/* Node 2 answers again, holding nothing of ctr. */
 	reply(&r, 1, ctr(m, sizeof(m), 0, "[]"));
-	CU_ASSERT_FATAL(status_compute(&r));
+	CU_ASSERT_FATAL(cli_status_compute(&r));
 	md = model_of(&r, "ctr");
-	CU_ASSERT_EQUAL(md->per[1].lag_ms, STATUS_LAG_NODATA);
-	CU_ASSERT_EQUAL(md->dcs[0].lag_ms, STATUS_LAG_NODATA);
+	CU_ASSERT_EQUAL(md->per[1].lag_ms, CLI_STATUS_LAG_NODATA);
+	CU_ASSERT_EQUAL(md->dcs[0].lag_ms, CLI_STATUS_LAG_NODATA);
 	CU_ASSERT(str_has(problem_of(&r, "lagging", 2)->msg,
 			  "node 2 holds no data yet"));
-	status_report_fini(&r);
+	cli_status_report_fini(&r);
 }
 
 /* ----------------------------------------------------------------------
@@ -274,7 +274,7 @@ static void test_no_data(void)
 
 static void test_node_flags(void)
 {
-	struct status_report r;
+	struct cli_status_report r;
 	char m[1024];
 
 	report_init(&r);
@@ -285,7 +285,7 @@ static void test_node_flags(void)
 	nodes_alloc(&r);
 	reply(&r, 0, ctr(m, sizeof(m), V(NOW_MS), "[]"));
 	reply(&r, 2, "[]");
-	CU_ASSERT_FATAL(status_compute(&r));
+	CU_ASSERT_FATAL(cli_status_compute(&r));
 	CU_ASSERT_EQUAL(r.ndcs, 2);
 	CU_ASSERT_EQUAL(r.dcs[1].nnodes, 2);
 	CU_ASSERT_EQUAL(r.dcs[1].nup, 1);
@@ -301,33 +301,33 @@ static void test_node_flags(void)
 			  "node 4 (dc2) does not serve model ctr"));
 	CU_ASSERT(model_of(&r, "ctr")->flagged);
 	CU_ASSERT_EQUAL(r.nproblems, 3);
-	status_report_fini(&r);
+	cli_status_report_fini(&r);
 }
 
-static void parse(struct status_node *nd, const char *body)
+static void parse(struct cli_status_node *nd, const char *body)
 {
-	status_node_parse(nd, body, strlen(body));
+	cli_status_node_parse(nd, body, strlen(body));
 }
 
 static void test_bad_reply(void)
 {
-	struct status_node nd;
+	struct cli_status_node nd;
 
 	memset(&nd, 0, sizeof(nd));
 	parse(&nd, "not json");
-	CU_ASSERT_EQUAL(nd.state, STATUS_NODE_BAD);
+	CU_ASSERT_EQUAL(nd.state, CLI_STATUS_NODE_BAD);
 	CU_ASSERT(str_has(nd.why, "/status is not a JSON object"));
 	parse(&nd, "{\"node_id\":1}");
-	CU_ASSERT_EQUAL(nd.state, STATUS_NODE_BAD);
+	CU_ASSERT_EQUAL(nd.state, CLI_STATUS_NODE_BAD);
 	CU_ASSERT(str_has(nd.why, "/status has no models array"));
 	/* Fields of the wrong type are left out, not trusted. */
 	parse(&nd, "{\"node_id\":-1,\"dc\":7,\"models\":[]}");
-	CU_ASSERT_EQUAL(nd.state, STATUS_NODE_UP);
+	CU_ASSERT_EQUAL(nd.state, CLI_STATUS_NODE_UP);
 	CU_ASSERT(!nd.has_id);
 	CU_ASSERT_STRING_EQUAL(nd.dc, "");
 	/* Untrusted strings are kept printable. */
 	parse(&nd, "{\"backend\":\"a\\u001bb\",\"models\":[]}");
-	CU_ASSERT_EQUAL(nd.state, STATUS_NODE_UP);
+	CU_ASSERT_EQUAL(nd.state, CLI_STATUS_NODE_UP);
 	CU_ASSERT_STRING_EQUAL(nd.backend, "a\\x1bb");
 	json_decref(nd.st);
 }
@@ -338,8 +338,8 @@ static void test_bad_reply(void)
 
 static void test_rollback_summary(void)
 {
-	struct status_report r;
-	const struct status_rollback *rb;
+	struct cli_status_report r;
+	const struct cli_status_rollback *rb;
 	char m[1024];
 
 	report_init(&r);
@@ -356,7 +356,7 @@ static void test_rollback_summary(void)
 	nodes_alloc(&r);
 	for (uint32_t i = 0; i < 5; i++)
 		reply(&r, i, ctr(m, sizeof(m), V(NOW_MS), "[]"));
-	CU_ASSERT_FATAL(status_compute(&r));
+	CU_ASSERT_FATAL(cli_status_compute(&r));
 	rb = &model_of(&r, "ctr")->rb;
 	CU_ASSERT_EQUAL(rb->reporting, 5);
 	CU_ASSERT_EQUAL(rb->epoch_max, 2);
@@ -367,23 +367,23 @@ static void test_rollback_summary(void)
 	CU_ASSERT_EQUAL(rb->baseline_id, 5);
 	CU_ASSERT_EQUAL(rb->baseline_cut, V(NOW_MS - 300000));
 	CU_ASSERT_EQUAL(rb->baseline_behind_ms, 300000);
-	status_report_fini(&r);
+	cli_status_report_fini(&r);
 }
 
 /* A model with no member status: nothing reported, no baseline. */
 static void test_rollback_none(void)
 {
-	struct status_report r;
-	const struct status_rollback *rb;
+	struct cli_status_report r;
+	const struct cli_status_rollback *rb;
 
 	two_nodes(&r, 0, false);
-	CU_ASSERT_FATAL(status_compute(&r));
+	CU_ASSERT_FATAL(cli_status_compute(&r));
 	rb = &model_of(&r, "ctr")->rb;
 	CU_ASSERT_EQUAL(rb->reporting, 0);
 	CU_ASSERT_EQUAL(rb->ncanaries, 0);
 	CU_ASSERT_EQUAL(rb->baseline_id, 0);
 	CU_ASSERT_EQUAL(rb->baseline_behind_ms, 0);
-	status_report_fini(&r);
+	cli_status_report_fini(&r);
 }
 
 /* ----------------------------------------------------------------------
@@ -397,7 +397,7 @@ static json_int_t jint(json_t *o, const char *key)
 
 static void test_render(void)
 {
-	struct status_report r;
+	struct cli_status_report r;
 	json_t *root, *jm, *rb, *c;
 	char *text = NULL;
 	size_t len = 0;
@@ -406,9 +406,9 @@ static void test_render(void)
 	two_nodes(&r, 7000, true);
 	member_model(&r, 0, "ctr", "canary", 3, V(NOW_MS));
 	member_model(&r, 1, "ctr", "baseline", 3, V(NOW_MS - 60000));
-	CU_ASSERT_FATAL(status_compute(&r));
+	CU_ASSERT_FATAL(cli_status_compute(&r));
 
-	root = status_render_json(&r);
+	root = cli_status_render_json(&r);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
 	CU_ASSERT(json_is_false(json_object_get(root, "healthy")));
 	jm = json_array_get(json_object_get(root, "models"), 0);
@@ -435,7 +435,7 @@ static void test_render(void)
 
 	o = open_memstream(&text, &len);
 	CU_ASSERT_FATAL(o != NULL);
-	status_render_text(&r, o);
+	cli_status_render_text(&r, o);
 	fclose(o);
 	CU_ASSERT(str_has(text, "1 DC, 2 nodes (2 up), 1 model: 1 problem\n"));
 	CU_ASSERT(str_has(text, "\n! MODEL ctr  (not in the registry)  2 "
@@ -445,7 +445,7 @@ static void test_render(void)
 	CU_ASSERT(str_has(text, "! lagging     model ctr in dc1: node 2 is "
 			  "7000 ms behind"));
 	free(text);
-	status_report_fini(&r);
+	cli_status_report_fini(&r);
 }
 
 static const struct fr_unit_test tests[] = {

@@ -1,6 +1,6 @@
 /*
  * test_node_config.c — CUnit suite for freshetd's configuration
- * (node/config.c): defaults, a full file that survives config_print and a
+ * (node/config.c): defaults, a full file that survives node_config_print and a
  * reload unchanged, every class of error with a detail naming the file,
  * line, key and what is allowed, command-line overrides, and the example
  * file and docs staying in step with the key table.  Config files are
@@ -78,12 +78,12 @@ static const char *write_text(const char *text)
 	return write_bytes(text, strlen(text));
 }
 
-static struct config *cfg_new(void)
+static struct node_config *cfg_new(void)
 {
-	struct config *c = malloc(sizeof(*c));
+	struct node_config *c = malloc(sizeof(*c));
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	config_defaults(c);
+	node_config_defaults(c);
 	return c;
 }
 
@@ -96,22 +96,22 @@ static struct config *cfg_new(void)
 	"data_dir = /tmp/freshet-test/n1\n"
 
 /* Load text on top of defaults; returns the code, leaves the detail. */
-static enum fr_err load_text(const char *text, struct config *c)
+static enum fr_err load_text(const char *text, struct node_config *c)
 {
-	config_defaults(c);
-	return config_load_file(c, write_text(text));
+	node_config_defaults(c);
+	return node_config_load_file(c, write_text(text));
 }
 
 /* Load must fail with FR_ERR_INVAL and a detail holding every needle and
  * the file's path. */
 static void expect_load_fail(const char *text, const char *const *needles)
 {
-	struct config *c = cfg_new();
+	struct node_config *c = cfg_new();
 	const char *path;
 	enum fr_err err;
 
 	path = write_text(text);
-	err = config_load_file(c, path);
+	err = node_config_load_file(c, path);
 	CU_ASSERT_EQUAL(err, FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has(path));
 	CU_ASSERT(errmsg_has_all(needles));
@@ -122,7 +122,8 @@ static void expect_load_fail(const char *text, const char *const *needles)
 	expect_load_fail(text, (const char *const[]){ __VA_ARGS__, NULL })
 
 /* The [node] section's scalars of c. */
-static void expect_node(const struct config *c, uint32_t id, const char *dc,
+static void expect_node(const struct node_config *c, uint32_t id,
+			const char *dc,
 			const char *cluster, const char *data_dir,
 			enum fr_log_level level, const char *backend)
 {
@@ -136,7 +137,8 @@ static void expect_node(const struct config *c, uint32_t id, const char *dc,
 
 /* Model i of c: its name, shards, priority and (a fatal check) number of
  * tables. */
-static void expect_model(const struct config *c, uint32_t i, const char *name,
+static void expect_model(const struct node_config *c, uint32_t i,
+			 const char *name,
 			 uint32_t shards, uint32_t priority, uint32_t ntables)
 {
 	CU_ASSERT_STRING_EQUAL(c->models[i].name, name);
@@ -149,7 +151,7 @@ static void expect_model(const struct config *c, uint32_t i, const char *name,
 
 static void test_defaults(void)
 {
-	struct config *c = cfg_new();
+	struct node_config *c = cfg_new();
 
 	expect_node(c, 0, "dc1", "freshet", "", FR_LOG_INFO, "auto");
 	CU_ASSERT_EQUAL(c->listen.port, 0);
@@ -171,7 +173,7 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(c->npeers, 0);
 	CU_ASSERT_EQUAL(c->nmodels, 0);
 	/* Defaults alone lack the required keys. */
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("[node] id: required key is missing"));
 	CU_ASSERT(errmsg_has("1..4294967294"));
 	free(c);
@@ -224,13 +226,13 @@ static const char full_text[] =
 
 static void test_full_roundtrip(void)
 {
-	struct config *c = cfg_new(), *d = cfg_new();
+	struct node_config *c = cfg_new(), *d = cfg_new();
 	char *text = NULL, *text2 = NULL;
 	size_t len = 0, len2 = 0;
 	FILE *f;
 
 	CU_ASSERT_EQUAL_FATAL(load_text(full_text, c), FR_OK);
-	CU_ASSERT_EQUAL(config_validate(c), FR_OK);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_OK);
 	expect_node(c, 4294967294u, "eu-west.1", "prod_A",
 		    "/var/lib/freshet/node 1", FR_LOG_DEBUG, "cpu");
 	CU_ASSERT_STRING_EQUAL(c->listen.host, "::1");
@@ -260,13 +262,13 @@ static void test_full_roundtrip(void)
 	 * and the same text when printed again. */
 	f = open_memstream(&text, &len);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	config_print(f, c);
+	node_config_print(f, c);
 	fclose(f);
 	CU_ASSERT_EQUAL_FATAL(load_text(text, d), FR_OK);
 	CU_ASSERT(memcmp(c, d, sizeof(*c)) == 0);
 	f = open_memstream(&text2, &len2);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-	config_print(f, d);
+	node_config_print(f, d);
 	fclose(f);
 	CU_ASSERT_STRING_EQUAL(text, text2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "listen = [::1]:7001\n"));
@@ -276,10 +278,10 @@ static void test_full_roundtrip(void)
 	free(text2);
 
 	/* A config with required keys unset prints them as comments. */
-	config_defaults(c);
+	node_config_defaults(c);
 	text = NULL;
 	f = open_memstream(&text, &len);
-	config_print(f, c);
+	node_config_print(f, c);
 	fclose(f);
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "; id is not set (required)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "; listen is not set (required)"));
@@ -373,16 +375,16 @@ static void test_syntax_errors(void)
 	snprintf(longline, sizeof(longline), "[node]\ndata_dir = /%0300d\n", 0);
 	LOAD_FAILS(longline, ":2: line is 312 bytes long", "expected at most");
 	{
-		struct config *c = cfg_new();
+		struct node_config *c = cfg_new();
 		const char *path = write_bytes(nul_text, sizeof(nul_text) - 1);
 
-		CU_ASSERT_EQUAL(config_load_file(c, path), FR_ERR_INVAL);
+		CU_ASSERT_EQUAL(node_config_load_file(c, path), FR_ERR_INVAL);
 		CU_ASSERT(errmsg_has(":2: line has a NUL byte"));
 		free(c);
 	}
 	/* Inline comments and continuation of a repeatable key work. */
 	{
-		struct config *c = cfg_new();
+		struct node_config *c = cfg_new();
 
 		CU_ASSERT_EQUAL(load_text("[peers]\npeer = 2@h:1 ; first\n"
 					  "  3@h:2\n", c), FR_OK);
@@ -394,13 +396,13 @@ static void test_syntax_errors(void)
 
 static void test_address_errors(void)
 {
-	struct config_addr a;
+	struct node_config_addr a;
 
-	CU_ASSERT_EQUAL(config_parse_addr("[2001:db8::7]:80", &a), FR_OK);
+	CU_ASSERT_EQUAL(node_config_parse_addr("[2001:db8::7]:80", &a), FR_OK);
 	CU_ASSERT_STRING_EQUAL(a.host, "2001:db8::7");
 	CU_ASSERT_EQUAL(a.port, 80);
-	CU_ASSERT_EQUAL(config_parse_addr("0.0.0.0:65535", &a), FR_OK);
-	CU_ASSERT_EQUAL(config_parse_addr(NULL, &a), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_parse_addr("0.0.0.0:65535", &a), FR_OK);
+	CU_ASSERT_EQUAL(node_config_parse_addr(NULL, &a), FR_ERR_INVAL);
 
 	LOAD_FAILS("[node]\nlisten = 127.0.0.1\n", ":2: [node] listen:",
 		   "'127.0.0.1' has no port", "HOST:PORT or [IPV6]:PORT");
@@ -432,7 +434,7 @@ static void test_address_errors(void)
 
 static void test_peer_errors(void)
 {
-	struct config *c = cfg_new();
+	struct node_config *c = cfg_new();
 
 	LOAD_FAILS("[peers]\npeer = 2-127.0.0.1:7002\n", ":2: [peers] peer:",
 		   "has no '@'", "ID@HOST:PORT");
@@ -448,25 +450,25 @@ static void test_peer_errors(void)
 	LOAD_FAILS("[peers]\npeer = 2@a:1\npeer = 3@b:1\npeer = 2@c:1\n",
 		   ":4: [peers] peer:",
 		   "peer id 2 listed twice (first on line 2)", "unique ids");
-	/* ... and from config_validate for a struct built by hand. */
+	/* ... and from node_config_validate for a struct built by hand. */
 	CU_ASSERT_EQUAL(load_text(NODE_MIN "[peers]\npeer = 2@a:1\n"
 				  "peer = 3@b:1\n", c), FR_OK);
-	CU_ASSERT_EQUAL(config_validate(c), FR_OK);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_OK);
 	c->peers[1].id = 2;
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("[peers] peer: id 2 listed twice"));
 	c->peers[1].id = 3;
 	c->peers[1].addr = c->peers[0].addr;
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("[peers] peer 3: address a:1 is also peer 2's"));
 	/* A peer with this node's id. */
 	CU_ASSERT_EQUAL(load_text(NODE_MIN "[peers]\npeer = 1@a:1\n", c), FR_OK);
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("[peers] peer: id 1 is this node's own [node] id"));
 	/* A peer at this node's own listen address. */
 	CU_ASSERT_EQUAL(load_text(NODE_MIN "[peers]\npeer = 5@127.0.0.1:7001\n",
 				  c), FR_OK);
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("[peers] peer 5: address 127.0.0.1:7001 is this node's [node] listen"));
 	free(c);
 }
@@ -474,14 +476,14 @@ static void test_peer_errors(void)
 static void test_table_errors(void)
 {
 	struct shard_table_def t;
-	struct config *c = cfg_new();
+	struct node_config *c = cfg_new();
 
-	CU_ASSERT_EQUAL(config_parse_table("users:100000:64", &t), FR_OK);
+	CU_ASSERT_EQUAL(node_config_parse_table("users:100000:64", &t), FR_OK);
 	CU_ASSERT_STRING_EQUAL(t.name, "users");
 	CU_ASSERT_EQUAL(t.rows, 100000);
 	CU_ASSERT_EQUAL(t.dim, 64);
 	CU_ASSERT_EQUAL(t.dtype, SHARD_F32);
-	CU_ASSERT_EQUAL(config_parse_table("x:1:65536:f16", &t), FR_OK);
+	CU_ASSERT_EQUAL(node_config_parse_table("x:1:65536:f16", &t), FR_OK);
 	CU_ASSERT_EQUAL(t.dtype, SHARD_F16);
 
 #define MODEL_HDR NODE_MIN "[model ctr]\nshards = 4\n"
@@ -505,7 +507,7 @@ static void test_table_errors(void)
 	/* Sizes that overflow are caught by shard_model_validate. */
 	CU_ASSERT_EQUAL(load_text(MODEL_HDR "table = big:18446744073709551615:2\n",
 				  c), FR_OK);
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("[model ctr]: "));
 	CU_ASSERT(errmsg_has("overflows"));
 #undef MODEL_HDR
@@ -514,7 +516,7 @@ static void test_table_errors(void)
 
 static void test_model_errors(void)
 {
-	struct config *c = cfg_new();
+	struct node_config *c = cfg_new();
 
 	LOAD_FAILS(NODE_MIN "[model ctr]\nshards = 1\ntable = t:1:1\n"
 		   "[model b]\nshards = 1\ntable = t:1:1\n[model ctr]\n",
@@ -525,20 +527,20 @@ static void test_model_errors(void)
 	CU_ASSERT_EQUAL(load_text(NODE_MIN "[model a]\nshards = 1\ntable = t:1:1\n"
 				  "[model b]\nshards = 2\ntable = t:1:1\n", c),
 			FR_OK);
-	CU_ASSERT_EQUAL(config_validate(c), FR_OK);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_OK);
 	CU_ASSERT_EQUAL(c->models[1].shards, 2);
 	/* Required keys of a model; an empty section is still a model. */
 	CU_ASSERT_EQUAL(load_text(NODE_MIN "[model m]\n", c), FR_OK);
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("[model m] shards: required key is missing, expected integer 1..1048576"));
 	CU_ASSERT_EQUAL(load_text(NODE_MIN "[model m]\nshards = 2\n", c), FR_OK);
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("[model m] table: required key is missing"));
 	/* A model loaded earlier (another file) counts as a duplicate. */
 	{
 		const char *path = write_text("[model m]\nshards = 3\n");
 
-		CU_ASSERT_EQUAL(config_load_file(c, path), FR_ERR_INVAL);
+		CU_ASSERT_EQUAL(node_config_load_file(c, path), FR_ERR_INVAL);
 		CU_ASSERT(errmsg_has("[model m]: model already defined"));
 	}
 	free(c);
@@ -564,62 +566,62 @@ static void test_required_and_cross(void)
 		{ NODE_MIN "[gossip]\ndigest_interval_ms = 6000\n",
 		  "[gossip] digest_interval_ms: 6000 is greater than full_interval_ms (5000)" },
 	};
-	struct config *c = cfg_new();
+	struct node_config *c = cfg_new();
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		CU_ASSERT_EQUAL(load_text(cases[i].text, c), FR_OK);
-		CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+		CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 		CU_ASSERT(errmsg_has(cases[i].needle));
 	}
 	/* A struct filled by hand is range-checked from the same table. */
 	CU_ASSERT_EQUAL(load_text(NODE_MIN, c), FR_OK);
-	CU_ASSERT_EQUAL(config_validate(c), FR_OK);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_OK);
 	c->max_pull_mb = 5000;
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("[gossip] max_pull_mb: '5000' is out of range, expected an integer in 1..1024"));
 	c->max_pull_mb = 16;
 	memset(c->dc, 'x', sizeof(c->dc));
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("[node] dc: value is not terminated"));
 	strcpy(c->dc, "dc1");
 	c->log_level = (enum fr_log_level)9;
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("[node] log_level: '9' is not a log level"));
 	c->log_level = FR_LOG_WARN;
 	c->npeers = CONFIG_PEERS_MAX + 1;
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("expected at most 1024"));
 	c->npeers = 0;
-	CU_ASSERT_EQUAL(config_validate(c), FR_OK);
-	CU_ASSERT_EQUAL(config_validate(NULL), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_OK);
+	CU_ASSERT_EQUAL(node_config_validate(NULL), FR_ERR_INVAL);
 	free(c);
 }
 
 static void test_missing_file(void)
 {
-	struct config *c = cfg_new();
+	struct node_config *c = cfg_new();
 	char path[4300];
 
 	snprintf(path, sizeof(path), "%s/no-such-dir/node.conf", tmp_root);
-	CU_ASSERT_EQUAL(config_load_file(c, path), FR_ERR_IO);
+	CU_ASSERT_EQUAL(node_config_load_file(c, path), FR_ERR_IO);
 	CU_ASSERT(errmsg_has(path));
 	CU_ASSERT(errmsg_has(strerror(ENOENT)));
 	/* A directory opens but does not read. */
-	CU_ASSERT_EQUAL(config_load_file(c, tmp_root), FR_ERR_IO);
+	CU_ASSERT_EQUAL(node_config_load_file(c, tmp_root), FR_ERR_IO);
 	CU_ASSERT(errmsg_has(tmp_root));
 	CU_ASSERT(errmsg_has(strerror(EISDIR)));
-	CU_ASSERT_EQUAL(config_load_file(c, NULL), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_load_file(c, NULL), FR_ERR_INVAL);
 	free(c);
 }
 
 static void test_bad_file_changes_nothing(void)
 {
-	struct config *c = cfg_new(), *before = cfg_new();
+	struct node_config *c = cfg_new(), *before = cfg_new();
 
 	CU_ASSERT_EQUAL_FATAL(load_text(NODE_MIN "[peers]\npeer = 2@a:1\n", c),
 			      FR_OK);
 	memcpy(before, c, sizeof(*c));
-	CU_ASSERT_EQUAL(config_load_file(c, write_text(
+	CU_ASSERT_EQUAL(node_config_load_file(c, write_text(
 		"[node]\ndc = other\n[peers]\npeer = 3@b:1\n[model m]\n"
 		"shards = 1\ntable = t:1:1\n[store]\nindex_cap = 1\n")),
 		FR_ERR_INVAL);
@@ -631,7 +633,7 @@ static void test_bad_file_changes_nothing(void)
 
 static void test_overrides(void)
 {
-	struct config *c = cfg_new(), *before = cfg_new();
+	struct node_config *c = cfg_new(), *before = cfg_new();
 	static const struct {
 		const char *arg, *needle1, *needle2;
 	} bad[] = {
@@ -664,16 +666,16 @@ static void test_overrides(void)
 	CU_ASSERT_EQUAL_FATAL(load_text(NODE_MIN "[gossip]\nlink_mbit = 10\n",
 					c), FR_OK);
 	/* Overrides win over the file. */
-	CU_ASSERT_EQUAL(config_set(c, "node.id=3"), FR_OK);
-	CU_ASSERT_EQUAL(config_set(c, "--node.listen=[::]:7003"), FR_OK);
-	CU_ASSERT_EQUAL(config_set(c, "gossip.link_mbit=0"), FR_OK);
-	CU_ASSERT_EQUAL(config_set(c, "node.log_level=error"), FR_OK);
-	CU_ASSERT_EQUAL(config_set(c, "node.data_dir=/x=y"), FR_OK);
-	CU_ASSERT_EQUAL(config_set(c, "zookeeper.hosts=127.0.0.1:2181,[::1]:2182,zk.example.com:2181/a/b-c.d"), FR_OK);
+	CU_ASSERT_EQUAL(node_config_set(c, "node.id=3"), FR_OK);
+	CU_ASSERT_EQUAL(node_config_set(c, "--node.listen=[::]:7003"), FR_OK);
+	CU_ASSERT_EQUAL(node_config_set(c, "gossip.link_mbit=0"), FR_OK);
+	CU_ASSERT_EQUAL(node_config_set(c, "node.log_level=error"), FR_OK);
+	CU_ASSERT_EQUAL(node_config_set(c, "node.data_dir=/x=y"), FR_OK);
+	CU_ASSERT_EQUAL(node_config_set(c, "zookeeper.hosts=127.0.0.1:2181,[::1]:2182,zk.example.com:2181/a/b-c.d"), FR_OK);
 	CU_ASSERT_STRING_EQUAL(c->zk_hosts, "127.0.0.1:2181,[::1]:2182,zk.example.com:2181/a/b-c.d");
-	CU_ASSERT_EQUAL(config_set(c, "zookeeper.candidate=no"), FR_OK);
+	CU_ASSERT_EQUAL(node_config_set(c, "zookeeper.candidate=no"), FR_OK);
 	CU_ASSERT_STRING_EQUAL(c->zk_candidate, "no");
-	CU_ASSERT_EQUAL(config_set(c, "gossip.wan_mbit=100"), FR_OK);
+	CU_ASSERT_EQUAL(node_config_set(c, "gossip.wan_mbit=100"), FR_OK);
 	CU_ASSERT_EQUAL(c->wan_mbit, 100);
 	CU_ASSERT_EQUAL(c->node_id, 3);
 	CU_ASSERT_STRING_EQUAL(c->listen.host, "::");
@@ -681,19 +683,19 @@ static void test_overrides(void)
 	CU_ASSERT_EQUAL(c->link_mbit, 0);
 	CU_ASSERT_EQUAL(c->log_level, FR_LOG_ERROR);
 	CU_ASSERT_STRING_EQUAL(c->data_dir, "/x=y");
-	CU_ASSERT_EQUAL(config_validate(c), FR_OK);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_OK);
 	/* Refused overrides name the key and the range, change nothing. */
 	memcpy(before, c, sizeof(*c));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		CU_ASSERT_EQUAL(config_set(c, bad[i].arg), FR_ERR_INVAL);
+		CU_ASSERT_EQUAL(node_config_set(c, bad[i].arg), FR_ERR_INVAL);
 		CU_ASSERT(errmsg_has(bad[i].needle1));
 		CU_ASSERT(errmsg_has(bad[i].needle2));
 	}
 	CU_ASSERT(memcmp(c, before, sizeof(*c)) == 0);
-	CU_ASSERT_EQUAL(config_set(c, NULL), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_set(c, NULL), FR_ERR_INVAL);
 	/* An override can break a cross-key rule: validate catches it. */
-	CU_ASSERT_EQUAL(config_set(c, "node.admin=[::]:7003"), FR_OK);
-	CU_ASSERT_EQUAL(config_validate(c), FR_ERR_INVAL);
+	CU_ASSERT_EQUAL(node_config_set(c, "node.admin=[::]:7003"), FR_OK);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_ERR_INVAL);
 	CU_ASSERT(errmsg_has("[node] admin: [::]:7003 is also the listen address"));
 	free(c);
 	free(before);
@@ -703,7 +705,7 @@ static void test_overrides(void)
  * with a detail naming the file; nothing crashes (run under ASan). */
 static void test_mutations(void)
 {
-	struct config *c = cfg_new();
+	struct node_config *c = cfg_new();
 	size_t n = sizeof(full_text) - 1;
 	char *buf = malloc(n + 1);
 	unsigned seed = 12345, ok = 0, bad = 0;
@@ -723,14 +725,14 @@ static void test_mutations(void)
 		if (iter % 5 == 0)
 			len = (seed >> 4) % n;   /* truncated file */
 		path = write_bytes(buf, len);
-		config_defaults(c);
-		err = config_load_file(c, path);
+		node_config_defaults(c);
+		err = node_config_load_file(c, path);
 		CU_ASSERT(err == FR_OK || err == FR_ERR_INVAL);
 		if (err) {
 			CU_ASSERT_PTR_NOT_NULL(strstr(fr_errmsg(), path));
 			bad++;
 		} else {
-			err = config_validate(c);
+			err = node_config_validate(c);
 			CU_ASSERT(err == FR_OK || err == FR_ERR_INVAL);
 			ok++;
 		}
@@ -774,12 +776,12 @@ static char *slurp(const char *path)
 
 static void test_example_file(void)
 {
-	struct config *c = cfg_new();
+	struct node_config *c = cfg_new();
 
-	CU_ASSERT_EQUAL_FATAL(config_load_file(c, FRESHET_SOURCE_DIR
+	CU_ASSERT_EQUAL_FATAL(node_config_load_file(c, FRESHET_SOURCE_DIR
 					       "/docs/examples/node.conf"),
 			      FR_OK);
-	CU_ASSERT_EQUAL(config_validate(c), FR_OK);
+	CU_ASSERT_EQUAL(node_config_validate(c), FR_OK);
 	CU_ASSERT_EQUAL(c->npeers, 2);
 	CU_ASSERT_EQUAL_FATAL(c->nmodels, 1);
 	expect_model(c, 0, "ctr", 16, 1, 2);
@@ -788,11 +790,11 @@ static void test_example_file(void)
 	free(c);
 }
 
-/* Every key that config_print writes is documented in docs/config.md as
+/* Every key that node_config_print writes is documented in docs/config.md as
  * `section.key`, and listed by --help. */
 static void test_docs_cover_keys(void)
 {
-	struct config *c = cfg_new();
+	struct node_config *c = cfg_new();
 	char *doc = slurp(FRESHET_SOURCE_DIR "/docs/config.md");
 	char *text = NULL, *help = NULL, *save = NULL, section[64] = "";
 	size_t len = 0, hlen = 0;
@@ -802,10 +804,10 @@ static void test_docs_cover_keys(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
 	CU_ASSERT_EQUAL_FATAL(load_text(full_text, c), FR_OK);
 	f = open_memstream(&text, &len);
-	config_print(f, c);
+	node_config_print(f, c);
 	fclose(f);
 	f = open_memstream(&help, &hlen);
-	config_print_help(f);
+	node_config_print_help(f);
 	fclose(f);
 	for (char *line = strtok_r(text, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
