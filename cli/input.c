@@ -230,6 +230,11 @@ static enum fr_err parse_line(struct cli_input *in, const char *p,
 		}
 		k++;
 	}
+	if (k != in->dim && in->dim_line)
+		return fr_fail(FR_ERR_INVAL,
+			       "line %zu: expected %u values after the row id "
+			       "(dim %u, from line %zu), got %u", line, in->dim,
+			       in->dim, in->dim_line, k);
 	if (k != in->dim)
 		return fr_fail(FR_ERR_INVAL,
 			       "line %zu: expected %u values after the row id "

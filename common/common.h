@@ -386,7 +386,8 @@ const char *fr_prom_type_name(enum fr_prom_type t);
 void fr_prom_family(struct fr_wbuf *w, const struct fr_prom_family *f);
 /* One sample of family f: `name{k="v",...} value`.  The labels are
  * (key, value) string pairs ending in NULL; values are escaped.  Samples
- * are doubles, as in Prometheus itself ("%.17g"; NaN and infinities as
+ * are doubles, as in Prometheus itself (the shortest of 15..17 digits
+ * that reads back exactly; NaN and infinities as
  * Prometheus spells them): integers are exact up to 2^53, so nothing
  * larger (a raw HLC) may be exported as a value.  fr_prom_u64 is the
  * same call for integer counters and gauges. */

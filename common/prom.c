@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
@@ -51,23 +52,6 @@ const char *fr_prom_type_name(enum fr_prom_type t)
 static void put(struct fr_wbuf *w, const char *s)
 {
 	fr_wbuf_bytes(w, s, strlen(s));
-}
-
-static void putf(struct fr_wbuf *w, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void putf(struct fr_wbuf *w, const char *fmt, ...)
-{
-	char b[128];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(b, sizeof(b), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		fr_wbuf_bytes(w, b, (size_t)n < sizeof(b) ? (size_t)n
-							  : sizeof(b) - 1);
 }
 
 void fr_prom_family(struct fr_wbuf *w, const struct fr_prom_family *f)
@@ -141,8 +125,19 @@ static void f64_value(struct fr_wbuf *w, double v)
 		put(w, "NaN\n");
 	else if (isinf(v))
 		put(w, v > 0 ? "+Inf\n" : "-Inf\n");
-	else
-		putf(w, "%.17g\n", v);
+	else {
+		/* The shortest of 15..17 digits that reads back as v:
+		 * exact, and 0.1 stays "0.1". */
+		char b[40];
+
+		for (int prec = 15; prec <= 17; prec++) {
+			snprintf(b, sizeof(b), "%.*g", prec, v);
+			if (strtod(b, NULL) == v)
+				break;
+		}
+		put(w, b);
+		put(w, "\n");
+	}
 }
 
 void fr_prom_f64(struct fr_wbuf *w, const struct fr_prom_family *f,

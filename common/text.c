@@ -67,6 +67,10 @@ bool fr_name_valid_n(const void *s, size_t n)
 	return name_rule_n(s, n, n, &at) == 0;
 }
 
+/* "WHAT " for a message, or "" when what is NULL or empty (a caller
+ * that puts its own location in front). */
+#define WHAT(w) ((w) && *(w) ? (w) : ""), ((w) && *(w) ? " " : "")
+
 #define NAME_EXPECTED "expected 1..%zu bytes of " FR_NAME_CHARS
 
 enum fr_err fr_name_check(const char *what, const char *s, size_t max)
@@ -79,22 +83,22 @@ enum fr_err fr_name_check(const char *what, const char *s, size_t max)
 		return FR_OK;
 	case 1:
 		return fr_fail(FR_ERR_INVAL, "%s is empty, " NAME_EXPECTED,
-			       what, max);
+			       what && *what ? what : "name", max);
 	case 2:
 		return fr_fail(FR_ERR_INVAL,
-			       "%s '%s...' is longer than %zu bytes, "
-			       NAME_EXPECTED, what,
+			       "%s%s'%s...' is longer than %zu bytes, "
+			       NAME_EXPECTED, WHAT(what),
 			       fr_show_n(b, sizeof(b), s, max < 40 ? max : 40),
 			       max, max);
 	case 3:
 		return fr_fail(FR_ERR_INVAL,
-			       "%s '%s' has byte 0x%02x at %zu, " NAME_EXPECTED,
-			       what, fr_show(b, sizeof(b), s),
+			       "%s%s'%s' has byte 0x%02x at %zu, " NAME_EXPECTED,
+			       WHAT(what), fr_show(b, sizeof(b), s),
 			       (unsigned char)s[at], at, max);
 	default:
 		return fr_fail(FR_ERR_INVAL,
-			       "%s '%s' is a path element, " NAME_EXPECTED
-			       " other than '.' and '..'", what, s, max);
+			       "%s%s'%s' is a path element, " NAME_EXPECTED
+			       " other than '.' and '..'", WHAT(what), s, max);
 	}
 }
 
@@ -119,8 +123,6 @@ bool fr_dec_u64(const char *s, size_t len, uint64_t *out)
 	return true;
 }
 
-/* "WHAT " for a message, or "" when what is NULL or empty. */
-#define WHAT(w) ((w) && *(w) ? (w) : ""), ((w) && *(w) ? " " : "")
 
 enum fr_err fr_parse_u64(const char *what, const char *s, uint64_t min,
 			 uint64_t max, uint64_t *out)

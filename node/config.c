@@ -340,7 +340,7 @@ static enum fr_err parse_u32(const char *s, uint32_t min, uint32_t max,
  * names and log lines. */
 static enum fr_err check_name(const char *s, size_t max_len)
 {
-	return fr_name_check("name", s, max_len);
+	return fr_name_check(NULL, s, max_len);
 }
 
 /*
@@ -814,24 +814,26 @@ static bool section_lookup(const char *sec, enum section *out,
 	return false;
 }
 
-/* "expected [node], [publish], ... or [model NAME]", from section_names
- * so that a new section is never missing from the message. */
-static const char *sections_expected(void)
+/* The sections a message offers, from section_names so that a new one
+ * is never missing: "expected [node], [publish], ... or [model NAME]"
+ * for a file, "node, publish, ... or baseline" for an override (which
+ * cannot set peers or models).  Into the caller's buf; returns it. */
+static const char *sections_text(char *buf, size_t cap, bool file)
 {
-	static char buf[256];
+	size_t o = 0;
+	int n = file ? SEC_MODEL : SEC_PEERS;
 
-	if (!buf[0]) {
-		size_t o = (size_t)snprintf(buf, sizeof(buf), "expected ");
-
-		for (int i = 0; i < SEC_MODEL && o < sizeof(buf); i++)
-			o += (size_t)snprintf(buf + o, sizeof(buf) - o,
-					      "[%s], ", section_names[i]);
-		if (o < sizeof(buf))
-			snprintf(buf + o - 2, sizeof(buf) - o + 2,
-				 " or [model NAME]");
-	}
+	for (int i = 0; i < n && o < cap; i++)
+		o += (size_t)snprintf(buf + o, cap - o, "%s%s%s%s",
+				      i == 0 ? "" : i == n - 1 && !file ?
+				      " or " : ", ", file ? "[" : "",
+				      section_names[i], file ? "]" : "");
+	if (file && o < cap)
+		snprintf(buf + o, cap - o, " or [model NAME]");
 	return buf;
 }
+
+#define SECTIONS_TEXT_MAX 160
 
 /* ========================================================================
  * Loading a file
@@ -924,7 +926,7 @@ static enum fr_err on_section(struct load *ld, const char *start)
 	 * buffer and drops the rest without a word. */
 	enum { INIH_SECTION_MAX = 49 };
 	const char *p = start + 1, *model;
-	char sec[INIH_SECTION_MAX + 1];
+	char sec[INIH_SECTION_MAX + 1], st[SECTIONS_TEXT_MAX];
 	struct shown b;
 	bool was_space = false;
 	enum section s;
@@ -951,7 +953,8 @@ static enum fr_err on_section(struct load *ld, const char *start)
 	trim_copy(sec, sizeof(sec), start + 1, (size_t)(p - (start + 1)));
 	ld->cur_model = -1;
 	if (!section_lookup(sec, &s, &model)) {
-		fr_fail(FR_ERR_INVAL, "unknown section, %s", sections_expected());
+		fr_fail(FR_ERR_INVAL, "unknown section, expected %s",
+			sections_text(st, sizeof(st), true));
 		return load_fail(ld, FR_ERR_INVAL, "[%s]: ", show(&b, sec));
 	}
 	if (s == SEC_MODEL)
@@ -1086,7 +1089,7 @@ static enum fr_err handle_table(struct load *ld, struct shard_model_def *m,
 static enum fr_err handle_key(struct load *ld, const char *section,
 			      const char *name, const char *value)
 {
-	char sec[64], list[MSG_MAX / 2];
+	char sec[64], list[MSG_MAX / 2], st[SECTIONS_TEXT_MAX];
 	struct shown bs, bn;
 	const struct node_config_key *k;
 	const char *model;
@@ -1098,8 +1101,8 @@ static enum fr_err handle_key(struct load *ld, const char *section,
 	trim_copy(sec, sizeof(sec), section, strlen(section));
 	if (!*sec) {
 		fr_fail(FR_ERR_INVAL,
-			"key is outside any section, %s before it",
-			sections_expected());
+			"key is outside any section, expected %s before it",
+			sections_text(st, sizeof(st), true));
 		return load_fail(ld, FR_ERR_INVAL, "%s: ", show(&bn, name));
 	}
 	/* on_section has vetted every header; this only fails if inih and
@@ -1107,7 +1110,8 @@ static enum fr_err handle_key(struct load *ld, const char *section,
 	if (!section_lookup(sec, &s, &model) ||
 	    (s == SEC_MODEL && (ld->cur_model < 0 ||
 				strcmp(model, ld->c->models[ld->cur_model].name)))) {
-		fr_fail(FR_ERR_INVAL, "unknown section, %s", sections_expected());
+		fr_fail(FR_ERR_INVAL, "unknown section, expected %s",
+			sections_text(st, sizeof(st), true));
 		return load_fail(ld, FR_ERR_INVAL, "[%s]: ", show(&bs, sec));
 	}
 	if (s == SEC_MODEL)
@@ -1215,7 +1219,7 @@ out_free_ld:
  * ===================================================================== */
 enum fr_err node_config_set(struct node_config *c, const char *assignment)
 {
-	char sec[64], name[64], list[MSG_MAX / 2];
+	char sec[64], name[64], list[MSG_MAX / 2], st[SECTIONS_TEXT_MAX];
 	struct shown bk, bs;
 	const char *eq, *dot, *model, *a = assignment;
 	const struct node_config_key *k;
@@ -1245,12 +1249,13 @@ enum fr_err node_config_set(struct node_config *c, const char *assignment)
 	show_n(&bk, a, klen, 96);
 	if (!section_lookup(sec, &s, &model))
 		return fr_fail(FR_ERR_INVAL,
-			       "--%s: unknown section '%s', expected node, publish, gossip, store or zookeeper",
-			       bk.s, show(&bs, sec));
+			       "--%s: unknown section '%s', expected %s",
+			       bk.s, show(&bs, sec),
+			       sections_text(st, sizeof(st), false));
 	if (s == SEC_PEERS || s == SEC_MODEL)
 		return fr_fail(FR_ERR_INVAL,
-			       "--%s: peers and models are set in the config file only, expected a key of node, publish, gossip, store or zookeeper",
-			       bk.s);
+			       "--%s: peers and models are set in the config file only, expected a key of %s",
+			       bk.s, sections_text(st, sizeof(st), false));
 	k = key_find(s, name);
 	if (!k) {
 		section_key_list(s, list, sizeof(list));

@@ -121,9 +121,11 @@ static const struct text_case bad_text[] = {
 	{ "# only\n\n  \n", 0, FR_ERR_INVAL, 0,
 	  "input has no rows (3 lines read)", NULL },
 	{ "1 1 2\n2 1 2 3\n", 0, FR_ERR_INVAL, 2,
-	  "line 2: expected 2 values after the row id (dim 2), got 3", NULL },
+	  "line 2: expected 2 values after the row id (dim 2, from line 1), "
+	  "got 3", NULL },
 	{ "1 1 2\n\n# c\n4 1\n", 0, FR_ERR_INVAL, 4,
-	  "line 4: expected 2 values after the row id (dim 2), got 1", NULL },
+	  "line 4: expected 2 values after the row id (dim 2, from line 1), "
+	  "got 1", NULL },
 	{ "1 1 2 3\n", 2, FR_ERR_INVAL, 1,
 	  "line 1: expected 2 values after the row id (dim 2), got 3", NULL },
 	{ "1 2\n9\n", 0, FR_ERR_INVAL, 2, "line 2: expected 1 values", NULL },

@@ -295,13 +295,13 @@ static void test_prom_render(void)
 		"t_requests_total 9007199254740992\n");
 	fr_wbuf_reset(&w);
 
-	fr_prom_one_f64(&w, &fams[1], 0.25);
+	fr_prom_one_f64(&w, &fams[1], 0.1);
 	fr_prom_f64(&w, &fams[1], NAN, "k", "v", (const char *)NULL);
 	fr_prom_f64(&w, &fams[1], -INFINITY, (const char *)NULL);
 	CU_ASSERT_STRING_EQUAL(text(&w),
 		"# HELP t_lag_seconds Lag with a \\\\ and\\na newline.\n"
 		"# TYPE t_lag_seconds gauge\n"
-		"t_lag_seconds 0.25\n"
+		"t_lag_seconds 0.1\n"
 		"t_lag_seconds{k=\"v\"} NaN\n"
 		"t_lag_seconds -Inf\n");
 	fr_wbuf_reset(&w);

@@ -644,7 +644,7 @@ static void test_overrides(void)
 		{ "node.id= 3", "--node.id: ' 3' is not a number", "1..4294967294" },
 		{ "node.listen=h", "--node.listen: 'h' has no port", "HOST:PORT" },
 		{ "node.idd=3", "--node.idd: unknown key", "expected one of: id, dc" },
-		{ "nodes.id=3", "--nodes.id: unknown section 'nodes'", "node, publish, gossip, store or zookeeper" },
+		{ "nodes.id=3", "--nodes.id: unknown section 'nodes'", "node, publish, gossip, store, zookeeper or baseline" },
 		{ "peers.peer=2@h:1", "--peers.peer: peers and models are set in the config file only", "node, publish" },
 		{ "model ctr.shards=2", "config file only", "gossip" },
 		{ "node.id", "--node.id: expected --SECTION.KEY=VALUE", "=VALUE" },
