@@ -121,12 +121,7 @@ bool cli_text_ok(const char *s, size_t max)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > max)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
-			return false;
-	return true;
+	return n > 0 && n <= max && fr_text_valid_n(s, n);
 }
 
 /* ========================================================================

@@ -295,6 +295,11 @@ bool fr_name_valid(const char *s, size_t max);
 /* true when exactly n bytes (no NUL needed, e.g. a name on the wire) make
  * a valid name; n 0 is not. */
 bool fr_name_valid_n(const void *s, size_t n);
+/* Free text (a reason, an idempotency key, a message): printable ASCII,
+ * 0x20..0x7e.  fr_text_char for one byte; fr_text_valid_n when all n
+ * bytes are (n 0 is). */
+bool fr_text_char(unsigned char c);
+bool fr_text_valid_n(const void *s, size_t n);
 /* FR_OK, or FR_ERR_INVAL with a detail naming `what`, the value (shown)
  * and the rule, e.g. "--model 'a b' has byte 0x20 at 1, expected 1..63
  * bytes of [A-Za-z0-9_.-]". */

@@ -30,6 +30,21 @@ bool fr_name_char(unsigned char c)
 	       (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
 
+bool fr_text_char(unsigned char c)
+{
+	return c >= 0x20 && c <= 0x7e;
+}
+
+bool fr_text_valid_n(const void *s, size_t n)
+{
+	const unsigned char *p = s;
+
+	for (size_t i = 0; i < n; i++)
+		if (!fr_text_char(p[i]))
+			return false;
+	return true;
+}
+
 /* The first rule n bytes of s break, as a code: 0 ok, 1 empty, 2 too
  * long, 3 a byte (*at is its offset), 4 a path element. */
 static int name_rule_n(const char *s, size_t n, size_t max, size_t *at)
@@ -134,9 +149,9 @@ enum fr_err fr_parse_u64(const char *what, const char *s, uint64_t min,
 	const char *why;
 
 	if (n == 0)
-		return fr_fail(FR_ERR_INVAL, "%s%sis empty, expected an integer "
+		return fr_fail(FR_ERR_INVAL, "%s is empty, expected an integer "
 			       "in %llu..%llu", what && *what ? what : "value",
-			       " ", lo, hi);
+			       lo, hi);
 	if (digits == n) {
 		if (fr_dec_u64(s, n, &v) && v >= min && v <= max) {
 			*out = v;
@@ -212,8 +227,8 @@ enum fr_err fr_parse_hostport(const char *what, const char *s, char *host,
 	int bad = 0;
 
 	if (!s || !*s)
-		return fr_fail(FR_ERR_INVAL, "%s%sis empty, " HOSTPORT_EXPECTED,
-			       what && *what ? what : "address", " ");
+		return fr_fail(FR_ERR_INVAL, "%s is empty, " HOSTPORT_EXPECTED,
+			       what && *what ? what : "address");
 	fr_show(b, sizeof(b), s);
 	if (s[0] == '[') {
 		h = s + 1;

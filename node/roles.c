@@ -319,12 +319,7 @@ void node_status_publish(struct node *n, bool force)
 			 node_role_name(m->role));
 		s[k].epoch = shard_store_rollback_epoch(m->st);
 		s[k].cut = node_model_cut(n, m);
-		/* With undo off the store says UINT64_MAX ("reaches back to
-		 * nothing"); the znode holds integers up to 2^63 - 1, which
-		 * says the same to every reader (no cut is that new). */
 		s[k].horizon = shard_store_undo_horizon(m->st);
-		if (s[k].horizon > INT64_MAX)
-			s[k].horizon = INT64_MAX;
 		k++;
 	}
 	h = XXH3_64bits(s, k * sizeof(s[0]));

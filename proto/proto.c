@@ -71,11 +71,6 @@ static uint64_t pad8(uint64_t n)
 	return (n + 7) & ~(uint64_t)7;
 }
 
-static bool printable(uint8_t c)
-{
-	return c >= 0x20 && c <= 0x7e;
-}
-
 /* Is s a NUL-terminated string of min..max bytes within its array of
  * cap bytes, each printable (text) or, for a name, by the name rule
  * (common.h; an empty one allowed when min is 0)?  Sets *len. */
@@ -89,7 +84,7 @@ static bool field_ok(const char *s, size_t cap, size_t min, size_t max,
 	if (name && n > 0 && !fr_name_valid_n(s, n))
 		return false;
 	for (size_t i = 0; !name && i < n; i++)
-		if (!printable((uint8_t)s[i]))
+		if (!fr_text_char((uint8_t)s[i]))
 			return false;
 	*len = n;
 	return true;
@@ -190,7 +185,7 @@ static void put_text(struct fr_wbuf *pw, const char *s, size_t n)
 
 	if (p)
 		for (size_t i = 0; i < n; i++)
-			p[i] = printable((uint8_t)s[i]) ? (uint8_t)s[i] : '?';
+			p[i] = fr_text_char((uint8_t)s[i]) ? (uint8_t)s[i] : '?';
 	fr_wbuf_pad(pw, 8);
 }
 
@@ -295,7 +290,7 @@ static enum fr_err get_text(struct fr_rbuf *r, const char *msg,
 		return err;
 	p = v;
 	for (size_t i = 0; i < n; i++)
-		if (!printable(p[i]))
+		if (!fr_text_char(p[i]))
 			return fr_fail(FR_ERR_CORRUPT,
 				       "%s section '%s': byte %zu is 0x%02x, "
 				       "expected printable ASCII 0x20..0x7e",

@@ -301,8 +301,10 @@ enum fr_err shard_store_rollback(struct shard_store *st, uint64_t target_t,
  * higher: when a write the rings lack is (or becomes) revoked, the
  * horizon also covers the rows whose history may pass through it (see
  * undo.c).  It never comes down.  0 when every write since creation is
- * in a ring; UINT64_MAX when undo is disabled and anything was written
- * since.  O(1).  Loop thread. */
+ * in a ring; INT64_MAX (2^63 - 1, newer than any version: no target is
+ * reachable) when undo is disabled and anything was written since, so
+ * that every reader (JSON, ZooKeeper) can hold it as a signed integer.
+ * O(1).  Loop thread. */
 uint64_t shard_store_undo_horizon(const struct shard_store *st);
 
 /* Repair half of a rollback for a shard reported as noundo: every row of

@@ -297,7 +297,9 @@ out_lost:
 
 uint64_t shard_store_undo_horizon(const struct shard_store *st)
 {
-	return st->undo_horizon;
+	/* undo_lost is UINT64_MAX with undo off (store.c); say it in a
+	 * form a signed 64-bit field holds. */
+	return st->undo_horizon > INT64_MAX ? INT64_MAX : st->undo_horizon;
 }
 
 /* The newest checkpoint taken at or before record seq, or NULL. */

@@ -176,7 +176,7 @@ static enum fr_err check_text(const char *s, size_t max, const char *what)
 			       "%s: '%s' is longer than %zu bytes, expected printable ASCII",
 			       what, fr_show_n(b, sizeof(b), s, len), max);
 	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+		if (!fr_text_char((unsigned char)s[i]))
 			return fr_fail(FR_ERR_INVAL,
 				       "%s: byte 0x%02x at %zu, expected printable ASCII",
 				       what, (unsigned char)s[i], i);

@@ -42,6 +42,21 @@ static void test_name_rule(void)
 	CU_ASSERT(fr_name_valid(long64, 64));
 	CU_ASSERT(!fr_name_valid(long64, 63));
 	CU_ASSERT(!fr_name_valid(NULL, 63));
+	/* Bytes off the wire: exactly n, no NUL needed. */
+	CU_ASSERT(fr_name_valid_n("ctrXYZ", 3));
+	CU_ASSERT(!fr_name_valid_n("ctr", 0));
+	CU_ASSERT(!fr_name_valid_n("a b", 3));
+	CU_ASSERT(!fr_name_valid_n("..x", 2));
+	CU_ASSERT(!fr_name_valid_n("a\0b", 3));
+	/* Free text: printable ASCII only. */
+	CU_ASSERT(fr_text_valid_n("a reason, 100% ~", 16));
+	CU_ASSERT(fr_text_valid_n("", 0));
+	CU_ASSERT(!fr_text_valid_n("tab\there", 8));
+	CU_ASSERT(!fr_text_valid_n("del\x7f", 4));
+	CU_ASSERT(!fr_text_valid_n("caf\xc3\xa9", 5));
+	for (int c = 0; c < 256; c++)
+		CU_ASSERT_EQUAL(fr_text_char((unsigned char)c),
+				c >= 0x20 && c <= 0x7e);
 	for (int c = 0; c < 256; c++) {
 		bool want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			    (c >= '0' && c <= '9') || c == '_' || c == '.' ||
